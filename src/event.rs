@@ -1,0 +1,610 @@
+//! History events. A workflow's history is an append-only list of
+//! [`RecordedEvent`]s: an [`Envelope`] (`workflow_id`, dense `seq` from 1,
+//! `recorded_at`) around an [`Event`]. Runs are segments of one history, each
+//! opened by [`Event::WorkflowStarted`].
+//!
+//! Events that answer a workflow command carry the command's ordinal in the
+//! run (`command`), which with the command kind forms its correlation key (see
+//! [`crate::replay`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RunId, TimerId, WorkflowId};
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+/// Where and when an event was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The workflow whose history holds the event.
+    pub workflow_id: WorkflowId,
+    /// Position in the history: dense, starting at 1.
+    pub seq: u64,
+    /// When the recorder wrote the event.
+    pub recorded_at: Timestamp,
+}
+
+/// An event as stored: envelope plus body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    /// Where and when.
+    pub envelope: Envelope,
+    /// What happened.
+    pub event: Event,
+}
+
+impl RecordedEvent {
+    /// The event's position in its history.
+    pub fn seq(&self) -> u64 {
+        self.envelope.seq
+    }
+}
+
+/// A value of a search attribute (visibility metadata set by a workflow).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchAttribute {
+    /// Free text or a keyword.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A point in time.
+    Time(Timestamp),
+}
+
+/// Everything that can happen in a workflow's history.
+///
+/// The JSON form produced by serde (internally tagged by `type`, snake_case)
+/// is event format 1; see [`crate::codec`]. Changing a variant's shape means a
+/// new format version, never an edit of this one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// Opens a run segment.
+    WorkflowStarted {
+        /// The new run.
+        run_id: RunId,
+        /// The run this one continues (continue-as-new), if any.
+        parent_run_id: Option<RunId>,
+        /// The workflow type the run executes.
+        workflow_type: String,
+        /// The workflow's input.
+        input: Payload,
+        /// The package version the run is pinned to, when packages are used.
+        package_version: Option<String>,
+    },
+    /// The run returned a result.
+    WorkflowCompleted {
+        /// The result.
+        result: Payload,
+    },
+    /// The run failed (returned an error, raised, exited, or broke determinism).
+    WorkflowFailed {
+        /// The failure.
+        error: Payload,
+    },
+    /// The run was cancelled.
+    WorkflowCancelled {
+        /// Why.
+        reason: Payload,
+    },
+    /// The run exceeded its execution timeout.
+    WorkflowTimedOut {
+        /// The timeout that expired, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The run ended by asking for a fresh run with new input.
+    WorkflowContinuedAsNew {
+        /// The successor run's id, fixed here so that starting it is idempotent.
+        new_run_id: RunId,
+        /// The successor's workflow type.
+        workflow_type: String,
+        /// The successor's input.
+        input: Payload,
+    },
+    /// An activity was scheduled by command `command`.
+    ActivityScheduled {
+        /// Command ordinal in the run.
+        command: u32,
+        /// What runs (for Elixir, `Module.function`).
+        activity_type: String,
+        /// Its arguments.
+        input: Payload,
+    },
+    /// An attempt of an activity began.
+    ActivityStarted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// An activity returned a value.
+    ActivityCompleted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The value.
+        result: Payload,
+    },
+    /// An activity failed for good.
+    ActivityFailed {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The failure.
+        error: Payload,
+    },
+    /// An activity was cancelled.
+    ActivityCancelled {
+        /// Command ordinal in the run.
+        command: u32,
+    },
+    /// A durable timer was started.
+    TimerStarted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The timer.
+        timer_id: TimerId,
+        /// When it fires.
+        fire_at: Timestamp,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The timer.
+        timer_id: TimerId,
+    },
+    /// A durable timer was cancelled before firing.
+    TimerCancelled {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The timer.
+        timer_id: TimerId,
+    },
+    /// A `with_timeout` block finished, in time or not.
+    WithTimeoutCompleted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// Whether the timeout won.
+        timed_out: bool,
+    },
+    /// A signal arrived.
+    SignalReceived {
+        /// The signal's name.
+        signal_name: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// The workflow sent a signal to another workflow.
+    SignalSent {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The receiver.
+        target_workflow_id: WorkflowId,
+        /// The signal's name.
+        signal_name: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// A child workflow was started.
+    ChildWorkflowStarted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The child's workflow id.
+        child_workflow_id: WorkflowId,
+        /// The child's type.
+        workflow_type: String,
+        /// The child's input.
+        input: Payload,
+    },
+    /// A child workflow completed.
+    ChildWorkflowCompleted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The child.
+        child_workflow_id: WorkflowId,
+        /// Its result.
+        result: Payload,
+    },
+    /// A child workflow failed.
+    ChildWorkflowFailed {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The child.
+        child_workflow_id: WorkflowId,
+        /// Its failure.
+        error: Payload,
+    },
+    /// A child workflow was cancelled.
+    ChildWorkflowCancelled {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The child.
+        child_workflow_id: WorkflowId,
+    },
+    /// A value recorded for replay: a side effect's result, `now`, a random
+    /// number, a patch decision.
+    MarkerRecorded {
+        /// Command ordinal in the run.
+        command: u32,
+        /// Which kind of marker (`now`, `side_effect`, ...).
+        name: String,
+        /// The recorded value.
+        value: Payload,
+    },
+    /// The workflow changed its search attributes.
+    SearchAttributesUpdated {
+        /// The attributes set (replacing earlier values of the same names).
+        attributes: BTreeMap<String, SearchAttribute>,
+    },
+    /// A schedule was created.
+    ScheduleCreated {
+        /// The schedule.
+        schedule_id: String,
+        /// When it triggers (cron text).
+        spec: String,
+        /// What it starts.
+        workflow_type: String,
+        /// With what input.
+        input: Payload,
+    },
+    /// A schedule changed.
+    ScheduleUpdated {
+        /// The schedule.
+        schedule_id: String,
+        /// When it triggers (cron text).
+        spec: String,
+        /// With what input.
+        input: Payload,
+    },
+    /// A schedule was paused.
+    SchedulePaused {
+        /// The schedule.
+        schedule_id: String,
+    },
+    /// A paused schedule was resumed.
+    ScheduleResumed {
+        /// The schedule.
+        schedule_id: String,
+    },
+    /// A schedule was deleted.
+    ScheduleDeleted {
+        /// The schedule.
+        schedule_id: String,
+    },
+    /// A schedule started a workflow.
+    ScheduleTriggered {
+        /// The schedule.
+        schedule_id: String,
+        /// The instant the schedule was due.
+        scheduled_for: Timestamp,
+        /// The workflow it started.
+        workflow_id: WorkflowId,
+    },
+}
+
+/// The kind of an [`Event`], without its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+#[non_exhaustive]
+pub enum EventKind {
+    WorkflowStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowCancelled,
+    WorkflowTimedOut,
+    WorkflowContinuedAsNew,
+    ActivityScheduled,
+    ActivityStarted,
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityCancelled,
+    TimerStarted,
+    TimerFired,
+    TimerCancelled,
+    WithTimeoutCompleted,
+    SignalReceived,
+    SignalSent,
+    ChildWorkflowStarted,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowCancelled,
+    MarkerRecorded,
+    SearchAttributesUpdated,
+    ScheduleCreated,
+    ScheduleUpdated,
+    SchedulePaused,
+    ScheduleResumed,
+    ScheduleDeleted,
+    ScheduleTriggered,
+}
+
+impl EventKind {
+    /// The snake_case name, as in the `type` tag of the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::WorkflowStarted => "workflow_started",
+            EventKind::WorkflowCompleted => "workflow_completed",
+            EventKind::WorkflowFailed => "workflow_failed",
+            EventKind::WorkflowCancelled => "workflow_cancelled",
+            EventKind::WorkflowTimedOut => "workflow_timed_out",
+            EventKind::WorkflowContinuedAsNew => "workflow_continued_as_new",
+            EventKind::ActivityScheduled => "activity_scheduled",
+            EventKind::ActivityStarted => "activity_started",
+            EventKind::ActivityCompleted => "activity_completed",
+            EventKind::ActivityFailed => "activity_failed",
+            EventKind::ActivityCancelled => "activity_cancelled",
+            EventKind::TimerStarted => "timer_started",
+            EventKind::TimerFired => "timer_fired",
+            EventKind::TimerCancelled => "timer_cancelled",
+            EventKind::WithTimeoutCompleted => "with_timeout_completed",
+            EventKind::SignalReceived => "signal_received",
+            EventKind::SignalSent => "signal_sent",
+            EventKind::ChildWorkflowStarted => "child_workflow_started",
+            EventKind::ChildWorkflowCompleted => "child_workflow_completed",
+            EventKind::ChildWorkflowFailed => "child_workflow_failed",
+            EventKind::ChildWorkflowCancelled => "child_workflow_cancelled",
+            EventKind::MarkerRecorded => "marker_recorded",
+            EventKind::SearchAttributesUpdated => "search_attributes_updated",
+            EventKind::ScheduleCreated => "schedule_created",
+            EventKind::ScheduleUpdated => "schedule_updated",
+            EventKind::SchedulePaused => "schedule_paused",
+            EventKind::ScheduleResumed => "schedule_resumed",
+            EventKind::ScheduleDeleted => "schedule_deleted",
+            EventKind::ScheduleTriggered => "schedule_triggered",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One field of an event, typed, for generic rendering (the NIF's maps, an
+/// operator's timeline).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(missing_docs)]
+pub enum Field<'a> {
+    Text(&'a str),
+    MaybeText(Option<&'a str>),
+    Unsigned(u64),
+    Bool(bool),
+    Time(Timestamp),
+    Payload(&'a Payload),
+    Attributes(&'a BTreeMap<String, SearchAttribute>),
+    Run(Option<RunId>),
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::WorkflowStarted { .. } => EventKind::WorkflowStarted,
+            Event::WorkflowCompleted { .. } => EventKind::WorkflowCompleted,
+            Event::WorkflowFailed { .. } => EventKind::WorkflowFailed,
+            Event::WorkflowCancelled { .. } => EventKind::WorkflowCancelled,
+            Event::WorkflowTimedOut { .. } => EventKind::WorkflowTimedOut,
+            Event::WorkflowContinuedAsNew { .. } => EventKind::WorkflowContinuedAsNew,
+            Event::ActivityScheduled { .. } => EventKind::ActivityScheduled,
+            Event::ActivityStarted { .. } => EventKind::ActivityStarted,
+            Event::ActivityCompleted { .. } => EventKind::ActivityCompleted,
+            Event::ActivityFailed { .. } => EventKind::ActivityFailed,
+            Event::ActivityCancelled { .. } => EventKind::ActivityCancelled,
+            Event::TimerStarted { .. } => EventKind::TimerStarted,
+            Event::TimerFired { .. } => EventKind::TimerFired,
+            Event::TimerCancelled { .. } => EventKind::TimerCancelled,
+            Event::WithTimeoutCompleted { .. } => EventKind::WithTimeoutCompleted,
+            Event::SignalReceived { .. } => EventKind::SignalReceived,
+            Event::SignalSent { .. } => EventKind::SignalSent,
+            Event::ChildWorkflowStarted { .. } => EventKind::ChildWorkflowStarted,
+            Event::ChildWorkflowCompleted { .. } => EventKind::ChildWorkflowCompleted,
+            Event::ChildWorkflowFailed { .. } => EventKind::ChildWorkflowFailed,
+            Event::ChildWorkflowCancelled { .. } => EventKind::ChildWorkflowCancelled,
+            Event::MarkerRecorded { .. } => EventKind::MarkerRecorded,
+            Event::SearchAttributesUpdated { .. } => EventKind::SearchAttributesUpdated,
+            Event::ScheduleCreated { .. } => EventKind::ScheduleCreated,
+            Event::ScheduleUpdated { .. } => EventKind::ScheduleUpdated,
+            Event::SchedulePaused { .. } => EventKind::SchedulePaused,
+            Event::ScheduleResumed { .. } => EventKind::ScheduleResumed,
+            Event::ScheduleDeleted { .. } => EventKind::ScheduleDeleted,
+            Event::ScheduleTriggered { .. } => EventKind::ScheduleTriggered,
+        }
+    }
+
+    /// Whether the event ends its run segment.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::WorkflowCompleted { .. }
+                | Event::WorkflowFailed { .. }
+                | Event::WorkflowCancelled { .. }
+                | Event::WorkflowTimedOut { .. }
+                | Event::WorkflowContinuedAsNew { .. }
+        )
+    }
+
+    /// The ordinal of the command this event belongs to, if any.
+    pub fn command(&self) -> Option<u32> {
+        match self {
+            Event::ActivityScheduled { command, .. }
+            | Event::ActivityStarted { command, .. }
+            | Event::ActivityCompleted { command, .. }
+            | Event::ActivityFailed { command, .. }
+            | Event::ActivityCancelled { command }
+            | Event::TimerStarted { command, .. }
+            | Event::TimerFired { command, .. }
+            | Event::TimerCancelled { command, .. }
+            | Event::WithTimeoutCompleted { command, .. }
+            | Event::SignalSent { command, .. }
+            | Event::ChildWorkflowStarted { command, .. }
+            | Event::ChildWorkflowCompleted { command, .. }
+            | Event::ChildWorkflowFailed { command, .. }
+            | Event::ChildWorkflowCancelled { command, .. }
+            | Event::MarkerRecorded { command, .. } => Some(*command),
+            _ => None,
+        }
+    }
+
+    /// The event's data as named, typed fields, in declaration order.
+    pub fn fields(&self) -> Vec<(&'static str, Field<'_>)> {
+        use Field::*;
+        let cmd = |c: &u32| ("command", Unsigned(u64::from(*c)));
+        match self {
+            Event::WorkflowStarted {
+                run_id,
+                parent_run_id,
+                workflow_type,
+                input,
+                package_version,
+            } => vec![
+                ("run_id", Run(Some(*run_id))),
+                ("parent_run_id", Run(*parent_run_id)),
+                ("workflow_type", Text(workflow_type)),
+                ("input", Payload(input)),
+                ("package_version", MaybeText(package_version.as_deref())),
+            ],
+            Event::WorkflowCompleted { result } => vec![("result", Payload(result))],
+            Event::WorkflowFailed { error } => vec![("error", Payload(error))],
+            Event::WorkflowCancelled { reason } => vec![("reason", Payload(reason))],
+            Event::WorkflowTimedOut { timeout_ms } => vec![("timeout_ms", Unsigned(*timeout_ms))],
+            Event::WorkflowContinuedAsNew {
+                new_run_id,
+                workflow_type,
+                input,
+            } => vec![
+                ("new_run_id", Run(Some(*new_run_id))),
+                ("workflow_type", Text(workflow_type)),
+                ("input", Payload(input)),
+            ],
+            Event::ActivityScheduled {
+                command,
+                activity_type,
+                input,
+            } => vec![
+                cmd(command),
+                ("activity_type", Text(activity_type)),
+                ("input", Payload(input)),
+            ],
+            Event::ActivityStarted { command, attempt } => {
+                vec![cmd(command), ("attempt", Unsigned(u64::from(*attempt)))]
+            }
+            Event::ActivityCompleted { command, result } => {
+                vec![cmd(command), ("result", Payload(result))]
+            }
+            Event::ActivityFailed { command, error } => vec![cmd(command), ("error", Payload(error))],
+            Event::ActivityCancelled { command } => vec![cmd(command)],
+            Event::TimerStarted {
+                command,
+                timer_id,
+                fire_at,
+            } => vec![
+                cmd(command),
+                ("timer_id", Text(timer_id.as_str())),
+                ("fire_at", Time(*fire_at)),
+            ],
+            Event::TimerFired { command, timer_id } | Event::TimerCancelled { command, timer_id } => {
+                vec![cmd(command), ("timer_id", Text(timer_id.as_str()))]
+            }
+            Event::WithTimeoutCompleted { command, timed_out } => {
+                vec![cmd(command), ("timed_out", Bool(*timed_out))]
+            }
+            Event::SignalReceived {
+                signal_name,
+                payload,
+            } => vec![("signal_name", Text(signal_name)), ("payload", Payload(payload))],
+            Event::SignalSent {
+                command,
+                target_workflow_id,
+                signal_name,
+                payload,
+            } => vec![
+                cmd(command),
+                ("target_workflow_id", Text(target_workflow_id.as_str())),
+                ("signal_name", Text(signal_name)),
+                ("payload", Payload(payload)),
+            ],
+            Event::ChildWorkflowStarted {
+                command,
+                child_workflow_id,
+                workflow_type,
+                input,
+            } => vec![
+                cmd(command),
+                ("child_workflow_id", Text(child_workflow_id.as_str())),
+                ("workflow_type", Text(workflow_type)),
+                ("input", Payload(input)),
+            ],
+            Event::ChildWorkflowCompleted {
+                command,
+                child_workflow_id,
+                result,
+            } => vec![
+                cmd(command),
+                ("child_workflow_id", Text(child_workflow_id.as_str())),
+                ("result", Payload(result)),
+            ],
+            Event::ChildWorkflowFailed {
+                command,
+                child_workflow_id,
+                error,
+            } => vec![
+                cmd(command),
+                ("child_workflow_id", Text(child_workflow_id.as_str())),
+                ("error", Payload(error)),
+            ],
+            Event::ChildWorkflowCancelled {
+                command,
+                child_workflow_id,
+            } => vec![cmd(command), ("child_workflow_id", Text(child_workflow_id.as_str()))],
+            Event::MarkerRecorded {
+                command,
+                name,
+                value,
+            } => vec![cmd(command), ("name", Text(name)), ("value", Payload(value))],
+            Event::SearchAttributesUpdated { attributes } => {
+                vec![("attributes", Attributes(attributes))]
+            }
+            Event::ScheduleCreated {
+                schedule_id,
+                spec,
+                workflow_type,
+                input,
+            } => vec![
+                ("schedule_id", Text(schedule_id)),
+                ("spec", Text(spec)),
+                ("workflow_type", Text(workflow_type)),
+                ("input", Payload(input)),
+            ],
+            Event::ScheduleUpdated {
+                schedule_id,
+                spec,
+                input,
+            } => vec![
+                ("schedule_id", Text(schedule_id)),
+                ("spec", Text(spec)),
+                ("input", Payload(input)),
+            ],
+            Event::SchedulePaused { schedule_id }
+            | Event::ScheduleResumed { schedule_id }
+            | Event::ScheduleDeleted { schedule_id } => vec![("schedule_id", Text(schedule_id))],
+            Event::ScheduleTriggered {
+                schedule_id,
+                scheduled_for,
+                workflow_id,
+            } => vec![
+                ("schedule_id", Text(schedule_id)),
+                ("scheduled_for", Time(*scheduled_for)),
+                ("workflow_id", Text(workflow_id.as_str())),
+            ],
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The store contract: small traits per table ([`EventLog`], [`TimerStore`],
+//! [`VisibilityStore`]) composed into [`Store`], and the backends that
+//! implement it ([`memory`], [`sqlite`]). One conformance suite
+//! (`tests/conformance.rs`) runs against every backend.
+//!
+//! Backends share the append planning ([`plan_append`]): sequence checks,
+//! the status projection and timer bookkeeping are computed here, once, and a
+//! backend only has to apply the plan atomically.
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::codec::CodecError;
+use crate::event::{Envelope, Event, RecordedEvent};
+use crate::ids::{TimerId, WorkflowId};
+use crate::status::{NotStarted, RunSummary, WorkflowStatus, WorkflowSummary, run_chain};
+use crate::time::Timestamp;
+
+pub mod memory;
+pub mod sqlite;
+
+/// Results of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A store operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The history's head is not where the append expected it: someone else
+    /// appended first. Reload the head (and whatever state depends on it) and
+    /// decide again; never retry blindly with a bumped number.
+    #[error("sequence conflict on {workflow_id}: expected head {expected}, found {found}")]
+    SequenceConflict {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The head the caller expected.
+        expected: u64,
+        /// The head the store has.
+        found: u64,
+    },
+    /// The append itself is malformed (seqs not dense, wrong workflow id, a
+    /// history not starting with `workflow_started`). A bug in the caller.
+    #[error("invalid append to {workflow_id}: {reason}")]
+    InvalidAppend {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Stored data does not decode. Restore the store from a backup, or skip
+    /// the workflow.
+    #[error("corrupt data in the store ({location}): {reason}")]
+    Corrupt {
+        /// Which workflow/seq or table.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store could not be opened (missing directory, not a database,
+    /// permissions). Fix the path or file; nothing was written.
+    #[error("cannot open the {backend} store at {location}: {reason}")]
+    Open {
+        /// Backend name.
+        backend: &'static str,
+        /// Path or URL.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store's schema is newer than this Aion understands. Upgrade Aion.
+    #[error("the store's schema version is {found}; this Aion supports up to {supported}")]
+    SchemaTooNew {
+        /// Version found in the store.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The backend failed (I/O, lock timeout, lost connection). Usually
+    /// transient: retry later.
+    #[error("store backend error: {0}")]
+    Backend(String),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend(_))
+    }
+
+    pub(crate) fn corrupt(workflow_id: &WorkflowId, seq: u64, error: CodecError) -> Self {
+        StoreError::Corrupt {
+            location: format!("{workflow_id} seq {seq}"),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// Events to append to one workflow's history, if its head is `expected_seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppendRequest {
+    /// The workflow.
+    pub workflow_id: WorkflowId,
+    /// The head the caller believes the history has (0 for a new history).
+    pub expected_seq: u64,
+    /// The events, with seqs `expected_seq + 1 ..` in their envelopes.
+    pub events: Vec<RecordedEvent>,
+}
+
+impl AppendRequest {
+    /// Wraps `events` in envelopes numbered from `expected_seq + 1`.
+    pub fn new(
+        workflow_id: WorkflowId,
+        expected_seq: u64,
+        recorded_at: Timestamp,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Self {
+        let events = events
+            .into_iter()
+            .zip(expected_seq + 1..)
+            .map(|(event, seq)| RecordedEvent {
+                envelope: Envelope {
+                    workflow_id: workflow_id.clone(),
+                    seq,
+                    recorded_at,
+                },
+                event,
+            })
+            .collect();
+        Self {
+            workflow_id,
+            expected_seq,
+            events,
+        }
+    }
+
+    /// The head after this append.
+    pub fn new_head(&self) -> u64 {
+        self.expected_seq + self.events.len() as u64
+    }
+}
+
+/// A pending durable timer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimerEntry {
+    /// The workflow that owns it.
+    pub workflow_id: WorkflowId,
+    /// The timer.
+    pub timer_id: TimerId,
+    /// The command (in the run that started it) it answers.
+    pub command: u32,
+    /// When it fires.
+    pub fire_at: Timestamp,
+}
+
+/// A change to the timers table implied by appended events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimerEffect {
+    /// `timer_started`: add (or replace) the timer.
+    Schedule(TimerEntry),
+    /// `timer_fired` / `timer_cancelled`: remove the timer.
+    Remove(WorkflowId, TimerId),
+    /// A run ended: remove all of the workflow's timers.
+    RemoveAll(WorkflowId),
+}
+
+/// What a backend must write, atomically, for one accepted append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppendPlan {
+    /// The visibility row after the append.
+    pub summary: WorkflowSummary,
+    /// Changes to the timers table.
+    pub timers: Vec<TimerEffect>,
+}
+
+/// Checks `request` against the stored head (`current`, the workflow's
+/// visibility row, `None` for no history) and computes what to write.
+pub fn plan_append(current: Option<&WorkflowSummary>, request: &AppendRequest) -> Result<AppendPlan> {
+    let workflow_id = &request.workflow_id;
+    let found = current.map_or(0, |row| row.head_seq);
+    if found != request.expected_seq {
+        return Err(StoreError::SequenceConflict {
+            workflow_id: workflow_id.clone(),
+            expected: request.expected_seq,
+            found,
+        });
+    }
+    let invalid = |reason: String| StoreError::InvalidAppend {
+        workflow_id: workflow_id.clone(),
+        reason,
+    };
+    if request.events.is_empty() {
+        return Err(invalid("no events".into()));
+    }
+    for (recorded, seq) in request.events.iter().zip(request.expected_seq + 1..) {
+        if recorded.envelope.seq != seq {
+            return Err(invalid(format!("event has seq {}, expected {seq}", recorded.envelope.seq)));
+        }
+        if &recorded.envelope.workflow_id != workflow_id {
+            return Err(invalid(format!("event belongs to {}", recorded.envelope.workflow_id)));
+        }
+    }
+    let summary = WorkflowSummary::project(current.cloned(), &request.events)
+        .map_err(|NotStarted { seq, kind, .. }| {
+            invalid(format!("a history must begin with workflow_started, got {kind} at seq {seq}"))
+        })?
+        .ok_or_else(|| invalid("no events".into()))?;
+    let timers = request
+        .events
+        .iter()
+        .filter_map(|recorded| match &recorded.event {
+            Event::TimerStarted {
+                command,
+                timer_id,
+                fire_at,
+            } => Some(TimerEffect::Schedule(TimerEntry {
+                workflow_id: workflow_id.clone(),
+                timer_id: timer_id.clone(),
+                command: *command,
+                fire_at: *fire_at,
+            })),
+            Event::TimerFired { timer_id, .. } | Event::TimerCancelled { timer_id, .. } => {
+                Some(TimerEffect::Remove(workflow_id.clone(), timer_id.clone()))
+            }
+            event if event.is_terminal() => Some(TimerEffect::RemoveAll(workflow_id.clone())),
+            _ => None,
+        })
+        .collect();
+    Ok(AppendPlan { summary, timers })
+}
+
+/// What [`VisibilityStore::reconcile_visibility`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Rows rebuilt from history.
+    pub rebuilt: usize,
+    /// Histories that could not be projected, with the reason.
+    pub broken: Vec<(WorkflowId, String)>,
+}
+
+/// Workflow filters for [`VisibilityStore::query`]. Empty fields match all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkflowFilter {
+    /// Only this workflow type.
+    pub workflow_type: Option<String>,
+    /// Only this status.
+    pub status: Option<WorkflowStatus>,
+    /// Only runs started at or after this instant.
+    pub started_at_or_after: Option<Timestamp>,
+    /// Only runs started before this instant.
+    pub started_before: Option<Timestamp>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+}
+
+impl WorkflowFilter {
+    /// Whether `summary` passes the filter (ignoring `limit`).
+    pub fn matches(&self, summary: &WorkflowSummary) -> bool {
+        self.workflow_type.as_ref().is_none_or(|t| *t == summary.workflow_type)
+            && self.status.is_none_or(|s| s == summary.status)
+            && self.started_at_or_after.is_none_or(|t| summary.started_at >= t)
+            && self.started_before.is_none_or(|t| summary.started_at < t)
+    }
+}
+
+/// Workflow histories.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends each request of `batch`, in order, in one transaction.
+    ///
+    /// # Contract
+    /// - The outer `Err` means nothing of the batch was written.
+    /// - Otherwise the result holds one entry per request, in order. A request
+    ///   whose head is not `expected_seq` (including because an earlier request
+    ///   of the same batch moved it) gets [`StoreError::SequenceConflict`] and
+    ///   writes nothing; other requests are unaffected.
+    /// - When the call returns, every `Ok` request is durable: on the SQLite
+    ///   backend it survives SIGKILL and power loss.
+    /// - Visibility rows and the timers table are updated in the same
+    ///   transaction, as [`plan_append`] computes.
+    async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<()>>>;
+
+    /// Appends one request; see [`EventLog::append_batch`].
+    async fn append(&self, request: AppendRequest) -> Result<()> {
+        let mut results = self.append_batch(std::slice::from_ref(&request)).await?;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// The events of `workflow_id` with `seq >= from_seq`, in order.
+    ///
+    /// # Contract
+    /// An unknown workflow, or `from_seq` beyond the head, gives an empty list.
+    async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>>;
+
+    /// The whole history of `workflow_id`.
+    async fn read_history(&self, workflow_id: &WorkflowId) -> Result<Vec<RecordedEvent>> {
+        self.read_from(workflow_id, 1).await
+    }
+
+    /// The runs recorded in the history, oldest first.
+    async fn read_run_chain(&self, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
+        Ok(run_chain(&self.read_history(workflow_id).await?))
+    }
+}
+
+/// Pending durable timers.
+#[async_trait]
+pub trait TimerStore: Send + Sync {
+    /// Adds a timer, replacing one with the same workflow and timer id.
+    async fn schedule_timer(&self, entry: &TimerEntry) -> Result<()>;
+
+    /// Removes a timer; removing an absent timer is not an error.
+    async fn cancel_timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<()>;
+
+    /// Looks one timer up.
+    async fn timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<Option<TimerEntry>>;
+
+    /// Timers with `fire_at <= as_of` (the boundary is due), earliest first.
+    async fn due_timers(&self, as_of: Timestamp) -> Result<Vec<TimerEntry>>;
+
+    /// All pending timers, earliest first.
+    async fn pending_timers(&self) -> Result<Vec<TimerEntry>>;
+}
+
+/// The visibility projection: one summary row per workflow.
+#[async_trait]
+pub trait VisibilityStore: Send + Sync {
+    /// The row of one workflow, `None` if it has no history.
+    async fn summary(&self, workflow_id: &WorkflowId) -> Result<Option<WorkflowSummary>>;
+
+    /// Workflows whose latest run is [`WorkflowStatus::Running`], ordered by
+    /// start time.
+    async fn list_active(&self) -> Result<Vec<WorkflowSummary>> {
+        self.query(&WorkflowFilter {
+            status: Some(WorkflowStatus::Running),
+            ..WorkflowFilter::default()
+        })
+        .await
+    }
+
+    /// Rows matching `filter`, ordered by start time then workflow id.
+    async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>>;
+
+    /// Rebuilds, from history, every row that disagrees with its history's
+    /// head (or is missing).
+    ///
+    /// # Contract
+    /// Idempotent; a consistent store is left untouched. A history that cannot
+    /// be projected is reported in [`ReconcileReport::broken`] and skipped; it
+    /// never stops the others from being repaired.
+    async fn reconcile_visibility(&self) -> Result<ReconcileReport>;
+}
+
+/// A complete store backend.
+#[async_trait]
+pub trait Store: EventLog + TimerStore + VisibilityStore {
+    /// The backend's name, for messages.
+    fn backend(&self) -> &'static str;
+
+    /// Releases connections and files. Later calls fail with [`StoreError::Closed`].
+    async fn close(&self);
+}
