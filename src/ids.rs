@@ -86,7 +86,7 @@ impl RunId {
     }
 
     /// Builds a run id from a fixed number (tests and fixtures).
-    pub fn from_u128(n: u128) -> Self {
+    pub const fn from_u128(n: u128) -> Self {
         Self(Uuid::from_u128(n))
     }
 }

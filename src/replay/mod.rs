@@ -1,0 +1,480 @@
+//! The replay resolver: matches the commands a workflow's code issues, in
+//! program order, against the commands recorded in its run's history.
+//!
+//! A command's correlation key is its ordinal in the run (0, 1, 2, ... in the
+//! order the code issues commands) plus its [`CommandKind`]. The resolver loads
+//! a run segment once ([`Resolver::from_segment`]) and then answers each
+//! [`Resolver::resolve`] in O(1), consuming history incrementally, so replaying
+//! a run costs time linear in its history. Events recorded while the run is
+//! live are fed in with [`Resolver::apply`].
+//!
+//! Each command kind has its own small state machine (one file each) that
+//! turns the command's events into an [`Outcome`]; an event a machine does not
+//! expect is a non-determinism error, never a panic.
+
+mod activity;
+mod child;
+mod marker;
+mod timer;
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::event::{Event, RecordedEvent};
+use crate::ids::{RunId, TimerId};
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+use activity::ActivityMachine;
+use child::ChildMachine;
+use marker::MarkerMachine;
+use timer::TimerMachine;
+
+/// The kinds of durable commands workflow code can issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CommandKind {
+    /// Run an activity.
+    Activity,
+    /// Wait on a durable timer.
+    Timer,
+    /// Record a value (`now`, side effects).
+    Marker,
+    /// Start a child workflow.
+    ChildWorkflow,
+    /// Send a signal to another workflow.
+    SignalSend,
+    /// Decide a `with_timeout` race.
+    WithTimeout,
+}
+
+impl CommandKind {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Activity => "activity",
+            CommandKind::Timer => "timer",
+            CommandKind::Marker => "marker",
+            CommandKind::ChildWorkflow => "child_workflow",
+            CommandKind::SignalSend => "signal_send",
+            CommandKind::WithTimeout => "with_timeout",
+        }
+    }
+
+    /// Parses a kind's name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            CommandKind::Activity,
+            CommandKind::Timer,
+            CommandKind::Marker,
+            CommandKind::ChildWorkflow,
+            CommandKind::SignalSend,
+            CommandKind::WithTimeout,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// What the code issued, or what history recorded, at one key: the kind and
+/// the name that must match on replay (the activity type, the marker name, the
+/// child's workflow type; empty for timers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommandSpec {
+    /// The kind.
+    pub kind: CommandKind,
+    /// The name.
+    pub name: String,
+}
+
+impl CommandSpec {
+    /// A command of `kind` named `name`.
+    pub fn new(kind: CommandKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for CommandSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name.is_empty() {
+            f.write_str(self.kind.as_str())
+        } else {
+            write!(f, "{} `{}`", self.kind.as_str(), self.name)
+        }
+    }
+}
+
+/// The recorded result of a command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// An activity or child returned this value.
+    Completed(Payload),
+    /// An activity or child failed with this error.
+    Failed(Payload),
+    /// A timer fired.
+    Fired,
+    /// The command was cancelled.
+    Cancelled,
+    /// A marker's (or sent signal's) recorded value.
+    Recorded(Payload),
+    /// A `with_timeout` race was decided.
+    Decided {
+        /// Whether the timeout won.
+        timed_out: bool,
+    },
+}
+
+/// A recorded command still waiting for its outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PendingWork {
+    /// An activity that was scheduled (and maybe attempted) but has no outcome:
+    /// it must be dispatched again (activities are at-least-once).
+    Activity {
+        /// Its type.
+        activity_type: String,
+        /// Its recorded input.
+        input: Payload,
+        /// Attempts recorded so far.
+        attempts: u32,
+    },
+    /// A started timer that has not fired: wait for it.
+    Timer {
+        /// The timer.
+        timer_id: TimerId,
+        /// When it fires.
+        fire_at: Timestamp,
+    },
+    /// A started child workflow that has not finished.
+    ChildWorkflow,
+}
+
+/// The answer to one command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolution {
+    /// History has the command and its outcome: return it without doing anything.
+    Replayed {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The recorded outcome.
+        outcome: Outcome,
+    },
+    /// History has the command but no outcome yet: resume waiting for it.
+    Pending {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// What it waits on.
+        work: PendingWork,
+    },
+    /// History ends before this command: record it, then execute it live.
+    Live {
+        /// The ordinal to record it under.
+        ordinal: u32,
+    },
+}
+
+/// A pending command, for operators (`describe`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingCommand {
+    /// Its ordinal.
+    pub ordinal: u32,
+    /// What it is.
+    pub spec: CommandSpec,
+    /// What it waits on.
+    pub work: PendingWork,
+}
+
+/// Replay found workflow code and history disagreeing. The run cannot go on:
+/// its code is not the code that wrote its history.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// At one key, history holds a different command than the code issued.
+    #[error(
+        "[AION-ND001] non-determinism in run {run_id} at command #{ordinal}: history recorded {expected}, the workflow code issued {found}"
+    )]
+    Mismatch {
+        /// The run.
+        run_id: RunId,
+        /// The key's ordinal.
+        ordinal: u32,
+        /// What history holds.
+        expected: CommandSpec,
+        /// What the code issued.
+        found: CommandSpec,
+    },
+    /// The code finished but history holds more commands.
+    #[error(
+        "[AION-ND002] non-determinism in run {run_id}: the workflow code finished after {issued} commands, but history recorded {recorded}; command #{issued} was {expected}"
+    )]
+    Unconsumed {
+        /// The run.
+        run_id: RunId,
+        /// Commands the code issued.
+        issued: u32,
+        /// Commands history holds.
+        recorded: u32,
+        /// The first command the code did not issue.
+        expected: CommandSpec,
+    },
+    /// An event does not fit the recorded state of its command (a damaged or
+    /// foreign history).
+    #[error(
+        "[AION-ND003] unexpected {event} at seq {seq} of run {run_id}{}",
+        .ordinal.map(|o| format!(" for command #{o}")).unwrap_or_default()
+    )]
+    UnexpectedEvent {
+        /// The run.
+        run_id: RunId,
+        /// The event's seq.
+        seq: u64,
+        /// The event's kind.
+        event: &'static str,
+        /// The command it names, if any.
+        ordinal: Option<u32>,
+    },
+}
+
+impl ReplayError {
+    /// The stable error code (see `docs/errors/`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReplayError::Mismatch { .. } => "AION-ND001",
+            ReplayError::Unconsumed { .. } => "AION-ND002",
+            ReplayError::UnexpectedEvent { .. } => "AION-ND003",
+        }
+    }
+}
+
+/// Whether a machine accepted an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transition {
+    Applied,
+    Unexpected,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Machine {
+    Activity(ActivityMachine),
+    Timer(TimerMachine),
+    Marker(MarkerMachine),
+    Child(ChildMachine),
+}
+
+impl Machine {
+    fn on_event(&mut self, event: &Event) -> Transition {
+        match self {
+            Machine::Activity(machine) => machine.on_event(event),
+            Machine::Timer(machine) => machine.on_event(event),
+            Machine::Marker(machine) => machine.on_event(event),
+            Machine::Child(machine) => machine.on_event(event),
+        }
+    }
+
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Machine::Activity(machine) => machine.outcome(),
+            Machine::Timer(machine) => machine.outcome(),
+            Machine::Marker(machine) => Some(machine.outcome.clone()),
+            Machine::Child(machine) => machine.outcome(),
+        }
+    }
+
+    fn pending(&self) -> Option<PendingWork> {
+        match self {
+            Machine::Activity(machine) => machine.pending(),
+            Machine::Timer(machine) => machine.pending(),
+            Machine::Marker(_) => None,
+            Machine::Child(machine) => machine.outcome().is_none().then_some(PendingWork::ChildWorkflow),
+        }
+    }
+}
+
+/// The spec and the machine of an event that opens a command.
+fn opened_by(event: &Event) -> Option<(CommandSpec, Machine)> {
+    let opened = match event {
+        Event::ActivityScheduled {
+            activity_type,
+            input,
+            ..
+        } => (
+            CommandSpec::new(CommandKind::Activity, activity_type.clone()),
+            Machine::Activity(ActivityMachine::scheduled(activity_type.clone(), input.clone())),
+        ),
+        Event::TimerStarted { timer_id, fire_at, .. } => (
+            CommandSpec::new(CommandKind::Timer, ""),
+            Machine::Timer(TimerMachine::Started {
+                timer_id: timer_id.clone(),
+                fire_at: *fire_at,
+            }),
+        ),
+        Event::MarkerRecorded { name, value, .. } => (
+            CommandSpec::new(CommandKind::Marker, name.clone()),
+            Machine::Marker(MarkerMachine {
+                outcome: Outcome::Recorded(value.clone()),
+            }),
+        ),
+        Event::SignalSent {
+            signal_name,
+            payload,
+            ..
+        } => (
+            CommandSpec::new(CommandKind::SignalSend, signal_name.clone()),
+            Machine::Marker(MarkerMachine {
+                outcome: Outcome::Recorded(payload.clone()),
+            }),
+        ),
+        Event::WithTimeoutCompleted { timed_out, .. } => (
+            CommandSpec::new(CommandKind::WithTimeout, ""),
+            Machine::Marker(MarkerMachine {
+                outcome: Outcome::Decided { timed_out: *timed_out },
+            }),
+        ),
+        Event::ChildWorkflowStarted { workflow_type, .. } => (
+            CommandSpec::new(CommandKind::ChildWorkflow, workflow_type.clone()),
+            Machine::Child(ChildMachine::Started),
+        ),
+        _ => return None,
+    };
+    Some(opened)
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    spec: CommandSpec,
+    machine: Machine,
+}
+
+/// Replay state of one run: the recorded commands and a cursor over them.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    run_id: RunId,
+    commands: Vec<Entry>,
+    cursor: u32,
+}
+
+impl Resolver {
+    /// A resolver for a run with no commands yet.
+    pub fn new(run_id: RunId) -> Self {
+        Self {
+            run_id,
+            commands: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// Loads a run segment (its `workflow_started` and what follows).
+    pub fn from_segment(run_id: RunId, segment: &[RecordedEvent]) -> Result<Self, ReplayError> {
+        let mut resolver = Self::new(run_id);
+        for recorded in segment {
+            resolver.apply(recorded)?;
+        }
+        Ok(resolver)
+    }
+
+    /// The run this resolver replays.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// Number of commands recorded in history.
+    pub fn recorded(&self) -> u32 {
+        self.commands.len() as u32
+    }
+
+    /// Number of commands the code has issued so far.
+    pub fn issued(&self) -> u32 {
+        self.cursor
+    }
+
+    /// Feeds one event of this run, recorded live or read from history.
+    ///
+    /// A command-opening event must open the next ordinal; an outcome event
+    /// must name a recorded command whose machine accepts it.
+    pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ReplayError> {
+        let event = &recorded.event;
+        let Some(ordinal) = event.command() else {
+            return Ok(());
+        };
+        let unexpected = || ReplayError::UnexpectedEvent {
+            run_id: self.run_id,
+            seq: recorded.seq(),
+            event: event.kind().as_str(),
+            ordinal: Some(ordinal),
+        };
+        if let Some((spec, machine)) = opened_by(event) {
+            if ordinal as usize != self.commands.len() {
+                return Err(unexpected());
+            }
+            self.commands.push(Entry { spec, machine });
+            return Ok(());
+        }
+        let entry = self.commands.get_mut(ordinal as usize).ok_or_else(unexpected)?;
+        match entry.machine.on_event(event) {
+            Transition::Applied => Ok(()),
+            Transition::Unexpected => Err(unexpected()),
+        }
+    }
+
+    /// Resolves the next command the code issues.
+    pub fn resolve(&mut self, issued: &CommandSpec) -> Result<Resolution, ReplayError> {
+        let ordinal = self.cursor;
+        let Some(entry) = self.commands.get(ordinal as usize) else {
+            self.cursor += 1;
+            return Ok(Resolution::Live { ordinal });
+        };
+        if entry.spec != *issued {
+            return Err(ReplayError::Mismatch {
+                run_id: self.run_id,
+                ordinal,
+                expected: entry.spec.clone(),
+                found: issued.clone(),
+            });
+        }
+        self.cursor += 1;
+        Ok(match (entry.machine.outcome(), entry.machine.pending()) {
+            (Some(outcome), _) => Resolution::Replayed { ordinal, outcome },
+            (None, Some(work)) => Resolution::Pending { ordinal, work },
+            (None, None) => Resolution::Live { ordinal },
+        })
+    }
+
+    /// The recorded outcome of command `ordinal`, if it has one.
+    pub fn outcome(&self, ordinal: u32) -> Option<Outcome> {
+        self.commands.get(ordinal as usize).and_then(|entry| entry.machine.outcome())
+    }
+
+    /// Checks, when the code has finished, that it issued every recorded command.
+    pub fn finish(&self) -> Result<(), ReplayError> {
+        match self.commands.get(self.cursor as usize) {
+            None => Ok(()),
+            Some(entry) => Err(ReplayError::Unconsumed {
+                run_id: self.run_id,
+                issued: self.cursor,
+                recorded: self.recorded(),
+                expected: entry.spec.clone(),
+            }),
+        }
+    }
+
+    /// Recorded commands without an outcome.
+    pub fn pending(&self) -> Vec<PendingCommand> {
+        self.commands
+            .iter()
+            .enumerate()
+            .filter_map(|(ordinal, entry)| {
+                entry.machine.pending().map(|work| PendingCommand {
+                    ordinal: ordinal as u32,
+                    spec: entry.spec.clone(),
+                    work,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The group-commit writer: one task that owns all appends of an engine.
+//! Requests that arrive while a transaction commits wait in a queue and go
+//! out together in the next one, so the cost of a durable commit (an fsync on
+//! SQLite) is shared by every workflow that wrote meanwhile. Each caller is
+//! answered only after the transaction holding its events has committed.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::event::RecordedEvent;
+use crate::store::{AppendRequest, Result, Store, StoreError};
+
+/// Called after each batch commits, before any caller is answered, with the
+/// batch and its per-request results. Used by crash tests to stop the process
+/// exactly between "recorded" and "replied".
+pub type CommitHook = Arc<dyn Fn(&[AppendRequest], &[Result<()>]) + Send + Sync>;
+
+/// Writer settings.
+#[derive(Clone)]
+pub struct WriterConfig {
+    /// The most requests one transaction takes.
+    pub max_batch: usize,
+    /// Runs after each commit, before replies.
+    pub after_commit: Option<CommitHook>,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            after_commit: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for WriterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterConfig")
+            .field("max_batch", &self.max_batch)
+            .field("after_commit", &self.after_commit.is_some())
+            .finish()
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<RecordedEvent>>>;
+
+enum Message {
+    Append(AppendRequest, Reply),
+    Close,
+}
+
+/// A handle on the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommitWriter {
+    queue: mpsc::UnboundedSender<Message>,
+}
+
+impl GroupCommitWriter {
+    /// Starts the writer task on `runtime`.
+    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig, runtime: &Handle) -> (Self, JoinHandle<()>) {
+        let (queue, inbox) = mpsc::unbounded_channel();
+        let task = runtime.spawn(run(store, config, inbox));
+        (Self { queue }, task)
+    }
+
+    /// Appends `request` in the next group commit. Returns the events once
+    /// they are durable.
+    pub async fn append(&self, request: AppendRequest) -> Result<Vec<RecordedEvent>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Message::Append(request, reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Asks the writer to stop once the requests queued so far are written;
+    /// later requests fail with [`StoreError::Closed`].
+    pub fn close(&self) {
+        let _ = self.queue.send(Message::Close);
+    }
+}
+
+async fn run(store: Arc<dyn Store>, config: WriterConfig, mut inbox: mpsc::UnboundedReceiver<Message>) {
+    let max_batch = config.max_batch.max(1);
+    let mut closing = false;
+    while !closing {
+        let Some(first) = inbox.recv().await else { break };
+        let mut requests = Vec::new();
+        let mut replies = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Append(request, reply) => {
+                    requests.push(request);
+                    replies.push(reply);
+                }
+                Message::Close => closing = true,
+            }
+            if !closing && requests.len() < max_batch {
+                next = inbox.try_recv().ok();
+            }
+        }
+        if requests.is_empty() {
+            continue;
+        }
+        let results = match store.append_batch(&requests).await {
+            Ok(results) => results,
+            // The whole transaction failed: every caller gets the same error.
+            Err(StoreError::Closed) => requests.iter().map(|_| Err(StoreError::Closed)).collect(),
+            Err(error) => {
+                let reason = error.to_string();
+                requests.iter().map(|_| Err(StoreError::Backend(reason.clone()))).collect()
+            }
+        };
+        if let Some(hook) = &config.after_commit {
+            hook(&requests, &results);
+        }
+        for ((request, result), reply) in requests.into_iter().zip(results).zip(replies) {
+            let _ = reply.send(result.map(|()| request.events));
+        }
+    }
+    inbox.close();
+    while let Ok(message) = inbox.try_recv() {
+        if let Message::Append(_, reply) = message {
+            let _ = reply.send(Err(StoreError::Closed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::ids::{RunId, WorkflowId};
+    use crate::payload::Payload;
+    use crate::store::memory::MemoryStore;
+    use crate::time::Timestamp;
+
+    fn start(id: &str) -> AppendRequest {
+        AppendRequest::new(
+            WorkflowId::new(id).unwrap(),
+            0,
+            Timestamp::EPOCH,
+            [Event::WorkflowStarted {
+                run_id: RunId::generate(),
+                parent_run_id: None,
+                workflow_type: "T".into(),
+                input: Payload::etf(vec![]),
+                package_version: None,
+            }],
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_share_transactions_and_all_become_durable() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&batches);
+        let config = WriterConfig {
+            max_batch: 64,
+            after_commit: Some(Arc::new(move |batch: &[AppendRequest], _: &[Result<()>]| {
+                seen.lock().unwrap().push(batch.len());
+            })),
+        };
+        let (writer, _task) = GroupCommitWriter::spawn(Arc::clone(&store), config, &Handle::current());
+        let appends = (0..500).map(|n| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.append(start(&format!("wf-{n}"))).await })
+        });
+        for append in appends.collect::<Vec<_>>() {
+            assert_eq!(append.await.unwrap().unwrap().len(), 1);
+        }
+        for n in 0..500 {
+            assert_eq!(store.read_history(&WorkflowId::new(format!("wf-{n}")).unwrap()).await.unwrap().len(), 1);
+        }
+        let batches = batches.lock().unwrap();
+        assert_eq!(batches.iter().sum::<usize>(), 500);
+        assert!(batches.iter().all(|&size| size <= 64));
+    }
+
+    #[tokio::test]
+    async fn a_conflict_fails_only_its_own_request() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (writer, _task) = GroupCommitWriter::spawn(Arc::clone(&store), WriterConfig::default(), &Handle::current());
+        writer.append(start("a")).await.unwrap();
+        let conflict = writer.append(start("a")).await.unwrap_err();
+        assert!(matches!(conflict, StoreError::SequenceConflict { expected: 0, found: 1, .. }));
+        writer.append(start("b")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn after_close_appends_fail_cleanly() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (writer, task) = GroupCommitWriter::spawn(store, WriterConfig::default(), &Handle::current());
+        writer.append(start("a")).await.unwrap();
+        writer.close();
+        task.await.unwrap();
+        assert!(matches!(writer.append(start("b")).await, Err(StoreError::Closed)));
+    }
+}
