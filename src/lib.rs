@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod engine;
 pub mod event;
 pub mod ids;
 pub mod payload;

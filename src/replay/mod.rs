@@ -442,6 +442,11 @@ impl Resolver {
         })
     }
 
+    /// What recorded command `ordinal` still waits on, if it has no outcome.
+    pub fn pending_at(&self, ordinal: u32) -> Option<PendingWork> {
+        self.commands.get(ordinal as usize).and_then(|entry| entry.machine.pending())
+    }
+
     /// The recorded outcome of command `ordinal`, if it has one.
     pub fn outcome(&self, ordinal: u32) -> Option<Outcome> {
         self.commands.get(ordinal as usize).and_then(|entry| entry.machine.outcome())

@@ -1,0 +1,104 @@
+//! Errors of engine operations.
+
+use thiserror::Error;
+
+use crate::ids::{IdError, RunId, WorkflowId};
+use crate::replay::ReplayError;
+use crate::status::WorkflowStatus;
+use crate::store::StoreError;
+
+/// An engine operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed; see the inner error for what to do.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A workflow with this id is running. Wait for it, or pick another id.
+    #[error("workflow {workflow_id} is already running (run {run_id})")]
+    AlreadyStarted {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// Its running run.
+        run_id: RunId,
+    },
+    /// No workflow has this id. Check the id and the engine instance.
+    #[error("no workflow with id {workflow_id}")]
+    NotFound {
+        /// The id asked for.
+        workflow_id: WorkflowId,
+    },
+    /// The workflow's latest run has ended; there is nothing to resume.
+    #[error("workflow {workflow_id} is not running (status: {status})")]
+    NotRunning {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// Its status.
+        status: WorkflowStatus,
+    },
+    /// The workflow's code and history disagree (or the history is damaged).
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// A workflow id was rejected.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    /// A command was recorded out of order: a bug in the runtime calling the
+    /// engine, never in workflow code.
+    #[error("invalid command for {workflow_id}: {reason}")]
+    InvalidCommand {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Another process took over this run (it was loaded again); this handle
+    /// must stop.
+    #[error("run {run_id} of {workflow_id} was taken over by a newer process")]
+    Superseded {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The run.
+        run_id: RunId,
+    },
+    /// The store is used by another engine (another VM or instance). Stop the
+    /// other one, or give this engine its own store.
+    #[error("the store at {location} is in use by another Aion engine")]
+    StoreInUse {
+        /// The store's location.
+        location: String,
+    },
+    /// The engine was closed.
+    #[error("the engine is closed")]
+    Closed,
+}
+
+impl EngineError {
+    /// A short, stable name for the error's kind (the `reason` the Elixir
+    /// side sees).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Store(StoreError::SequenceConflict { .. }) => "sequence_conflict",
+            EngineError::Store(StoreError::Open { .. }) => "store_open_failed",
+            EngineError::Store(StoreError::Corrupt { .. }) => "store_corrupt",
+            EngineError::Store(StoreError::SchemaTooNew { .. }) => "store_schema_too_new",
+            EngineError::Store(StoreError::Closed) | EngineError::Closed => "closed",
+            EngineError::Store(_) => "store_error",
+            EngineError::AlreadyStarted { .. } => "already_started",
+            EngineError::NotFound { .. } => "not_found",
+            EngineError::NotRunning { .. } => "not_running",
+            EngineError::Replay(_) => "nondeterminism",
+            EngineError::InvalidId(_) => "invalid_workflow_id",
+            EngineError::InvalidCommand { .. } => "invalid_command",
+            EngineError::Superseded { .. } => "superseded",
+            EngineError::StoreInUse { .. } => "store_in_use",
+        }
+    }
+
+    /// The stable error code, for errors that have one (non-determinism).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            EngineError::Replay(error) => Some(error.code()),
+            _ => None,
+        }
+    }
+}
