@@ -1,0 +1,620 @@
+//! The backend-independent tests. Each takes a fresh, empty store.
+
+use std::sync::Arc;
+
+use aion::event::{Envelope, Event, RecordedEvent};
+use aion::status::WorkflowStatus;
+use aion::store::{AppendRequest, ReconcileReport, Store, StoreError, TimerEntry, WorkflowFilter};
+use tokio::sync::Barrier;
+
+use super::histories::*;
+
+/// Appends `events` as a new history and returns the request (the expected history).
+async fn seed(
+    store: &Arc<dyn Store>,
+    id: &str,
+    recorded_at: aion::time::Timestamp,
+    events: Vec<Event>,
+) -> AppendRequest {
+    let request = request(&wf(id), 0, recorded_at, events);
+    store
+        .append(request.clone())
+        .await
+        .expect("seeding a new history succeeds");
+    request
+}
+
+fn ids(rows: &[aion::status::WorkflowSummary]) -> Vec<&str> {
+    rows.iter().map(|row| row.workflow_id.as_str()).collect()
+}
+
+fn assert_conflict(result: Result<(), StoreError>, expected: u64, found: u64) {
+    match result {
+        Err(StoreError::SequenceConflict {
+            expected: e, found: f, ..
+        }) => assert_eq!((e, f), (expected, found), "conflict expected/found"),
+        other => panic!("expected a sequence conflict (expected {expected}, found {found}), got {other:?}"),
+    }
+}
+
+fn assert_invalid(result: Result<(), StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::InvalidAppend { .. })),
+        "expected InvalidAppend, got {result:?}"
+    );
+}
+
+pub async fn append_and_read_round_trip(store: Arc<dyn Store>) {
+    let appended = seed(&store, "order-1", at(5), order_fulfilled(run(1))).await;
+
+    let history = store.read_history(&wf("order-1")).await.unwrap();
+    assert_eq!(history, appended.events);
+    assert_eq!(
+        history.iter().map(RecordedEvent::seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        history[0].envelope,
+        Envelope {
+            workflow_id: wf("order-1"),
+            seq: 1,
+            recorded_at: at(5),
+        }
+    );
+    match &history[3].event {
+        Event::ActivityCompleted { result, .. } => assert_eq!(result.data, awkward_bytes(3)),
+        other => panic!("seq 4 should be activity_completed, got {other:?}"),
+    }
+
+    let summary = store.summary(&wf("order-1")).await.unwrap().expect("a row exists");
+    assert_eq!(summary.workflow_type, "Shop.Order");
+    assert_eq!(summary.run_id, run(1));
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+    assert_eq!(
+        (summary.started_at, summary.closed_at, summary.updated_at),
+        (at(5), Some(at(5)), at(5))
+    );
+    assert_eq!(summary.head_seq, 5);
+    assert_eq!(store.summary(&wf("nobody")).await.unwrap(), None);
+}
+
+pub async fn read_from_a_seq(store: Arc<dyn Store>) {
+    let appended = seed(&store, "order-1", at(0), order_fulfilled(run(1))).await;
+    let id = wf("order-1");
+
+    assert_eq!(store.read_from(&id, 1).await.unwrap(), appended.events);
+    assert_eq!(store.read_from(&id, 3).await.unwrap(), appended.events[2..].to_vec());
+    assert_eq!(store.read_from(&id, 5).await.unwrap(), appended.events[4..].to_vec());
+    assert_eq!(store.read_from(&id, 6).await.unwrap(), vec![]);
+    assert_eq!(store.read_from(&id, u64::MAX).await.unwrap(), vec![]);
+    assert_eq!(store.read_from(&wf("unknown"), 1).await.unwrap(), vec![]);
+    assert_eq!(store.read_history(&wf("unknown")).await.unwrap(), vec![]);
+}
+
+pub async fn appends_across_batches_chain(store: Arc<dyn Store>) {
+    let id = wf("counter");
+    let first = request(&id, 0, at(0), vec![started(run(1), "Counter")]);
+    let second = request(&id, 1, at(10), vec![marker(1, 1), marker(2, 2)]);
+    let third = request(&id, 3, at(20), vec![marker(3, 3)]);
+    for step in [&first, &second, &third] {
+        let results = store.append_batch(std::slice::from_ref(step)).await.unwrap();
+        assert_eq!(results.len(), 1);
+        results.into_iter().next().unwrap().unwrap();
+    }
+
+    let expected: Vec<RecordedEvent> = [first.events, second.events, third.events].concat();
+    assert_eq!(store.read_history(&id).await.unwrap(), expected);
+    let summary = store.summary(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (summary.head_seq, summary.started_at, summary.updated_at),
+        (4, at(0), at(20))
+    );
+    assert_eq!(summary.status, WorkflowStatus::Running);
+}
+
+pub async fn one_batch_with_several_workflows_and_chained_requests(store: Arc<dyn Store>) {
+    let (a, b) = (wf("order-a"), wf("order-b"));
+    let batch = vec![
+        request(&a, 0, at(0), order_placed(run(1))),
+        request(&b, 0, at(1), order_fulfilled(run(2))),
+        // Chained on the first request of the same batch.
+        request(&a, 1, at(2), vec![marker(1, 9), completed()]),
+    ];
+    let results = store.append_batch(&batch).await.unwrap();
+    assert_eq!(results.len(), 3);
+    for result in results {
+        result.unwrap();
+    }
+
+    let history_a = store.read_history(&a).await.unwrap();
+    assert_eq!(history_a, [batch[0].events.clone(), batch[2].events.clone()].concat());
+    assert_eq!(store.read_history(&b).await.unwrap(), batch[1].events);
+    let row_a = store.summary(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (row_a.head_seq, row_a.status, row_a.closed_at),
+        (3, WorkflowStatus::Completed, Some(at(2)))
+    );
+    assert_eq!(store.summary(&b).await.unwrap().unwrap().head_seq, 5);
+    assert_eq!(store.append_batch(&[]).await.unwrap().len(), 0);
+}
+
+pub async fn stale_expected_seq_writes_nothing(store: Arc<dyn Store>) {
+    let id = wf("counter");
+    seed(
+        &store,
+        "counter",
+        at(0),
+        vec![started(run(1), "Counter"), marker(1, 1), marker(2, 2)],
+    )
+    .await;
+    let history_before = store.read_history(&id).await.unwrap();
+    let summary_before = store.summary(&id).await.unwrap();
+
+    assert_conflict(store.append(request(&id, 1, at(50), vec![marker(2, 7)])).await, 1, 3);
+    assert_conflict(store.append(request(&id, 4, at(50), vec![marker(4, 7)])).await, 4, 3);
+    assert_conflict(
+        store
+            .append(request(&id, 0, at(50), vec![started(run(2), "Counter")]))
+            .await,
+        0,
+        3,
+    );
+
+    assert_eq!(store.read_history(&id).await.unwrap(), history_before);
+    assert_eq!(store.summary(&id).await.unwrap(), summary_before);
+}
+
+pub async fn concurrent_appends_on_one_head_have_one_winner(store: Arc<dyn Store>) {
+    const CONTENDERS: u8 = 16;
+    let id = wf("contended");
+    seed(&store, "contended", at(0), order_placed(run(1))).await;
+
+    let barrier = Arc::new(Barrier::new(usize::from(CONTENDERS)));
+    let tasks: Vec<_> = (0..CONTENDERS)
+        .map(|contender| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let request = request(&id, 1, at(1), vec![marker(1, contender), marker(2, contender)]);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (contender, store.append(request).await)
+            })
+        })
+        .collect();
+
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (contender, result) = task.await.expect("append task does not panic");
+        match result {
+            Ok(()) => winners.push(contender),
+            conflict => assert_conflict(conflict, 1, 3),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one append wins, got {winners:?}");
+
+    let history = store.read_history(&id).await.unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[1].event, marker(1, winners[0]));
+    assert_eq!(history[2].event, marker(2, winners[0]));
+    assert_eq!(store.summary(&id).await.unwrap().unwrap().head_seq, 3);
+}
+
+pub async fn a_conflicting_request_does_not_stop_the_rest_of_its_batch(store: Arc<dyn Store>) {
+    let taken = wf("taken");
+    seed(&store, "taken", at(0), order_placed(run(1))).await;
+    let taken_before = store.read_history(&taken).await.unwrap();
+
+    let (b, c) = (wf("order-b"), wf("order-c"));
+    let batch = vec![
+        request(&b, 0, at(1), order_placed(run(2))),
+        request(&taken, 0, at(1), order_placed(run(3))),
+        request(&c, 0, at(1), reminder_sleeping(run(4), at(100))),
+        // Same head as the first request, which moved it: a conflict too.
+        request(&b, 0, at(1), order_placed(run(5))),
+    ];
+    let mut results = store.append_batch(&batch).await.unwrap().into_iter();
+    results.next().unwrap().unwrap();
+    assert_conflict(results.next().unwrap(), 0, 1);
+    results.next().unwrap().unwrap();
+    assert_conflict(results.next().unwrap(), 0, 1);
+    assert!(results.next().is_none());
+
+    assert_eq!(store.read_history(&b).await.unwrap(), batch[0].events);
+    assert_eq!(store.read_history(&c).await.unwrap(), batch[2].events);
+    assert_eq!(store.read_history(&taken).await.unwrap(), taken_before);
+    assert_eq!(store.summary(&taken).await.unwrap().unwrap().run_id, run(1));
+    assert_eq!(store.summary(&b).await.unwrap().unwrap().run_id, run(2));
+    // The conflicting request's timers were not written either; c's were.
+    let pending = store.pending_timers().await.unwrap();
+    assert_eq!(
+        pending.iter().map(|t| t.workflow_id.as_str()).collect::<Vec<_>>(),
+        vec!["order-c"]
+    );
+}
+
+pub async fn invalid_appends_are_rejected_and_write_nothing(store: Arc<dyn Store>) {
+    // A history must begin with workflow_started.
+    let orphan = wf("orphan");
+    assert_invalid(store.append(request(&orphan, 0, at(0), vec![marker(1, 1)])).await);
+    assert_eq!(store.read_history(&orphan).await.unwrap(), vec![]);
+    assert_eq!(store.summary(&orphan).await.unwrap(), None);
+
+    // No events at all.
+    assert_invalid(store.append(request(&orphan, 0, at(0), vec![])).await);
+
+    let id = wf("counter");
+    seed(
+        &store,
+        "counter",
+        at(0),
+        vec![started(run(1), "Counter"), timer_started(run(1), 1, at(9))],
+    )
+    .await;
+    let history_before = store.read_history(&id).await.unwrap();
+    let summary_before = store.summary(&id).await.unwrap();
+
+    // Seqs that are not dense from the head.
+    let mut gap = request(&id, 2, at(1), vec![marker(2, 1), timer_fired(run(1), 1)]);
+    gap.events[1].envelope.seq = 5;
+    assert_invalid(store.append(gap).await);
+    let mut skipped = request(&id, 2, at(1), vec![marker(2, 1)]);
+    skipped.events[0].envelope.seq = 4;
+    assert_invalid(store.append(skipped).await);
+
+    // An event whose envelope names another workflow.
+    let mut foreign = request(&id, 2, at(1), vec![marker(2, 1)]);
+    foreign.events[0].envelope.workflow_id = wf("someone-else");
+    assert_invalid(store.append(foreign).await);
+
+    // An invalid request inside a batch does not stop a valid one.
+    let batch = vec![
+        request(&orphan, 0, at(2), vec![completed()]),
+        request(&id, 2, at(2), vec![marker(2, 2)]),
+    ];
+    let mut results = store.append_batch(&batch).await.unwrap().into_iter();
+    assert_invalid(results.next().unwrap());
+    results.next().unwrap().unwrap();
+
+    assert_eq!(
+        store.read_history(&id).await.unwrap(),
+        [history_before, batch[1].events.clone()].concat()
+    );
+    let summary = store.summary(&id).await.unwrap().unwrap();
+    assert_eq!(summary.head_seq, summary_before.unwrap().head_seq + 1);
+    assert_eq!(store.read_history(&orphan).await.unwrap(), vec![]);
+    // The rejected timer_fired did not remove the timer.
+    assert!(store.timer(&id, &timer(run(1), 1)).await.unwrap().is_some());
+}
+
+pub async fn active_list_follows_the_projected_status(store: Arc<dyn Store>) {
+    seed(&store, "a-running", at(1), order_placed(run(1))).await;
+    seed(&store, "b-completed", at(2), order_fulfilled(run(2))).await;
+    seed(&store, "c-failed", at(3), vec![started(run(3), "Shop.Order"), failed()]).await;
+    seed(
+        &store,
+        "d-cancelled",
+        at(4),
+        vec![started(run(4), "Shop.Order"), cancelled()],
+    )
+    .await;
+    seed(
+        &store,
+        "e-timed-out",
+        at(5),
+        vec![started(run(5), "Shop.Order"), timed_out()],
+    )
+    .await;
+    seed(
+        &store,
+        "f-continued",
+        at(6),
+        vec![started(run(6), "Counter"), continued_as_new(run(7), "Counter")],
+    )
+    .await;
+
+    assert_eq!(ids(&store.list_active().await.unwrap()), vec!["a-running"]);
+    let statuses: Vec<WorkflowStatus> = {
+        let mut rows = Vec::new();
+        for id in ["b-completed", "c-failed", "d-cancelled", "e-timed-out", "f-continued"] {
+            rows.push(store.summary(&wf(id)).await.unwrap().unwrap().status);
+        }
+        rows
+    };
+    assert_eq!(
+        statuses,
+        vec![
+            WorkflowStatus::Completed,
+            WorkflowStatus::Failed,
+            WorkflowStatus::Cancelled,
+            WorkflowStatus::TimedOut,
+            WorkflowStatus::ContinuedAsNew,
+        ]
+    );
+
+    // The successor run opens: active again, with the new run's identity.
+    store
+        .append(request(
+            &wf("f-continued"),
+            2,
+            at(7),
+            vec![started_after(run(7), run(6), "Counter")],
+        ))
+        .await
+        .unwrap();
+    let active = store.list_active().await.unwrap();
+    assert_eq!(ids(&active), vec!["a-running", "f-continued"]);
+    assert_eq!(
+        (active[1].run_id, active[1].started_at, active[1].closed_at),
+        (run(7), at(7), None)
+    );
+
+    // And it completes: not active any more.
+    store
+        .append(request(&wf("a-running"), 1, at(8), vec![completed()]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&store.list_active().await.unwrap()), vec!["f-continued"]);
+}
+
+pub async fn run_chain_spans_continue_as_new(store: Arc<dyn Store>) {
+    seed(&store, "counter", at(0), counter_continued_twice()).await;
+    let chain = store.read_run_chain(&wf("counter")).await.unwrap();
+    let shape: Vec<_> = chain
+        .iter()
+        .map(|run| (run.run_id, run.parent_run_id, run.status, run.first_seq, run.last_seq))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (run(1), None, WorkflowStatus::ContinuedAsNew, 1, 3),
+            (run(2), Some(run(1)), WorkflowStatus::ContinuedAsNew, 4, 5),
+            (run(3), Some(run(2)), WorkflowStatus::Running, 6, 6),
+        ]
+    );
+    let summary = store.summary(&wf("counter")).await.unwrap().unwrap();
+    assert_eq!(
+        (summary.run_id, summary.status, summary.head_seq),
+        (run(3), WorkflowStatus::Running, 6)
+    );
+    assert_eq!(store.read_run_chain(&wf("unknown")).await.unwrap(), vec![]);
+}
+
+fn timer_entry(id: &str, run_id: u128, command: u32, fire_at: aion::time::Timestamp) -> TimerEntry {
+    TimerEntry {
+        workflow_id: wf(id),
+        timer_id: timer(run(run_id), command),
+        command,
+        fire_at,
+    }
+}
+
+pub async fn due_timers_include_the_boundary_and_exclude_the_future(store: Arc<dyn Store>) {
+    let earlier = timer_entry("sleeper-b", 2, 1, at(99));
+    let boundary = timer_entry("sleeper-a", 1, 1, at(100));
+    let boundary_too = timer_entry("sleeper-a", 1, 2, at(100));
+    let future = timer_entry("sleeper-c", 3, 1, at(101));
+    for entry in [&future, &boundary_too, &boundary, &earlier] {
+        store.schedule_timer(entry).await.unwrap();
+    }
+
+    let due = store.due_timers(at(100)).await.unwrap();
+    assert_eq!(due, vec![earlier.clone(), boundary.clone(), boundary_too.clone()]);
+    assert_eq!(store.due_timers(at(98)).await.unwrap(), vec![]);
+    assert_eq!(
+        store.pending_timers().await.unwrap(),
+        vec![earlier, boundary, boundary_too, future]
+    );
+}
+
+pub async fn rescheduling_a_timer_replaces_it(store: Arc<dyn Store>) {
+    let first = timer_entry("sleeper", 1, 1, at(100));
+    store.schedule_timer(&first).await.unwrap();
+    let later = TimerEntry {
+        fire_at: at(500),
+        ..first.clone()
+    };
+    store.schedule_timer(&later).await.unwrap();
+
+    assert_eq!(
+        store.timer(&first.workflow_id, &first.timer_id).await.unwrap(),
+        Some(later.clone())
+    );
+    assert_eq!(store.pending_timers().await.unwrap(), vec![later]);
+    assert_eq!(store.due_timers(at(100)).await.unwrap(), vec![]);
+}
+
+pub async fn cancelling_a_timer_removes_it(store: Arc<dyn Store>) {
+    let doomed = timer_entry("sleeper", 1, 1, at(100));
+    let kept = timer_entry("sleeper", 1, 2, at(100));
+    store.schedule_timer(&doomed).await.unwrap();
+    store.schedule_timer(&kept).await.unwrap();
+
+    store.cancel_timer(&doomed.workflow_id, &doomed.timer_id).await.unwrap();
+    assert_eq!(store.timer(&doomed.workflow_id, &doomed.timer_id).await.unwrap(), None);
+    assert_eq!(store.pending_timers().await.unwrap(), vec![kept.clone()]);
+    // Cancelling again, or a timer that never existed, is not an error.
+    store.cancel_timer(&doomed.workflow_id, &doomed.timer_id).await.unwrap();
+    store.cancel_timer(&wf("nobody"), &timer(run(9), 9)).await.unwrap();
+    assert_eq!(store.pending_timers().await.unwrap(), vec![kept]);
+}
+
+pub async fn appended_timer_events_maintain_the_timers_table(store: Arc<dyn Store>) {
+    let id = wf("reminder");
+    let r = run(1);
+    seed(
+        &store,
+        "reminder",
+        at(0),
+        vec![
+            started(r, "Reminder"),
+            timer_started(r, 1, at(100)),
+            timer_started(r, 2, at(200)),
+            timer_started(r, 3, at(300)),
+        ],
+    )
+    .await;
+    seed(&store, "bystander", at(0), reminder_sleeping(run(2), at(150))).await;
+    let bystander_timer = timer_entry("bystander", 2, 1, at(150));
+    assert_eq!(
+        store.timer(&id, &timer(r, 1)).await.unwrap(),
+        Some(timer_entry("reminder", 1, 1, at(100)))
+    );
+    assert_eq!(store.pending_timers().await.unwrap().len(), 4);
+
+    // timer_fired and timer_cancelled remove their timer only.
+    store
+        .append(request(&id, 4, at(100), vec![timer_fired(r, 1)]))
+        .await
+        .unwrap();
+    store
+        .append(request(&id, 5, at(110), vec![timer_cancelled(r, 2)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_timers().await.unwrap(),
+        vec![bystander_timer.clone(), timer_entry("reminder", 1, 3, at(300))]
+    );
+
+    // A timer_started for an existing id reschedules it.
+    store
+        .append(request(&id, 6, at(120), vec![timer_started(r, 3, at(250))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.timer(&id, &timer(r, 3)).await.unwrap(),
+        Some(timer_entry("reminder", 1, 3, at(250)))
+    );
+
+    // The run ends: all of its workflow's timers go, others stay.
+    store
+        .append(request(
+            &id,
+            7,
+            at(130),
+            vec![timer_started(r, 4, at(400)), completed()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.pending_timers().await.unwrap(), vec![bystander_timer]);
+    assert_eq!(store.timer(&id, &timer(r, 4)).await.unwrap(), None);
+}
+
+pub async fn visibility_query_filters_and_orders(store: Arc<dyn Store>) {
+    // Inserted out of order; "order-b" and "order-a" start at the same instant.
+    seed(&store, "order-c", at(30), order_fulfilled(run(3))).await;
+    seed(&store, "order-b", at(10), order_placed(run(2))).await;
+    seed(&store, "order-a", at(10), order_placed(run(1))).await;
+    seed(&store, "reminder-1", at(20), reminder_sleeping(run(4), at(1000))).await;
+    seed(
+        &store,
+        "reminder-2",
+        at(40),
+        vec![started(run(5), "Reminder"), failed()],
+    )
+    .await;
+
+    let query = |filter: WorkflowFilter| {
+        let store = store.clone();
+        async move { store.query(&filter).await.unwrap() }
+    };
+    let everything = query(WorkflowFilter::default()).await;
+    assert_eq!(
+        ids(&everything),
+        vec!["order-a", "order-b", "reminder-1", "order-c", "reminder-2"]
+    );
+
+    let orders = query(WorkflowFilter {
+        workflow_type: Some("Shop.Order".into()),
+        ..WorkflowFilter::default()
+    })
+    .await;
+    assert_eq!(ids(&orders), vec!["order-a", "order-b", "order-c"]);
+
+    let running = query(WorkflowFilter {
+        status: Some(WorkflowStatus::Running),
+        ..WorkflowFilter::default()
+    })
+    .await;
+    assert_eq!(ids(&running), vec!["order-a", "order-b", "reminder-1"]);
+
+    let failed = query(WorkflowFilter {
+        status: Some(WorkflowStatus::Failed),
+        ..WorkflowFilter::default()
+    })
+    .await;
+    assert_eq!(ids(&failed), vec!["reminder-2"]);
+
+    // The window includes its start and excludes its end.
+    let window = query(WorkflowFilter {
+        started_at_or_after: Some(at(20)),
+        started_before: Some(at(40)),
+        ..WorkflowFilter::default()
+    })
+    .await;
+    assert_eq!(ids(&window), vec!["reminder-1", "order-c"]);
+
+    let first_two = query(WorkflowFilter {
+        limit: Some(2),
+        ..WorkflowFilter::default()
+    })
+    .await;
+    assert_eq!(ids(&first_two), vec!["order-a", "order-b"]);
+
+    let combined = query(WorkflowFilter {
+        workflow_type: Some("Shop.Order".into()),
+        status: Some(WorkflowStatus::Running),
+        started_at_or_after: Some(at(10)),
+        started_before: Some(at(11)),
+        limit: Some(1),
+    })
+    .await;
+    assert_eq!(ids(&combined), vec!["order-a"]);
+
+    let none = query(WorkflowFilter {
+        workflow_type: Some("Nope".into()),
+        ..WorkflowFilter::default()
+    })
+    .await;
+    assert!(none.is_empty());
+    assert!(
+        query(WorkflowFilter {
+            limit: Some(0),
+            ..WorkflowFilter::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Rows are the summaries themselves.
+    assert_eq!(everything[3], store.summary(&wf("order-c")).await.unwrap().unwrap());
+}
+
+pub async fn reconcile_is_a_noop_on_a_consistent_store(store: Arc<dyn Store>) {
+    assert_eq!(store.reconcile_visibility().await.unwrap(), ReconcileReport::default());
+    seed(&store, "order-1", at(0), order_fulfilled(run(1))).await;
+    seed(&store, "counter", at(1), counter_continued_twice()).await;
+    store
+        .append(request(&wf("counter"), 6, at(2), vec![marker(1, 1)]))
+        .await
+        .unwrap();
+    let before = store.query(&WorkflowFilter::default()).await.unwrap();
+
+    assert_eq!(store.reconcile_visibility().await.unwrap(), ReconcileReport::default());
+    assert_eq!(store.reconcile_visibility().await.unwrap(), ReconcileReport::default());
+    assert_eq!(store.query(&WorkflowFilter::default()).await.unwrap(), before);
+}
+
+pub async fn a_closed_store_refuses_calls(store: Arc<dyn Store>) {
+    seed(&store, "order-1", at(0), order_placed(run(1))).await;
+    store.close().await;
+
+    let id = wf("order-1");
+    assert!(matches!(store.read_history(&id).await, Err(StoreError::Closed)));
+    assert!(matches!(
+        store.append(request(&id, 1, at(1), vec![completed()])).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(store.summary(&id).await, Err(StoreError::Closed)));
+    assert!(matches!(store.pending_timers().await, Err(StoreError::Closed)));
+    assert!(matches!(store.reconcile_visibility().await, Err(StoreError::Closed)));
+}

@@ -1,0 +1,3 @@
+//! Integration tests, compiled as one binary so that they link once.
+
+mod conformance;
