@@ -1,1 +1,329 @@
-//! placeholder
+//! The NIF boundary of Aion: term conversion, resources and messages. No
+//! engine logic lives here; every function decodes its arguments, calls the
+//! core crate, and encodes the answer.
+//!
+//! Nothing holds a scheduler: calls that touch the store spawn on a shared
+//! Tokio runtime and return `:ok` at once; the answer arrives later as the
+//! message `{ref, result}` to the calling process. Only `engine_open` and
+//! `engine_close` are synchronous, on dirty I/O schedulers.
+
+mod faults;
+mod reply;
+mod terms;
+
+use std::sync::{Arc, OnceLock};
+
+use aion::engine::{
+    Engine, EngineConfig, EngineError, EngineListener, RecordCommand, RunHandle, RunOutcome, RunOwner, StartRequest,
+    StoreConfig,
+};
+use aion::ids::{RunId, WorkflowId};
+use aion::payload::Payload;
+use aion::replay::CommandSpec;
+use aion::store::sqlite::SqliteOptions;
+use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+use tokio::runtime::Runtime;
+
+use reply::{send_from_anywhere, spawn_reply};
+use terms::{
+    CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec, atoms, encode_description,
+    encode_error, encode_event, encode_recovery, encode_resolution, encode_terminal,
+};
+
+/// The runtime every engine of this VM shares.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
+            .thread_name("aion-runtime")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| panic!("cannot start the Aion runtime: {error}"))
+    })
+}
+
+/// An open engine, owned by an `Aion.Engine` process.
+pub struct EngineResource {
+    engine: Engine,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for EngineResource {}
+
+/// One loaded run, owned by its workflow process.
+pub struct RunResource {
+    run: RunHandle,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for RunResource {}
+
+/// Forwards the engine's background warnings to its owning process.
+struct PidListener(LocalPid);
+
+impl EngineListener for PidListener {
+    fn warning(&self, message: &str) {
+        let message = message.to_owned();
+        send_from_anywhere(self.0, move |env| (atoms::aion_warning(), message).encode(env));
+    }
+}
+
+/// Wakes a workflow process when one of its timers fired.
+struct PidOwner(LocalPid);
+
+impl RunOwner for PidOwner {
+    fn timer_fired(&self, ordinal: u32) {
+        send_from_anywhere(self.0, move |env| (atoms::aion_timer_fired(), ordinal).encode(env));
+    }
+}
+
+fn workflow_id(text: &str) -> Result<WorkflowId, EngineError> {
+    Ok(WorkflowId::new(text)?)
+}
+
+fn run_id(text: &str) -> Result<RunId, EngineError> {
+    Ok(RunId::parse(text)?)
+}
+
+fn payload(binary: Binary) -> Payload {
+    Payload::etf(binary.as_slice())
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn engine_open<'a>(env: Env<'a>, config: OpenConfig, listener: LocalPid) -> Term<'a> {
+    let store = match config.store {
+        StoreSpec::Memory => StoreConfig::Memory,
+        StoreSpec::Sqlite(path) => StoreConfig::Sqlite {
+            path: path.into(),
+            options: SqliteOptions {
+                synchronous_full: matches!(config.durability, Durability::Full),
+                ..SqliteOptions::default()
+            },
+        },
+    };
+    let mut engine_config = EngineConfig::new(store);
+    engine_config.writer.after_commit = faults::from_env();
+    let opened = runtime().block_on(Engine::open(
+        engine_config,
+        Arc::new(PidListener(listener)),
+        runtime().handle().clone(),
+    ));
+    match opened {
+        Ok(engine) => (atoms::ok(), ResourceArc::new(EngineResource { engine })).encode(env),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn engine_close(engine: ResourceArc<EngineResource>) -> rustler::Atom {
+    runtime().block_on(engine.engine.close());
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn recover<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, reference: Term<'a>) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(env, reference, async move { engine.recover().await }, |env, result| match result {
+        Ok(report) => (atoms::ok(), encode_recovery(env, &report)).encode(env),
+        Err(error) => encode_error(env, &error),
+    })
+}
+
+#[rustler::nif]
+fn start_workflow<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: Option<String>,
+    workflow_type: String,
+    input: Binary<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let input = payload(input);
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let workflow_id = id.as_deref().map(workflow_id).transpose()?;
+            engine
+                .start_workflow(StartRequest {
+                    workflow_id,
+                    workflow_type,
+                    input,
+                })
+                .await
+        },
+        |env, result| match result {
+            Ok(run) => {
+                let info = run.info().clone();
+                let resource = ResourceArc::new(RunResource { run });
+                (
+                    atoms::ok(),
+                    resource,
+                    info.workflow_id.as_str(),
+                    info.run_id.to_string(),
+                )
+                    .encode(env)
+            }
+            Err(error) => encode_error(env, &error),
+        },
+    )
+}
+
+#[rustler::nif]
+fn load_run<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let owner: Arc<dyn RunOwner> = Arc::new(PidOwner(env.pid()));
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.load_run(&workflow_id(&id)?, Some(owner)).await },
+        |env, result| match result {
+            Ok(run) => {
+                let info = terms::encode_run_info(env, run.info(), run.generation());
+                (atoms::ok(), ResourceArc::new(RunResource { run }), info).encode(env)
+            }
+            Err(error) => encode_error(env, &error),
+        },
+    )
+}
+
+#[rustler::nif]
+fn run_info<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
+    terms::encode_run_info(env, run.run.info(), run.run.generation())
+}
+
+#[rustler::nif]
+fn attach<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
+    match run.run.attach(Arc::new(PidOwner(env.pid()))) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif]
+fn resolve<'a>(env: Env<'a>, run: ResourceArc<RunResource>, kind: CommandKindTerm, name: String) -> Term<'a> {
+    match run.run.resolve(&CommandSpec::new(kind.into(), name)) {
+        Ok(resolution) => encode_resolution(env, &resolution),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif]
+fn record<'a>(env: Env<'a>, run: ResourceArc<RunResource>, command: RecordTerm<'a>, reference: Term<'a>) -> NifResult<Term<'a>> {
+    let command = match command {
+        RecordTerm::ActivityScheduled(ordinal, activity_type, input) => RecordCommand::ActivityScheduled {
+            ordinal,
+            activity_type,
+            input: payload(input),
+        },
+        RecordTerm::ActivityCompleted(ordinal, result) => RecordCommand::ActivityCompleted {
+            ordinal,
+            result: payload(result),
+        },
+        RecordTerm::ActivityFailed(ordinal, error) => RecordCommand::ActivityFailed {
+            ordinal,
+            error: payload(error),
+        },
+        RecordTerm::TimerStarted(ordinal, duration_ms) => RecordCommand::TimerStarted { ordinal, duration_ms },
+        RecordTerm::Marker(ordinal, name, value) => RecordCommand::Marker {
+            ordinal,
+            name,
+            value: payload(value),
+        },
+    };
+    spawn_reply(env, reference, async move { run.run.record(command).await }, |env, result| match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(error) => encode_error(env, &error),
+    })
+}
+
+#[rustler::nif]
+fn finish<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
+    match run.run.finish() {
+        Ok(()) => atoms::ok().encode(env),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif]
+fn complete_run<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    run: String,
+    outcome: OutcomeTerm<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let outcome = match outcome {
+        OutcomeTerm::Completed(result) => RunOutcome::Completed(payload(result)),
+        OutcomeTerm::Failed(error) => RunOutcome::Failed(payload(error)),
+    };
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.complete_run(&workflow_id(&id)?, run_id(&run)?, outcome).await },
+        |env, result| match result {
+            Ok(terminal) => (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
+            Err(error) => encode_error(env, &error),
+        },
+    )
+}
+
+#[rustler::nif]
+fn release_run(engine: ResourceArc<EngineResource>, id: String, generation: u64) -> rustler::Atom {
+    if let Ok(workflow_id) = WorkflowId::new(id) {
+        engine.engine.release_run(&workflow_id, generation);
+    }
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn terminal<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.terminal(&workflow_id(&id)?).await },
+        |env, result| match result {
+            Ok(None) => (atoms::ok(), atoms::running()).encode(env),
+            Ok(Some(terminal)) => (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
+            Err(error) => encode_error(env, &error),
+        },
+    )
+}
+
+#[rustler::nif]
+fn history<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.history(&workflow_id(&id)?).await },
+        |env, result| match result {
+            Ok(events) => {
+                let events: Vec<Term> = events.iter().map(|event| encode_event(env, event)).collect();
+                (atoms::ok(), events).encode(env)
+            }
+            Err(error) => encode_error(env, &error),
+        },
+    )
+}
+
+#[rustler::nif]
+fn describe<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.describe(&workflow_id(&id)?).await },
+        |env, result| match result {
+            Ok(description) => (atoms::ok(), encode_description(env, &description)).encode(env),
+            Err(error) => encode_error(env, &error),
+        },
+    )
+}
+
+rustler::init!("Elixir.Aion.Native");

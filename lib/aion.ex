@@ -1,0 +1,250 @@
+defmodule Aion do
+  @moduledoc """
+  Durable workflows, embedded in your application.
+
+  Add an instance to your supervision tree:
+
+      children = [
+        {Aion, name: MyApp.Aion, store: {:sqlite, "priv/aion.db"}, workflows: [MyApp.Order]}
+      ]
+
+  then start workflows and wait for their results:
+
+      {:ok, id} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42, amount: 10_00})
+      {:ok, result} = Aion.await(MyApp.Aion, id, :timer.minutes(1))
+
+  Every step of a workflow is recorded in the store before it takes effect,
+  so workflows finish correctly even if the VM is killed at any moment: on the
+  next start the instance recovers every unfinished workflow and replays it to
+  where it stopped. See `Aion.Workflow` for writing workflows and
+  `Aion.Config` for the options.
+
+  Every function takes the instance name first. Errors are
+  `{:error, %Aion.Error{}}`; match on the error's `:reason`.
+
+  ## Processes
+
+  An instance is a supervisor of: the engine (owns the store, through the
+  Rust core), a `Task.Supervisor` for activities, tracker processes (they
+  monitor workflow processes and record how each ended), one
+  `DynamicSupervisor` per workflow type (each run is one process), and the
+  recovery process, which respawns unfinished workflows at start.
+  """
+
+  use Supervisor
+
+  alias Aion.{Config, Instance, Native, Payload, WorkflowProcess}
+
+  @typedoc "An instance name (the `:name` option)."
+  @type name :: term()
+
+  @typedoc "A workflow id."
+  @type workflow_id :: String.t()
+
+  @doc "A child spec; the instance's `:name` is its id."
+  def child_spec(opts) do
+    %{
+      id: Keyword.get(opts, :name, Aion),
+      start: {__MODULE__, :start_link, [opts]},
+      type: :supervisor
+    }
+  end
+
+  @doc """
+  Starts an instance. See `Aion.Config` for the options.
+
+  Returns `{:error, %Aion.Error{}}` for invalid options or a store that cannot
+  be opened (missing directory, a file that is not a database, a store in use
+  by another instance).
+  """
+  @spec start_link(keyword()) :: Supervisor.on_start() | {:error, Aion.Error.t()}
+  def start_link(opts) do
+    with {:ok, config} <- Config.validate(opts) do
+      case Supervisor.start_link(__MODULE__, config, name: Instance.via(config.name, :supervisor)) do
+        {:error, {:shutdown, {:failed_to_start_child, _child, %Aion.Error{} = error}}} -> {:error, error}
+        other -> other
+      end
+    end
+  end
+
+  @impl true
+  def init(%Config{name: name} = config) do
+    trackers = for index <- 0..(System.schedulers_online() - 1), do: {Aion.Tracker, {config, index}}
+
+    workflow_supervisors =
+      for type <- Map.keys(config.types) do
+        Supervisor.child_spec({DynamicSupervisor, name: Instance.workflows_supervisor(name, type), strategy: :one_for_one},
+          id: {:workflows, type}
+        )
+      end
+
+    children =
+      [
+        {Aion.Engine, config},
+        {Task.Supervisor, name: Instance.via(name, :activities)}
+      ] ++ trackers ++ workflow_supervisors ++ [{Aion.Recovery, config}]
+
+    Supervisor.init(children, strategy: :rest_for_one)
+  end
+
+  @doc """
+  Starts a workflow and returns its id once its start is durable.
+
+  Options:
+
+    * `:id` - the workflow id (a non-empty string). Defaults to a random
+      UUID. Starting an id whose workflow is still running returns
+      `{:error, %Aion.Error{reason: :already_started}}`; the id of a finished
+      workflow starts a new run.
+
+  ## Examples
+
+      {:ok, id} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42})
+      {:ok, "order-42"} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42}, id: "order-42")
+  """
+  @spec start_workflow(name(), module(), term(), keyword()) :: {:ok, workflow_id()} | {:error, Aion.Error.t()}
+  def start_workflow(name, module, input, opts \\ []) do
+    with {:ok, instance} <- Instance.lookup(name),
+         {:ok, id} <- start_options(opts),
+         {:ok, type} <- workflow_type(instance, module),
+         {:ok, payload} <- encode_input(input),
+         {:ok, run, workflow_id, _run_id} <-
+           Native.call(&Native.start_workflow(instance.engine, id, type, payload, &1)) do
+      case WorkflowProcess.start_fresh(name, module, workflow_id, run) do
+        {:ok, _pid} ->
+          {:ok, workflow_id}
+
+        # Recovery, listing running workflows as this instance starts, saw the
+        # new run and got its process up first: the run is in good hands.
+        {:error, {:already_started, _pid}} ->
+          {:ok, workflow_id}
+
+        {:error, reason} ->
+          {:error,
+           Aion.Error.new(:start_failed, "workflow #{workflow_id} was recorded but its process did not start " <>
+             "(#{inspect(reason)}); it will be recovered at the next start of the instance")}
+      end
+    end
+  end
+
+  @doc """
+  Waits up to `timeout` milliseconds for a workflow to finish.
+
+  Returns `{:ok, result}` when it completed, `{:error, reason}` when it failed
+  (the `reason` its code returned, or an `%Aion.Error{}` for a raise, an exit
+  or a non-determinism error), and `{:error, %Aion.Error{reason: :timeout}}`
+  when it is still running after `timeout`.
+  """
+  @spec await(name(), workflow_id(), timeout()) :: {:ok, term()} | {:error, term()}
+  def await(name, workflow_id, timeout \\ 5_000) when is_binary(workflow_id) do
+    with {:ok, instance} <- Instance.lookup(name) do
+      key = {name, workflow_id}
+      {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
+
+      try do
+        case Native.call(&Native.terminal(instance.engine, workflow_id, &1)) do
+          {:ok, :running} -> wait_for_end(name, workflow_id, timeout)
+          {:ok, terminal} -> result(terminal)
+          {:error, error} -> {:error, error}
+        end
+      after
+        Registry.unregister(Aion.Awaiters, key)
+        flush_ends(name, workflow_id)
+      end
+    end
+  end
+
+  defp wait_for_end(name, workflow_id, timeout) do
+    receive do
+      {:aion_done, ^name, ^workflow_id, terminal} -> result(terminal)
+    after
+      timeout ->
+        {:error, Aion.Error.new(:timeout, "workflow #{workflow_id} did not finish within #{timeout} ms")}
+    end
+  end
+
+  defp flush_ends(name, workflow_id) do
+    receive do
+      {:aion_done, ^name, ^workflow_id, _} -> flush_ends(name, workflow_id)
+    after
+      0 -> :ok
+    end
+  end
+
+  defp result({:completed, payload, _run_id}), do: {:ok, Payload.decode(payload)}
+  defp result({:failed, payload, _run_id}), do: {:error, Payload.decode(payload)}
+
+  defp result({status, _value, run_id}) do
+    {:error, Aion.Error.new(status, "run #{run_id} ended with status #{status}")}
+  end
+
+  @doc """
+  Describes a workflow: its status (`:running`, `:completed`, `:failed`,
+  `:cancelled`, `:timed_out`, `:continued_as_new`), type, latest run id,
+  timestamps, its runs, and the work its latest run is waiting for
+  (`:pending`: activities scheduled without a result, timers not yet fired).
+
+      {:ok, %{status: :running, pending: [%{kind: :timer, fire_at: at}]}} = Aion.describe(MyApp.Aion, id)
+  """
+  @spec describe(name(), workflow_id()) :: {:ok, map()} | {:error, Aion.Error.t()}
+  def describe(name, workflow_id) when is_binary(workflow_id) do
+    with {:ok, instance} <- Instance.lookup(name),
+         {:ok, description} <- Native.call(&Native.describe(instance.engine, workflow_id, &1)) do
+      {:ok,
+       description
+       |> times([:started_at, :closed_at, :updated_at])
+       |> Map.update!(:runs, fn runs -> Enum.map(runs, &times(&1, [:started_at, :closed_at])) end)
+       |> Map.update!(:pending, fn pending -> Enum.map(pending, &times(&1, [:fire_at])) end)}
+    end
+  end
+
+  @doc """
+  The history of a workflow: its events, oldest first, as maps with `:seq`,
+  `:recorded_at`, `:type` (such as `:activity_completed`) and the event's
+  fields, payloads decoded. `Aion.History.format/1` renders them as a timeline.
+  """
+  @spec history(name(), workflow_id()) :: {:ok, [map()]} | {:error, Aion.Error.t()}
+  def history(name, workflow_id) when is_binary(workflow_id) do
+    with {:ok, instance} <- Instance.lookup(name),
+         {:ok, events} <- Native.call(&Native.history(instance.engine, workflow_id, &1)) do
+      {:ok, Enum.map(events, &times(&1, [:recorded_at, :fire_at, :scheduled_for]))}
+    end
+  end
+
+  defp times(map, keys) do
+    Enum.reduce(keys, map, fn key, map ->
+      case map do
+        %{^key => micros} when is_integer(micros) -> %{map | key => DateTime.from_unix!(micros, :microsecond)}
+        _ -> map
+      end
+    end)
+  end
+
+  defp start_options(opts) do
+    case Keyword.fetch(opts, :id) do
+      :error -> {:ok, nil}
+      {:ok, id} when is_binary(id) and id != "" -> {:ok, id}
+      {:ok, other} -> {:error, Aion.Error.new(:invalid_option, "Aion.start_workflow: expected :id to be a non-empty string, got: #{inspect(other)}")}
+    end
+  end
+
+  defp workflow_type(%Instance{config: config}, module) do
+    if module in config.workflows do
+      {:ok, Aion.Workflow.type(module)}
+    else
+      {:error,
+       Aion.Error.new(
+         :unknown_workflow,
+         "Aion.start_workflow: #{inspect(module)} is not a workflow of instance #{inspect(config.name)} " <>
+           "(its :workflows are #{inspect(config.workflows)})"
+       )}
+    end
+  end
+
+  defp encode_input(input) do
+    case Payload.encode(input) do
+      {:ok, payload} -> {:ok, payload}
+      {:error, error} -> {:error, %{error | message: "Aion.start_workflow: the input " <> error.message}}
+    end
+  end
+end

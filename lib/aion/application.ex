@@ -1,0 +1,16 @@
+defmodule Aion.Application do
+  @moduledoc false
+  use Application
+
+  @impl true
+  def start(_type, _args) do
+    children = [
+      # {instance, role} -> process: engines, trackers, supervisors, workflows.
+      {Registry, keys: :unique, name: Aion.Registry},
+      # {instance, workflow_id} -> processes awaiting that workflow.
+      {Registry, keys: :duplicate, name: Aion.Awaiters}
+    ]
+
+    Supervisor.start_link(children, strategy: :one_for_one, name: Aion.Application.Supervisor)
+  end
+end

@@ -1,0 +1,51 @@
+defmodule Aion.History do
+  @moduledoc """
+  Renders workflow histories (from `Aion.history/2`) for people.
+
+      {:ok, events} = Aion.history(MyApp.Aion, id)
+      IO.puts(Aion.History.format(events))
+
+  prints one line per event, with the time since the first event:
+
+        #1  +0.000s  workflow_started     MyApp.Order  input: %{order_id: 42}
+        #2  +0.001s  activity_scheduled   #0 MyApp.Payments.reserve  input: [42, 1000]
+        ...
+  """
+
+  @doc "One line per event: seq, time since the first event, type, details."
+  @spec format([map()]) :: String.t()
+  def format([]), do: ""
+
+  def format([first | _] = events) do
+    Enum.map_join(events, "\n", fn event ->
+      offset = DateTime.diff(event.recorded_at, first.recorded_at, :microsecond) / 1_000_000
+
+      :io_lib.format("~4s  +~.3fs  ~-24s ~ts", [
+        "##{event.seq}",
+        offset,
+        Atom.to_string(event.type),
+        details(event)
+      ])
+      |> IO.iodata_to_binary()
+    end)
+  end
+
+  defp details(%{type: :workflow_started} = e), do: "#{e.workflow_type}  input: #{short(e.input)}"
+  defp details(%{type: :workflow_completed} = e), do: "result: #{short(e.result)}"
+  defp details(%{type: :workflow_failed} = e), do: "error: #{short(e.error)}"
+  defp details(%{type: :activity_scheduled} = e), do: "##{e.command} #{e.activity_type}  input: #{short(e.input)}"
+  defp details(%{type: :activity_completed} = e), do: "##{e.command} result: #{short(e.result)}"
+  defp details(%{type: :activity_failed} = e), do: "##{e.command} error: #{short(e.error)}"
+  defp details(%{type: :timer_started} = e), do: "##{e.command} until #{DateTime.to_iso8601(e.fire_at)}"
+  defp details(%{type: :timer_fired} = e), do: "##{e.command}"
+  defp details(%{type: :marker_recorded} = e), do: "##{e.command} #{e.name}: #{short(e.value)}"
+
+  defp details(event) do
+    event
+    |> Map.drop([:seq, :recorded_at, :type, :workflow_id])
+    |> Enum.map_join("  ", fn {key, value} -> "#{key}: #{short(value)}" end)
+  end
+
+  defp short(%Aion.Error{message: message}), do: "%Aion.Error{} " <> message
+  defp short(value), do: inspect(value, limit: 8, printable_limit: 80)
+end

@@ -1,0 +1,365 @@
+//! Term shapes of the boundary: what Elixir passes in, how answers look.
+
+use aion::engine::{Description, EngineError, RecoveryReport, RunInfo, Terminal};
+use aion::event::{Field, RecordedEvent, SearchAttribute};
+use aion::payload::Payload;
+use aion::replay::{CommandKind, Outcome, PendingWork, Resolution};
+use aion::status::WorkflowStatus;
+use aion::time::Timestamp;
+use rustler::types::atom::Atom;
+use rustler::{Binary, Encoder, Env, NewBinary, NifMap, NifTaggedEnum, NifUnitEnum, Term};
+
+pub mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        nil,
+        panic,
+        running,
+        aion_warning,
+        aion_timer_fired,
+        replayed,
+        pending,
+        live,
+        completed,
+        failed,
+        fired,
+        cancelled,
+        recorded,
+        decided,
+        activity,
+        timer,
+        child_workflow,
+        undecodable,
+        // map keys
+        seq,
+        recorded_at,
+        type_ = "type",
+        workflow_id,
+        workflow_type,
+        run_id,
+        parent_run_id,
+        input,
+        status,
+        started_at,
+        closed_at,
+        updated_at,
+        history_length,
+        runs,
+        first_seq,
+        last_seq,
+        command,
+        kind,
+        name,
+        activity_type,
+        attempts,
+        timer_id,
+        fire_at,
+        generation,
+        active,
+        timers_fired,
+        timers_armed,
+        timer_failures,
+        rebuilt,
+        broken,
+        value,
+    }
+}
+
+/// `:memory` or `{:sqlite, path}`.
+#[derive(NifTaggedEnum)]
+pub enum StoreSpec {
+    Memory,
+    Sqlite(String),
+}
+
+/// `:full` (fsync every commit) or `:normal`.
+#[derive(NifUnitEnum)]
+pub enum Durability {
+    Full,
+    Normal,
+}
+
+/// `%{store: ..., durability: ...}`.
+#[derive(NifMap)]
+pub struct OpenConfig {
+    pub store: StoreSpec,
+    pub durability: Durability,
+}
+
+/// The kind atom of a command.
+#[derive(NifUnitEnum)]
+pub enum CommandKindTerm {
+    Activity,
+    Timer,
+    Marker,
+    ChildWorkflow,
+    SignalSend,
+    WithTimeout,
+}
+
+impl From<CommandKindTerm> for CommandKind {
+    fn from(kind: CommandKindTerm) -> Self {
+        match kind {
+            CommandKindTerm::Activity => CommandKind::Activity,
+            CommandKindTerm::Timer => CommandKind::Timer,
+            CommandKindTerm::Marker => CommandKind::Marker,
+            CommandKindTerm::ChildWorkflow => CommandKind::ChildWorkflow,
+            CommandKindTerm::SignalSend => CommandKind::SignalSend,
+            CommandKindTerm::WithTimeout => CommandKind::WithTimeout,
+        }
+    }
+}
+
+/// What a workflow process records.
+#[derive(NifTaggedEnum)]
+pub enum RecordTerm<'a> {
+    ActivityScheduled(u32, String, Binary<'a>),
+    ActivityCompleted(u32, Binary<'a>),
+    ActivityFailed(u32, Binary<'a>),
+    TimerStarted(u32, u64),
+    Marker(u32, String, Binary<'a>),
+}
+
+/// How a workflow process ended.
+#[derive(NifTaggedEnum)]
+pub enum OutcomeTerm<'a> {
+    Completed(Binary<'a>),
+    Failed(Binary<'a>),
+}
+
+fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    NewBinary::from_slice(env, bytes).into()
+}
+
+/// A payload as raw ETF bytes (the Elixir side decodes it).
+fn payload_bytes<'a>(env: Env<'a>, payload: &Payload) -> Term<'a> {
+    binary(env, &payload.data)
+}
+
+/// A payload decoded into the term it holds, or `{:undecodable, bytes}`.
+fn payload_term<'a>(env: Env<'a>, payload: &Payload) -> Term<'a> {
+    match env.binary_to_term(&payload.data) {
+        Some((term, _)) => term,
+        None => (atoms::undecodable(), payload_bytes(env, payload)).encode(env),
+    }
+}
+
+fn time(time: Timestamp) -> i64 {
+    time.as_micros()
+}
+
+fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    Atom::from_str(env, name).map_or_else(|_| name.encode(env), |atom| atom.encode(env))
+}
+
+fn map<'a>(env: Env<'a>, entries: Vec<(Term<'a>, Term<'a>)>) -> Term<'a> {
+    let (keys, values): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+    Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::nil().encode(env))
+}
+
+fn status<'a>(env: Env<'a>, status: WorkflowStatus) -> Term<'a> {
+    atom(env, status.as_str())
+}
+
+/// `{:error, {reason_atom, message, code | nil}}`.
+pub fn encode_error<'a>(env: Env<'a>, error: &EngineError) -> Term<'a> {
+    let code = error.code().map_or_else(|| atoms::nil().encode(env), |code| code.encode(env));
+    (atoms::error(), (atom(env, error.kind()), error.to_string(), code)).encode(env)
+}
+
+fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
+    match outcome {
+        Outcome::Completed(payload) => (atoms::completed(), payload_bytes(env, payload)).encode(env),
+        Outcome::Failed(payload) => (atoms::failed(), payload_bytes(env, payload)).encode(env),
+        Outcome::Fired => atoms::fired().encode(env),
+        Outcome::Cancelled => atoms::cancelled().encode(env),
+        Outcome::Recorded(payload) => (atoms::recorded(), payload_bytes(env, payload)).encode(env),
+        Outcome::Decided { timed_out } => (atoms::decided(), *timed_out).encode(env),
+    }
+}
+
+fn encode_work<'a>(env: Env<'a>, work: &PendingWork) -> Term<'a> {
+    match work {
+        PendingWork::Activity {
+            activity_type,
+            input,
+            attempts,
+        } => (atoms::activity(), activity_type.as_str(), payload_bytes(env, input), *attempts).encode(env),
+        PendingWork::Timer { fire_at, .. } => (atoms::timer(), time(*fire_at)).encode(env),
+        PendingWork::ChildWorkflow => atoms::child_workflow().encode(env),
+    }
+}
+
+/// `{:replayed, n, outcome}`, `{:pending, n, work}` or `{:live, n}`.
+pub fn encode_resolution<'a>(env: Env<'a>, resolution: &Resolution) -> Term<'a> {
+    match resolution {
+        Resolution::Replayed { ordinal, outcome } => {
+            (atoms::replayed(), *ordinal, encode_outcome(env, outcome)).encode(env)
+        }
+        Resolution::Pending { ordinal, work } => (atoms::pending(), *ordinal, encode_work(env, work)).encode(env),
+        Resolution::Live { ordinal } => (atoms::live(), *ordinal).encode(env),
+    }
+}
+
+/// `{status, value_bytes | nil, run_id}`.
+pub fn encode_terminal<'a>(env: Env<'a>, terminal: &Terminal) -> Term<'a> {
+    let value = terminal
+        .value
+        .as_ref()
+        .map_or_else(|| atoms::nil().encode(env), |payload| payload_bytes(env, payload));
+    (status(env, terminal.status), value, terminal.run_id.to_string()).encode(env)
+}
+
+/// The identity of a loaded run, as a map.
+pub fn encode_run_info<'a>(env: Env<'a>, info: &RunInfo, generation: u64) -> Term<'a> {
+    map(
+        env,
+        vec![
+            (atoms::workflow_id().encode(env), info.workflow_id.as_str().encode(env)),
+            (atoms::run_id().encode(env), info.run_id.to_string().encode(env)),
+            (atoms::workflow_type().encode(env), info.workflow_type.encode(env)),
+            (atoms::input().encode(env), payload_bytes(env, &info.input)),
+            (atoms::started_at().encode(env), time(info.started_at).encode(env)),
+            (atoms::generation().encode(env), generation.encode(env)),
+        ],
+    )
+}
+
+fn encode_attribute<'a>(env: Env<'a>, attribute: &SearchAttribute) -> Term<'a> {
+    match attribute {
+        SearchAttribute::Text(text) => text.encode(env),
+        SearchAttribute::Int(n) => n.encode(env),
+        SearchAttribute::Float(x) => x.encode(env),
+        SearchAttribute::Bool(b) => b.encode(env),
+        SearchAttribute::Time(t) => time(*t).encode(env),
+    }
+}
+
+fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
+    match field {
+        Field::Text(text) => text.encode(env),
+        Field::MaybeText(text) => text.map_or_else(|| atoms::nil().encode(env), |text| text.encode(env)),
+        Field::Unsigned(n) => n.encode(env),
+        Field::Bool(b) => b.encode(env),
+        Field::Time(t) => time(*t).encode(env),
+        Field::Payload(payload) => payload_term(env, payload),
+        Field::Attributes(attributes) => map(
+            env,
+            attributes
+                .iter()
+                .map(|(name, value)| (name.encode(env), encode_attribute(env, value)))
+                .collect(),
+        ),
+        Field::Run(run) => run.map_or_else(|| atoms::nil().encode(env), |run| run.to_string().encode(env)),
+    }
+}
+
+/// An event as a map: envelope keys, `type`, then its fields, payloads decoded.
+pub fn encode_event<'a>(env: Env<'a>, recorded: &RecordedEvent) -> Term<'a> {
+    let mut entries = vec![
+        (atoms::seq().encode(env), recorded.envelope.seq.encode(env)),
+        (atoms::recorded_at().encode(env), time(recorded.envelope.recorded_at).encode(env)),
+        (atoms::workflow_id().encode(env), recorded.envelope.workflow_id.as_str().encode(env)),
+        (atoms::type_().encode(env), atom(env, recorded.event.kind().as_str())),
+    ];
+    for (name, field) in recorded.event.fields() {
+        entries.push((atom(env, name), encode_field(env, &field)));
+    }
+    map(env, entries)
+}
+
+fn maybe_time<'a>(env: Env<'a>, at: Option<Timestamp>) -> Term<'a> {
+    at.map_or_else(|| atoms::nil().encode(env), |at| time(at).encode(env))
+}
+
+/// What `describe` answers.
+pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'a> {
+    let summary = &description.summary;
+    let runs: Vec<Term> = description
+        .runs
+        .iter()
+        .map(|run| {
+            map(
+                env,
+                vec![
+                    (atoms::run_id().encode(env), run.run_id.to_string().encode(env)),
+                    (
+                        atoms::parent_run_id().encode(env),
+                        run.parent_run_id
+                            .map_or_else(|| atoms::nil().encode(env), |r| r.to_string().encode(env)),
+                    ),
+                    (atoms::workflow_type().encode(env), run.workflow_type.encode(env)),
+                    (atoms::status().encode(env), status(env, run.status)),
+                    (atoms::started_at().encode(env), time(run.started_at).encode(env)),
+                    (atoms::closed_at().encode(env), maybe_time(env, run.closed_at)),
+                    (atoms::first_seq().encode(env), run.first_seq.encode(env)),
+                    (atoms::last_seq().encode(env), run.last_seq.encode(env)),
+                ],
+            )
+        })
+        .collect();
+    let pending: Vec<Term> = description
+        .pending
+        .iter()
+        .map(|command| {
+            let mut entries = vec![
+                (atoms::command().encode(env), command.ordinal.encode(env)),
+                (atoms::kind().encode(env), atom(env, command.spec.kind.as_str())),
+                (atoms::name().encode(env), command.spec.name.encode(env)),
+            ];
+            match &command.work {
+                PendingWork::Activity { attempts, .. } => {
+                    entries.push((atoms::attempts().encode(env), attempts.encode(env)));
+                }
+                PendingWork::Timer { timer_id, fire_at } => {
+                    entries.push((atoms::timer_id().encode(env), timer_id.as_str().encode(env)));
+                    entries.push((atoms::fire_at().encode(env), time(*fire_at).encode(env)));
+                }
+                PendingWork::ChildWorkflow => {}
+            }
+            map(env, entries)
+        })
+        .collect();
+    map(
+        env,
+        vec![
+            (atoms::workflow_id().encode(env), summary.workflow_id.as_str().encode(env)),
+            (atoms::workflow_type().encode(env), summary.workflow_type.encode(env)),
+            (atoms::run_id().encode(env), summary.run_id.to_string().encode(env)),
+            (atoms::status().encode(env), status(env, summary.status)),
+            (atoms::started_at().encode(env), time(summary.started_at).encode(env)),
+            (atoms::closed_at().encode(env), maybe_time(env, summary.closed_at)),
+            (atoms::updated_at().encode(env), time(summary.updated_at).encode(env)),
+            (atoms::history_length().encode(env), summary.head_seq.encode(env)),
+            (atoms::runs().encode(env), runs.encode(env)),
+            (atoms::pending().encode(env), pending.encode(env)),
+        ],
+    )
+}
+
+/// What `recover` answers.
+pub fn encode_recovery<'a>(env: Env<'a>, report: &RecoveryReport) -> Term<'a> {
+    let active: Vec<(&str, &str)> = report
+        .active
+        .iter()
+        .map(|summary| (summary.workflow_id.as_str(), summary.workflow_type.as_str()))
+        .collect();
+    let broken: Vec<(&str, &str)> = report
+        .visibility
+        .broken
+        .iter()
+        .map(|(id, reason)| (id.as_str(), reason.as_str()))
+        .collect();
+    map(
+        env,
+        vec![
+            (atoms::active().encode(env), active.encode(env)),
+            (atoms::timers_fired().encode(env), report.timers_fired.encode(env)),
+            (atoms::timers_armed().encode(env), report.timers_armed.encode(env)),
+            (atoms::timer_failures().encode(env), report.timer_failures.encode(env)),
+            (atoms::rebuilt().encode(env), report.visibility.rebuilt.encode(env)),
+            (atoms::broken().encode(env), broken.encode(env)),
+        ],
+    )
+}
