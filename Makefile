@@ -1,0 +1,11 @@
+# Shortcuts for the scripts in scripts/ (each installs what is missing).
+.PHONY: demo test bench
+
+demo:
+	./scripts/demo.sh
+
+test:
+	./scripts/test.sh
+
+bench:
+	./scripts/bench.sh
