@@ -1,3 +1,4 @@
 //! Integration tests, compiled as one binary so that they link once.
 
+mod codec_fixtures;
 mod conformance;

@@ -1,0 +1,152 @@
+//! Format 1 of the stored event body is pinned: `fixtures/events_v1.jsonl`
+//! holds one event of every kind as Aion wrote it, and must decode to the same
+//! events, and re-encode to the same bytes, forever. A change that breaks this
+//! needs a new format number, a decoder for the old one and a fixture of its
+//! own, never an edit of this one.
+
+use std::collections::BTreeMap;
+
+use aion::codec::{self, CURRENT_FORMAT};
+use aion::event::{Event, SearchAttribute};
+use aion::ids::{RunId, TimerId, WorkflowId};
+use aion::payload::Payload;
+use aion::time::Timestamp;
+
+const FIXTURE: &str = include_str!("fixtures/events_v1.jsonl");
+
+/// One event of every kind, in declaration order.
+fn corpus() -> Vec<Event> {
+    let run = RunId::from_u128(0x1111);
+    let next = RunId::from_u128(0x2222);
+    let p = |byte: u8| Payload::etf(vec![131, 97, byte]);
+    let child = WorkflowId::new("child-1").unwrap();
+    let timer = TimerId::for_command(run, 3);
+    vec![
+        Event::WorkflowStarted {
+            run_id: run,
+            parent_run_id: Some(next),
+            workflow_type: "Shop.Order".into(),
+            input: p(1),
+            package_version: Some("sha256:abc".into()),
+        },
+        Event::WorkflowCompleted { result: p(2) },
+        Event::WorkflowFailed { error: p(3) },
+        Event::WorkflowCancelled { reason: p(4) },
+        Event::WorkflowTimedOut { timeout_ms: 60_000 },
+        Event::WorkflowContinuedAsNew {
+            new_run_id: next,
+            workflow_type: "Shop.Order".into(),
+            input: p(5),
+        },
+        Event::ActivityScheduled {
+            command: 0,
+            activity_type: "Shop.charge".into(),
+            input: p(6),
+        },
+        Event::ActivityStarted { command: 0, attempt: 2 },
+        Event::ActivityCompleted { command: 0, result: p(7) },
+        Event::ActivityFailed { command: 1, error: p(8) },
+        Event::ActivityCancelled { command: 2 },
+        Event::TimerStarted {
+            command: 3,
+            timer_id: timer.clone(),
+            fire_at: Timestamp::from_micros(1_795_000_000_123_456),
+        },
+        Event::TimerFired {
+            command: 3,
+            timer_id: timer.clone(),
+        },
+        Event::TimerCancelled { command: 3, timer_id: timer },
+        Event::WithTimeoutCompleted { command: 4, timed_out: true },
+        Event::SignalReceived {
+            signal_name: "approve".into(),
+            payload: p(9),
+        },
+        Event::SignalSent {
+            command: 5,
+            target_workflow_id: child.clone(),
+            signal_name: "nudge".into(),
+            payload: p(10),
+        },
+        Event::ChildWorkflowStarted {
+            command: 6,
+            child_workflow_id: child.clone(),
+            workflow_type: "Shop.Refund".into(),
+            input: p(11),
+        },
+        Event::ChildWorkflowCompleted {
+            command: 6,
+            child_workflow_id: child.clone(),
+            result: p(12),
+        },
+        Event::ChildWorkflowFailed {
+            command: 6,
+            child_workflow_id: child.clone(),
+            error: p(13),
+        },
+        Event::ChildWorkflowCancelled {
+            command: 6,
+            child_workflow_id: child,
+        },
+        Event::MarkerRecorded {
+            command: 7,
+            name: "now".into(),
+            value: p(14),
+        },
+        Event::SearchAttributesUpdated {
+            attributes: BTreeMap::from([
+                ("customer".to_owned(), SearchAttribute::Text("ada".into())),
+                ("items".to_owned(), SearchAttribute::Int(3)),
+                ("total".to_owned(), SearchAttribute::Float(42.5)),
+                ("vip".to_owned(), SearchAttribute::Bool(true)),
+                ("due".to_owned(), SearchAttribute::Time(Timestamp::from_micros(7))),
+            ]),
+        },
+        Event::ScheduleCreated {
+            schedule_id: "nightly".into(),
+            spec: "0 3 * * *".into(),
+            workflow_type: "Shop.Report".into(),
+            input: p(15),
+        },
+        Event::ScheduleUpdated {
+            schedule_id: "nightly".into(),
+            spec: "0 4 * * *".into(),
+            input: p(16),
+        },
+        Event::SchedulePaused {
+            schedule_id: "nightly".into(),
+        },
+        Event::ScheduleResumed {
+            schedule_id: "nightly".into(),
+        },
+        Event::ScheduleDeleted {
+            schedule_id: "nightly".into(),
+        },
+        Event::ScheduleTriggered {
+            schedule_id: "nightly".into(),
+            scheduled_for: Timestamp::from_micros(1_795_000_000_000_000),
+            workflow_id: WorkflowId::new("report-2026-11-21").unwrap(),
+        },
+    ]
+}
+
+#[test]
+fn format_1_fixture_decodes_to_the_corpus_and_reencodes_byte_for_byte() {
+    assert_eq!(CURRENT_FORMAT, 1);
+    let lines: Vec<&str> = FIXTURE.lines().collect();
+    let corpus = corpus();
+    assert_eq!(lines.len(), corpus.len(), "one fixture line per event kind");
+    for (line, expected) in lines.iter().zip(&corpus) {
+        let decoded = codec::decode(1, line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(&decoded, expected);
+        assert_eq!(String::from_utf8(codec::encode(&decoded).unwrap()).unwrap(), *line);
+    }
+}
+
+#[test]
+fn the_corpus_covers_every_event_kind() {
+    let kinds: std::collections::HashSet<_> = corpus().iter().map(|e| e.kind()).collect();
+    // EventKind has 29 variants; the corpus must name each once.
+    assert_eq!(kinds.len(), 29);
+    assert_eq!(corpus().len(), 29);
+}
