@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Aion needs to build and test on a Debian machine, if missing:
-# Erlang/OTP and Elixir (Debian packages), and checks for Rust (cargo).
+# Erlang/OTP and Elixir, the sqlite3 CLI (Debian packages), and checks for
+# Rust (cargo).
 # Sourced by the other scripts; safe to run again.
 set -euo pipefail
 
@@ -8,10 +9,14 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if ! command -v mix >/dev/null 2>&1; then
-  echo "==> Installing Erlang/OTP and Elixir from Debian packages"
+# elixir brings Erlang/OTP; sqlite3 (the CLI) lets tests damage a store on purpose.
+missing=()
+command -v mix >/dev/null 2>&1 || missing+=(elixir)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> Installing from Debian packages: ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends elixir >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then

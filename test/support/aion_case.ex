@@ -4,6 +4,8 @@ defmodule Aion.Case do
   # or @moduletag :tmp_dir, its own directory for SQLite files.
   use ExUnit.CaseTemplate
 
+  require Logger
+
   using do
     quote do
       import Aion.Case
@@ -25,6 +27,34 @@ defmodule Aion.Case do
     name = :"aion_test_listener_#{System.unique_integer([:positive])}"
     Process.register(self(), name)
     name
+  end
+
+  @doc """
+  Waits until the instance's recovery has run (it runs right after start):
+  a call to the recovery process is answered only after it is done.
+  """
+  def await_recovery(name) do
+    _ = :sys.get_state(GenServer.whereis(Aion.Instance.via(name, :recovery)))
+    :ok
+  end
+
+  @doc "Waits until the process of workflow `id`, if any, has exited; flushes the log."
+  def await_workflow_exit(name, id) do
+    case Registry.lookup(Aion.Registry, {name, {:workflow, id}}) do
+      [{pid, _}] ->
+        ref = Process.monitor(pid)
+
+        receive do
+          {:DOWN, ^ref, :process, ^pid, _} -> :ok
+        after
+          5_000 -> raise "the process of workflow #{id} did not exit"
+        end
+
+      [] ->
+        :ok
+    end
+
+    Logger.flush()
   end
 
   @doc "The event types of a workflow's history."
