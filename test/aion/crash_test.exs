@@ -19,31 +19,31 @@ defmodule Aion.CrashTest do
     log = Path.join(dir, "executions.log")
     child = fn generation, mode, env -> ChildVM.start(child_script(), [db, log, "#{generation}", mode, "#{@workflows}"], env) end
 
-    # 1. Mid-activity: killed from outside once every start is acknowledged
-    #    (READY) and 10 more activities have begun.
-    vm = child.(1, "start", [])
-    ChildVM.await_lines(vm, "READY", 1)
+    # Each generation's kill point is certain to be reached: the kills that
+    # need much work left come first, the commit thresholds are small.
+
+    # 1. Mid-activity: once every start is acknowledged (READY), the 10th
+    #    activity to begin SIGKILLs the engine's VM while others are running.
+    vm = child.(1, "start", [{"CRASH_KILL_AT_ACTIVITY", "10"}])
+    assert {@sigkill_status, lines} = ChildVM.await_exit(vm)
+    assert "READY" in lines
+
+    # 2. Killed from outside by this test, while workflows are spread over
+    #    sleeps and (slow, here) activities.
+    vm = child.(2, "resume", [{"CRASH_ACTIVITY_MS", "5000"}])
     ChildVM.await_lines(vm, "STARTED", 10)
     assert ChildVM.kill(vm) == @sigkill_status
 
-    # 2. Mid-sleep, between record and reply: the engine kills itself right
-    #    after the commit that makes the 20th timer_started of this run
+    # 3. Mid-sleep, between record and reply: the engine kills itself right
+    #    after the commit that makes the 5th timer_started of this run
     #    durable, before any workflow hears that its timer was recorded.
-    #    (The thresholds are small so that they are reached whatever the
-    #    earlier generations got done.)
-    vm = child.(2, "resume", [{"AION_FAULT_KILL_AFTER", "timer_started:20"}])
+    vm = child.(3, "resume", [{"AION_FAULT_KILL_AFTER", "timer_started:5"}])
     assert {@sigkill_status, _} = ChildVM.await_exit(vm)
 
-    # 3. Between record and reply for activity results: killed right after the
-    #    commit that makes the 20th activity_completed of this run durable.
-    vm = child.(3, "resume", [{"AION_FAULT_KILL_AFTER", "activity_completed:20"}])
+    # 4. Between record and reply for activity results: killed right after the
+    #    commit that makes the 5th activity_completed of this run durable.
+    vm = child.(4, "resume", [{"AION_FAULT_KILL_AFTER", "activity_completed:5"}])
     assert {@sigkill_status, _} = ChildVM.await_exit(vm)
-
-    # 4. Killed from outside again, while workflows are spread over
-    #    activities and sleeps.
-    vm = child.(4, "resume", [])
-    ChildVM.await_lines(vm, "STARTED", 10)
-    assert ChildVM.kill(vm) == @sigkill_status
 
     # 5. Left alone: everything finishes.
     vm = child.(5, "resume", [])

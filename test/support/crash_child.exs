@@ -5,7 +5,12 @@
 [db, log, generation, mode, count] = System.argv()
 count = String.to_integer(count)
 
-:persistent_term.put(Aion.Test.CrashActivities, %{log: log, generation: String.to_integer(generation)})
+Aion.Test.CrashActivities.configure(%{
+  log: log,
+  generation: String.to_integer(generation),
+  kill_at: with(value when is_binary(value) <- System.get_env("CRASH_KILL_AT_ACTIVITY"), do: String.to_integer(value)),
+  activity_ms: String.to_integer(System.get_env("CRASH_ACTIVITY_MS", "20"))
+})
 {:ok, _} = Application.ensure_all_started(:aion)
 {:ok, _} = Aion.start_link(name: :crash, store: {:sqlite, db}, workflows: [Aion.Test.CrashWorkflow])
 
@@ -15,7 +20,9 @@ if mode == "start" do
   end
 end
 
+# READY goes out before any activity may kill this VM.
 IO.puts("READY")
+Aion.Test.CrashActivities.arm()
 
 for n <- 1..count do
   IO.puts("RESULT wf-#{n} #{inspect(Aion.await(:crash, "wf-#{n}", :infinity))}")

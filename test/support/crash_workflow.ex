@@ -4,14 +4,31 @@ defmodule Aion.Test.CrashActivities do
   # "start <n> <step> <generation>" to a log before doing anything, so the
   # test can count executions across kills, and returns the generation that
   # ran it, so history says which execution's completion was recorded.
+  #
+  # Configured per generation (see crash_child.exs):
+  #   :kill_at     - the n-th activity started after arm/0 SIGKILLs the VM
+  #                  right after logging its start: a kill mid-activity that
+  #                  no scheduling jitter can move;
+  #   :activity_ms - how long each activity takes.
+
+  def configure(config) do
+    :persistent_term.put(__MODULE__, Map.merge(config, %{started: :atomics.new(1, []), armed: :atomics.new(1, [])}))
+  end
+
+  @doc "Starts counting activities towards :kill_at."
+  def arm, do: :atomics.put(:persistent_term.get(__MODULE__).armed, 1, 1)
 
   def step(n, step) do
-    %{log: log, generation: generation} = :persistent_term.get(__MODULE__)
-    File.write!(log, "start #{n} #{step} #{generation}\n", [:append])
+    config = :persistent_term.get(__MODULE__)
+    File.write!(config.log, "start #{n} #{step} #{config.generation}\n", [:append])
     IO.puts("STARTED #{n} #{step}")
-    # The window a kill lands "mid-activity" in.
-    Process.sleep(20)
-    {:ok, %{value: n * 10 + step, generation: generation}}
+
+    if :atomics.get(config.armed, 1) == 1 and :atomics.add_get(config.started, 1, 1) == config.kill_at do
+      System.cmd("sh", ["-c", "kill -KILL #{System.pid()}"])
+    end
+
+    Process.sleep(config.activity_ms)
+    {:ok, %{value: n * 10 + step, generation: config.generation}}
   end
 end
 
