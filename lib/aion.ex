@@ -107,7 +107,7 @@ defmodule Aion do
     with {:ok, instance} <- Instance.lookup(name),
          {:ok, id} <- start_options(opts),
          {:ok, type} <- workflow_type(instance, module),
-         {:ok, payload} <- encode_input(input),
+         {:ok, payload} <- Payload.encode(input, "Aion.start_workflow: the input"),
          {:ok, run, workflow_id, _run_id} <-
            Native.call(&Native.start_workflow(instance.engine, id, type, payload, &1)) do
       case WorkflowProcess.start_fresh(name, module, workflow_id, run) do
@@ -238,13 +238,6 @@ defmodule Aion do
          "Aion.start_workflow: #{inspect(module)} is not a workflow of instance #{inspect(config.name)} " <>
            "(its :workflows are #{inspect(config.workflows)})"
        )}
-    end
-  end
-
-  defp encode_input(input) do
-    case Payload.encode(input) do
-      {:ok, payload} -> {:ok, payload}
-      {:error, error} -> {:error, %{error | message: "Aion.start_workflow: the input " <> error.message}}
     end
   end
 end

@@ -54,7 +54,7 @@ defmodule AionTest do
   test "a result that cannot be stored fails the run with a clear error", %{aion: aion} do
     {:ok, id} = Aion.start_workflow(aion, Returns, :pid)
     assert {:error, %Aion.Error{reason: :unserializable, message: message}} = Aion.await(aion, id)
-    assert message =~ "result cannot be stored"
+    assert message =~ "the workflow's result cannot be stored: it holds a pid"
   end
 
   test "a custom id; a running id cannot start again; a finished one starts a new run", %{aion: aion} do

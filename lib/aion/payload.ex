@@ -17,9 +17,12 @@ defmodule Aion.Payload do
       :unserializable
   """
 
-  @doc "Encodes `term`, or explains why it cannot be stored."
-  @spec encode(term()) :: {:ok, binary()} | {:error, Aion.Error.t()}
-  def encode(term) do
+  @doc """
+  Encodes `term`, or explains why it cannot be stored. `what` names the
+  value in the error message.
+  """
+  @spec encode(term(), String.t()) :: {:ok, binary()} | {:error, Aion.Error.t()}
+  def encode(term, what \\ "the value") do
     case find_unserializable(term, []) do
       nil ->
         {:ok, :erlang.term_to_binary(term)}
@@ -28,17 +31,17 @@ defmodule Aion.Payload do
         {:error,
          Aion.Error.new(
            :unserializable,
-           "cannot store a #{kind} (at #{format_path(path)}): pids, references, ports and funs " <>
-             "only exist inside one running VM and would not survive a restart",
+           "#{what} cannot be stored: it holds a #{kind} (at #{format_path(path)}); pids, references, " <>
+             "ports and funs only exist inside one running VM and would not survive a restart",
            details: %{kind: kind, path: path}
          )}
     end
   end
 
-  @doc "Like `encode/1`, but raises `Aion.Error`."
-  @spec encode!(term()) :: binary()
-  def encode!(term) do
-    case encode(term) do
+  @doc "Like `encode/2`, but raises `Aion.Error`."
+  @spec encode!(term(), String.t()) :: binary()
+  def encode!(term, what \\ "the value") do
+    case encode(term, what) do
       {:ok, binary} -> binary
       {:error, error} -> raise error
     end

@@ -201,9 +201,9 @@ defmodule Aion.Workflow do
   defp stop(error), do: exit({:aion_engine_error, error})
 
   defp encode_argument!(term, what) do
-    case Payload.encode(term) do
+    case Payload.encode(term, what) do
       {:ok, payload} -> payload
-      {:error, error} -> raise ArgumentError, "#{what} cannot be stored: " <> error.message
+      {:error, error} -> raise ArgumentError, error.message
     end
   end
 
@@ -227,13 +227,12 @@ defmodule Aion.Workflow do
         {:error, reason} -> {:activity_failed, reason}
       end
 
-    case Payload.encode(value) do
+    case Payload.encode(value, "the result of activity #{inspect(module)}.#{function}/#{length(args)}") do
       {:ok, payload} ->
         record!(context, {command, ordinal, payload})
         result
 
       {:error, error} ->
-        error = %{error | message: "#{inspect(module)}.#{function}/#{length(args)} returned a value that cannot be stored: " <> error.message}
         record!(context, {:activity_failed, ordinal, Payload.encode!(error)})
         {:error, error}
     end

@@ -107,7 +107,7 @@ defmodule Aion.WorkflowProcess do
     case run_code(module, input) do
       {:completed, value} ->
         with :ok <- finish(run),
-             {:ok, payload} <- encode_result(value) do
+             {:ok, payload} <- Payload.encode(value, "the workflow's result") do
           {:shutdown, {:aion_completed, payload}}
         else
           {:error, error} -> failed(workflow_id, error)
@@ -141,13 +141,6 @@ defmodule Aion.WorkflowProcess do
     case Native.finish(run) do
       :ok -> :ok
       {:error, error} -> {:error, Aion.Error.from_native(error)}
-    end
-  end
-
-  defp encode_result(value) do
-    case Payload.encode(value) do
-      {:ok, payload} -> {:ok, payload}
-      {:error, error} -> {:error, %{error | message: "the workflow's result cannot be stored: " <> error.message}}
     end
   end
 

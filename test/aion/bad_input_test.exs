@@ -75,7 +75,7 @@ defmodule Aion.BadInputTest do
         assert {:error, %Aion.Error{reason: :unserializable, message: message}} =
                  Aion.start_workflow(aion, Sequence, input, id: "bad")
 
-        assert message =~ "cannot store a #{kind} (at #{path})"
+        assert message =~ "Aion.start_workflow: the input cannot be stored: it holds a #{kind} (at #{path})"
         assert {:error, %Aion.Error{reason: :not_found}} = Aion.describe(aion, "bad")
       end
     end

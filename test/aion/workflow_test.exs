@@ -49,7 +49,7 @@ defmodule Aion.WorkflowTest do
     test "a result that cannot be stored fails the activity, clearly", %{aion: aion} do
       {:ok, id} = Aion.start_workflow(aion, ActivityResults, {:give_pid, [], []})
       assert {:ok, {:error, %Aion.Error{reason: :unserializable, message: message}}} = Aion.await(aion, id)
-      assert message =~ "give_pid/0 returned a value that cannot be stored"
+      assert message =~ "the result of activity Aion.Test.Activities.give_pid/0 cannot be stored: it holds a pid"
     end
 
     test "bad options and unserializable arguments fail the workflow with a clear message", %{aion: aion} do
@@ -59,7 +59,7 @@ defmodule Aion.WorkflowTest do
 
       {:ok, bad_args} = Aion.start_workflow(aion, ActivityResults, :ref_argument)
       assert {:error, %Aion.Error{reason: :workflow_raised, message: message}} = Aion.await(aion, bad_args)
-      assert message =~ "the arguments of activity Aion.Test.Activities.plain cannot be stored: cannot store a reference"
+      assert message =~ "the arguments of activity Aion.Test.Activities.plain cannot be stored: it holds a reference"
       assert event_types(aion, bad_args) == [:workflow_started, :workflow_failed]
     end
   end

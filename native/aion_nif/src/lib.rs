@@ -124,9 +124,8 @@ fn engine_close(engine: ResourceArc<EngineResource>) -> rustler::Atom {
 #[rustler::nif]
 fn recover<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, reference: Term<'a>) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
-    spawn_reply(env, reference, async move { engine.recover().await }, |env, result| match result {
-        Ok(report) => (atoms::ok(), encode_recovery(env, &report)).encode(env),
-        Err(error) => encode_error(env, &error),
+    spawn_reply(env, reference, async move { engine.recover().await }, |env, report| {
+        (atoms::ok(), encode_recovery(env, &report)).encode(env)
     })
 }
 
@@ -154,19 +153,10 @@ fn start_workflow<'a>(
                 })
                 .await
         },
-        |env, result| match result {
-            Ok(run) => {
-                let info = run.info().clone();
-                let resource = ResourceArc::new(RunResource { run });
-                (
-                    atoms::ok(),
-                    resource,
-                    info.workflow_id.as_str(),
-                    info.run_id.to_string(),
-                )
-                    .encode(env)
-            }
-            Err(error) => encode_error(env, &error),
+        |env, run| {
+            let info = run.info().clone();
+            let resource = ResourceArc::new(RunResource { run });
+            (atoms::ok(), resource, info.workflow_id.as_str(), info.run_id.to_string()).encode(env)
         },
     )
 }
@@ -179,12 +169,9 @@ fn load_run<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, r
         env,
         reference,
         async move { engine.load_run(&workflow_id(&id)?, Some(owner)).await },
-        |env, result| match result {
-            Ok(run) => {
-                let info = terms::encode_run_info(env, run.info(), run.generation());
-                (atoms::ok(), ResourceArc::new(RunResource { run }), info).encode(env)
-            }
-            Err(error) => encode_error(env, &error),
+        |env, run| {
+            let info = terms::encode_run_info(env, run.info(), run.generation());
+            (atoms::ok(), ResourceArc::new(RunResource { run }), info).encode(env)
         },
     )
 }
@@ -233,9 +220,8 @@ fn record<'a>(env: Env<'a>, run: ResourceArc<RunResource>, command: RecordTerm<'
             value: payload(value),
         },
     };
-    spawn_reply(env, reference, async move { run.run.record(command).await }, |env, result| match result {
-        Ok(()) => atoms::ok().encode(env),
-        Err(error) => encode_error(env, &error),
+    spawn_reply(env, reference, async move { run.run.record(command).await }, |env, ()| {
+        atoms::ok().encode(env)
     })
 }
 
@@ -265,10 +251,7 @@ fn complete_run<'a>(
         env,
         reference,
         async move { engine.complete_run(&workflow_id(&id)?, run_id(&run)?, outcome).await },
-        |env, result| match result {
-            Ok(terminal) => (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
-            Err(error) => encode_error(env, &error),
-        },
+        |env, terminal| (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
     )
 }
 
@@ -287,10 +270,9 @@ fn terminal<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, r
         env,
         reference,
         async move { engine.terminal(&workflow_id(&id)?).await },
-        |env, result| match result {
-            Ok(None) => (atoms::ok(), atoms::running()).encode(env),
-            Ok(Some(terminal)) => (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
-            Err(error) => encode_error(env, &error),
+        |env, terminal| match terminal {
+            None => (atoms::ok(), atoms::running()).encode(env),
+            Some(terminal) => (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
         },
     )
 }
@@ -302,12 +284,9 @@ fn history<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, re
         env,
         reference,
         async move { engine.history(&workflow_id(&id)?).await },
-        |env, result| match result {
-            Ok(events) => {
-                let events: Vec<Term> = events.iter().map(|event| encode_event(env, event)).collect();
-                (atoms::ok(), events).encode(env)
-            }
-            Err(error) => encode_error(env, &error),
+        |env, events| {
+            let events: Vec<Term> = events.iter().map(|event| encode_event(env, event)).collect();
+            (atoms::ok(), events).encode(env)
         },
     )
 }
@@ -319,10 +298,7 @@ fn describe<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, r
         env,
         reference,
         async move { engine.describe(&workflow_id(&id)?).await },
-        |env, result| match result {
-            Ok(description) => (atoms::ok(), encode_description(env, &description)).encode(env),
-            Err(error) => encode_error(env, &error),
-        },
+        |env, description| (atoms::ok(), encode_description(env, &description)).encode(env),
     )
 }
 

@@ -4,22 +4,25 @@ use std::future::Future;
 
 use rustler::{Encoder, Env, LocalPid, NifResult, OwnedEnv, Term};
 
-use crate::runtime;
-use crate::terms::atoms;
+use aion::engine::EngineError;
 
-/// Runs `work` on the runtime and sends `{reference, encode(result)}` to the
-/// calling process; returns `:ok` at once. A panic in `work` is answered
-/// with `{:error, {:panic, message, nil}}`, so the caller is never left
-/// waiting and the VM never sees the panic.
+use crate::runtime;
+use crate::terms::{atoms, encode_error};
+
+/// Runs `work` on the runtime and sends `{reference, answer}` to the calling
+/// process; returns `:ok` at once. The answer is `encode_ok(value)` on
+/// success and `{:error, {reason, message, code}}` on failure. A panic in
+/// `work` is answered with `{:error, {:panic, message, nil}}`, so the caller
+/// is never left waiting and the VM never sees the panic.
 pub fn spawn_reply<'a, T, Work, Encode>(
     env: Env<'a>,
     reference: Term<'a>,
     work: Work,
-    encode: Encode,
+    encode_ok: Encode,
 ) -> NifResult<Term<'a>>
 where
     T: Send + 'static,
-    Work: Future<Output = T> + Send + 'static,
+    Work: Future<Output = Result<T, EngineError>> + Send + 'static,
     Encode: for<'b> FnOnce(Env<'b>, T) -> Term<'b> + Send + 'static,
 {
     let caller = env.pid();
@@ -29,7 +32,8 @@ where
         let outcome = runtime().spawn(work).await;
         let _ = owned.send_and_clear(&caller, |env| {
             let answer = match outcome {
-                Ok(value) => encode(env, value),
+                Ok(Ok(value)) => encode_ok(env, value),
+                Ok(Err(error)) => encode_error(env, &error),
                 Err(join_error) => {
                     let message = match join_error.try_into_panic() {
                         Ok(panic) => panic
