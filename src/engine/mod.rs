@@ -517,21 +517,23 @@ impl Engine {
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
         let summary = self.summary(workflow_id).await?;
-        if summary.run_id == run_id && summary.status == WorkflowStatus::Running {
-            recorder.set_head(summary.head_seq);
-            let event = match outcome {
-                RunOutcome::Completed(result) => Event::WorkflowCompleted { result },
-                RunOutcome::Failed(error) => Event::WorkflowFailed { error },
-            };
-            let recorded = cell.append(&mut recorder, vec![event]).await;
-            release_if(&cell, |run| run.resolver.run_id() == run_id);
-            recorded?;
-            self.inner.wheel.disarm_workflow(workflow_id);
-        } else {
-            release_if(&cell, |run| run.resolver.run_id() == run_id);
+        release_if(&cell, |run| run.resolver.run_id() == run_id);
+        if summary.run_id != run_id || summary.status != WorkflowStatus::Running {
+            drop(recorder);
+            return self.run_terminal(workflow_id, run_id).await;
         }
-        drop(recorder);
-        self.run_terminal(workflow_id, run_id).await
+        recorder.set_head(summary.head_seq);
+        let (status, value, event) = match outcome {
+            RunOutcome::Completed(result) => (WorkflowStatus::Completed, result.clone(), Event::WorkflowCompleted { result }),
+            RunOutcome::Failed(error) => (WorkflowStatus::Failed, error.clone(), Event::WorkflowFailed { error }),
+        };
+        cell.append(&mut recorder, vec![event]).await?;
+        self.inner.wheel.disarm_workflow(workflow_id);
+        Ok(Terminal {
+            run_id,
+            status,
+            value: Some(value),
+        })
     }
 
     /// Drops the replay state of a run whose process stopped without an
@@ -558,30 +560,29 @@ impl Engine {
         if !summary.status.is_terminal() {
             return Ok(None);
         }
-        self.run_terminal(workflow_id, summary.run_id).await.map(Some)
+        // A terminal latest run ends the history: its ending is the head.
+        let head = self.inner.store.read_from(workflow_id, summary.head_seq).await?;
+        Ok(Some(Terminal {
+            run_id: summary.run_id,
+            status: summary.status,
+            value: head.first().and_then(|recorded| ending_value(&recorded.event)),
+        }))
     }
 
+    /// How run `run_id` ended (an older run's ending needs the history).
     async fn run_terminal(&self, workflow_id: &WorkflowId, run_id: RunId) -> Result<Terminal> {
         let history = self.inner.store.read_history(workflow_id).await?;
-        let chain = run_chain(&history);
-        let run = chain
-            .iter()
+        let run = run_chain(&history)
+            .into_iter()
             .find(|run| run.run_id == run_id)
             .ok_or_else(|| EngineError::NotFound {
                 workflow_id: workflow_id.clone(),
             })?;
-        let last = history.iter().find(|r| r.seq() == run.last_seq).map(|r| &r.event);
-        let value = match last {
-            Some(Event::WorkflowCompleted { result }) => Some(result.clone()),
-            Some(Event::WorkflowFailed { error }) => Some(error.clone()),
-            Some(Event::WorkflowCancelled { reason }) => Some(reason.clone()),
-            Some(Event::WorkflowContinuedAsNew { input, .. }) => Some(input.clone()),
-            _ => None,
-        };
+        let last = history.iter().find(|r| r.seq() == run.last_seq);
         Ok(Terminal {
             run_id,
             status: run.status,
-            value,
+            value: last.and_then(|recorded| ending_value(&recorded.event)),
         })
     }
 
@@ -640,6 +641,17 @@ impl Engine {
             owner.timer_fired(entry.command);
         }
         Ok(())
+    }
+}
+
+/// The value a run's ending carries: result, error, reason or successor input.
+fn ending_value(event: &Event) -> Option<Payload> {
+    match event {
+        Event::WorkflowCompleted { result } => Some(result.clone()),
+        Event::WorkflowFailed { error } => Some(error.clone()),
+        Event::WorkflowCancelled { reason } => Some(reason.clone()),
+        Event::WorkflowContinuedAsNew { input, .. } => Some(input.clone()),
+        _ => None,
     }
 }
 
