@@ -55,7 +55,9 @@ defmodule Aion do
 
   Returns `{:error, %Aion.Error{}}` for invalid options or a store that cannot
   be opened (missing directory, a file that is not a database, a store in use
-  by another instance).
+  by another instance). As with any `start_link`, a failure to open the store
+  also exits a linked caller that does not trap exits; under a supervisor (the
+  usual place) the supervisor reports the error.
   """
   @spec start_link(keyword()) :: Supervisor.on_start() | {:error, Aion.Error.t()}
   def start_link(opts) do
