@@ -44,11 +44,6 @@ impl Recorder {
         }
     }
 
-    /// The workflow this recorder writes.
-    pub fn workflow_id(&self) -> &WorkflowId {
-        &self.workflow_id
-    }
-
     /// Waits for exclusive access.
     pub async fn lock(&self) -> RecorderGuard<'_> {
         RecorderGuard {

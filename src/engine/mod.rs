@@ -201,7 +201,6 @@ pub struct Engine {
 
 struct Inner {
     store: Arc<dyn Store>,
-    location: String,
     writer: GroupCommitWriter,
     clock: Arc<dyn Clock>,
     wheel: Arc<TimerWheel>,
@@ -262,9 +261,9 @@ impl WorkflowCell {
 
 /// Opens the configured store; for SQLite, first takes an exclusive lock
 /// file beside the database so that two engines never run the same workflows.
-async fn open_store(config: &StoreConfig) -> Result<(Arc<dyn Store>, String, Option<File>)> {
+async fn open_store(config: &StoreConfig) -> Result<(Arc<dyn Store>, Option<File>)> {
     match config {
-        StoreConfig::Memory => Ok((Arc::new(MemoryStore::new()), "memory".into(), None)),
+        StoreConfig::Memory => Ok((Arc::new(MemoryStore::new()), None)),
         StoreConfig::Sqlite { path, options } => {
             let location = path.display().to_string();
             let parent_exists = path
@@ -273,7 +272,7 @@ async fn open_store(config: &StoreConfig) -> Result<(Arc<dyn Store>, String, Opt
             // Without the directory the store's own open reports the clearer error.
             let lock_file = if parent_exists { Some(lock_store(path, &location)?) } else { None };
             let store = SqliteStore::open(path, options.clone()).await?;
-            Ok((Arc::new(store), location, lock_file))
+            Ok((Arc::new(store), lock_file))
         }
     }
 }
@@ -309,14 +308,13 @@ impl Engine {
     /// Opens the store (creating or migrating its schema) and starts the
     /// writer and timer tasks on `runtime`. Call [`Engine::recover`] next.
     pub async fn open(config: EngineConfig, listener: Arc<dyn EngineListener>, runtime: Handle) -> Result<Engine> {
-        let (store, location, store_lock) = open_store(&config.store).await?;
+        let (store, store_lock) = open_store(&config.store).await?;
         let (writer, writer_task) = GroupCommitWriter::spawn(Arc::clone(&store), config.writer.clone(), &runtime);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let sink = timer_sink(weak.clone(), runtime.clone());
             let (wheel, wheel_task) = TimerWheel::spawn(Arc::clone(&config.clock), sink, &runtime);
             Inner {
                 store,
-                location,
                 writer,
                 clock: config.clock,
                 wheel,
@@ -338,16 +336,6 @@ impl Engine {
     /// The store, for reads that need no engine logic.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
-    }
-
-    /// Where the store lives (a path, or `memory`).
-    pub fn location(&self) -> &str {
-        &self.inner.location
-    }
-
-    /// The engine's clock.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
     }
 
     /// Stops background work, waits for queued writes, closes the store and
@@ -714,11 +702,6 @@ impl RunHandle {
     /// Which load of the run this handle is (see [`Engine::release_run`]).
     pub fn generation(&self) -> u64 {
         self.generation
-    }
-
-    /// The engine the run belongs to.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     fn with_live<R>(&self, f: impl FnOnce(&mut LiveRun) -> Result<R>) -> Result<R> {

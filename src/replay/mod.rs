@@ -447,11 +447,6 @@ impl Resolver {
         self.commands.get(ordinal as usize).and_then(|entry| entry.machine.pending())
     }
 
-    /// The recorded outcome of command `ordinal`, if it has one.
-    pub fn outcome(&self, ordinal: u32) -> Option<Outcome> {
-        self.commands.get(ordinal as usize).and_then(|entry| entry.machine.outcome())
-    }
-
     /// Checks, when the code has finished, that it issued every recorded command.
     pub fn finish(&self) -> Result<(), ReplayError> {
         match self.commands.get(self.cursor as usize) {

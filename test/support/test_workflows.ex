@@ -13,11 +13,6 @@ defmodule Aion.Test.Activities do
   def slow(ms), do: Process.sleep(ms)
   def give_pid, do: {:ok, self()}
 
-  def report(listener, value) do
-    send(listener, {:activity_ran, value})
-    {:ok, value}
-  end
-
   @doc "Reports, then blocks until the test sends :open to the activity process."
   def gate(listener, value) do
     send(listener, {:gate, self(), value})
