@@ -73,17 +73,23 @@ defmodule Mix.Tasks.Compile.AionNif do
     end
   end
 
-  # A VM that has the old library mapped crashes if the file is overwritten in
-  # place, so the new one is written beside it and renamed over it.
+  # cargo rewrites the library only when it rebuilds it, so an installed copy
+  # at least as new and of the same size is current. A VM that has the old
+  # library mapped crashes if the file is overwritten in place, so the new one
+  # is written beside it and renamed over it.
   defp install(built, installed) do
-    if File.exists?(installed) and File.read!(built) == File.read!(installed) do
-      false
-    else
-      File.mkdir_p!(Path.dirname(installed))
-      tmp = installed <> ".tmp"
-      File.cp!(built, tmp)
-      File.rename!(tmp, installed)
-      true
+    %File.Stat{size: size, mtime: built_at} = File.stat!(built, time: :posix)
+
+    case File.stat(installed, time: :posix) do
+      {:ok, %File.Stat{size: ^size, mtime: installed_at}} when installed_at >= built_at ->
+        false
+
+      _ ->
+        File.mkdir_p!(Path.dirname(installed))
+        tmp = installed <> ".tmp"
+        File.cp!(built, tmp)
+        File.rename!(tmp, installed)
+        true
     end
   end
 end
