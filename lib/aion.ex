@@ -24,16 +24,20 @@ defmodule Aion do
 
   ## Processes
 
-  An instance is a supervisor of: the engine (owns the store, through the
-  Rust core), a `Task.Supervisor` for activities, tracker processes (they
-  monitor workflow processes and record how each ended), one
-  `DynamicSupervisor` per workflow type (each run is one process), and the
-  recovery process, which respawns unfinished workflows at start.
+  An instance is a supervisor of: the engine owner (owns the store, through
+  the Rust core), a `Task.Supervisor` for activities, monitor processes
+  (they watch run processes and record how each ended), one
+  `DynamicSupervisor` per workflow type (each running run is one process,
+  unless it is evicted while it sleeps), and the reconciler, which recovers
+  unfinished workflows at start and, while the instance runs, gives every
+  running workflow that needs one a process.
   """
 
   use Supervisor
 
-  alias Aion.{Config, Instance, Native, Payload, WorkflowProcess}
+  alias Aion.{Config, Engine, Instance, Ownership, Payload}
+  alias Aion.Client.Await
+  alias Aion.Run.{Process, Reconciler}
 
   @typedoc "An instance name (the `:name` option)."
   @type name :: term()
@@ -71,7 +75,7 @@ defmodule Aion do
 
   @impl true
   def init(%Config{name: name} = config) do
-    trackers = for index <- 0..(System.schedulers_online() - 1), do: {Aion.Tracker, {config, index}}
+    monitors = for index <- 0..(System.schedulers_online() - 1), do: {Aion.Run.Monitor, {config, index}}
 
     workflow_supervisors =
       for type <- Map.keys(config.types) do
@@ -82,9 +86,9 @@ defmodule Aion do
 
     children =
       [
-        {Aion.Engine, config},
+        {Aion.Engine.Owner, config},
         {Task.Supervisor, name: Instance.via(name, :activities)}
-      ] ++ trackers ++ workflow_supervisors ++ [{Aion.Recovery, config}]
+      ] ++ monitors ++ workflow_supervisors ++ [{Reconciler, config}]
 
     Supervisor.init(children, strategy: :rest_for_one)
   end
@@ -110,22 +114,22 @@ defmodule Aion do
          {:ok, id} <- start_options(opts),
          {:ok, type} <- workflow_type(instance, module),
          {:ok, payload} <- Payload.encode(input, "Aion.start_workflow: the input"),
-         {:ok, run, workflow_id, _run_id} <-
-           Native.call(&Native.start_workflow(instance.engine, id, type, payload, &1)) do
-      case WorkflowProcess.start_fresh(name, module, workflow_id, run) do
+         {:ok, run, workflow_id, _run_id} <- Engine.start_workflow(instance.engine, id, type, payload) do
+      case Process.start_fresh(name, module, workflow_id, run) do
         {:ok, _pid} ->
-          {:ok, workflow_id}
+          :ok
 
-        # Recovery, listing running workflows as this instance starts, saw the
-        # new run and got its process up first: the run is in good hands.
+        # The reconciler saw the new run first and gave it a process.
         {:error, {:already_started, _pid}} ->
-          {:ok, workflow_id}
+          :ok
 
-        {:error, reason} ->
-          {:error,
-           Aion.Error.new(:start_failed, "workflow #{workflow_id} was recorded but its process did not start " <>
-             "(#{inspect(reason)}); it will be recovered at the next start of the instance")}
+        # The start is durable: the run gets its process from the reconciler
+        # (at once, or from its first sweep if the instance is starting).
+        {:error, _reason} ->
+          Reconciler.respawn(name, workflow_id, type)
       end
+
+      {:ok, workflow_id}
     end
   end
 
@@ -133,70 +137,47 @@ defmodule Aion do
   Waits up to `timeout` milliseconds for a workflow to finish.
 
   Returns `{:ok, result}` when it completed, `{:error, reason}` when it failed
-  (the `reason` its code returned, or an `%Aion.Error{}` for a raise, an exit
-  or a non-determinism error), and `{:error, %Aion.Error{reason: :timeout}}`
-  when it is still running after `timeout`.
+  (the `reason` its code returned, or an `%Aion.Error{}` for a raise or an
+  exit), `{:error, %Aion.Error{reason: :timeout}}` when it is still running
+  after `timeout` (a non-negative integer or `:infinity`), and
+  `{:error, %Aion.Error{reason: :not_running}}` if the instance stops
+  meanwhile.
   """
   @spec await(name(), workflow_id(), timeout()) :: {:ok, term()} | {:error, term()}
-  def await(name, workflow_id, timeout \\ 5_000) when is_binary(workflow_id) do
-    with {:ok, instance} <- Instance.lookup(name) do
-      key = {name, workflow_id}
-      {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
-
-      try do
-        case Native.call(&Native.terminal(instance.engine, workflow_id, &1)) do
-          {:ok, :running} -> wait_for_end(name, workflow_id, timeout)
-          {:ok, terminal} -> result(terminal)
-          {:error, error} -> {:error, error}
-        end
-      after
-        Registry.unregister(Aion.Awaiters, key)
-        flush_ends(name, workflow_id)
-      end
+  def await(name, workflow_id, timeout \\ 5_000) do
+    with {:ok, instance} <- Instance.lookup(name),
+         :ok <- check_id(workflow_id, "Aion.await"),
+         :ok <- check_timeout(timeout) do
+      Await.await(name, instance, workflow_id, timeout)
     end
-  end
-
-  defp wait_for_end(name, workflow_id, timeout) do
-    receive do
-      {:aion_done, ^name, ^workflow_id, terminal} -> result(terminal)
-    after
-      timeout ->
-        {:error, Aion.Error.new(:timeout, "workflow #{workflow_id} did not finish within #{timeout} ms")}
-    end
-  end
-
-  defp flush_ends(name, workflow_id) do
-    receive do
-      {:aion_done, ^name, ^workflow_id, _} -> flush_ends(name, workflow_id)
-    after
-      0 -> :ok
-    end
-  end
-
-  defp result({:completed, payload, _run_id}), do: {:ok, Payload.decode(payload)}
-  defp result({:failed, payload, _run_id}), do: {:error, Payload.decode(payload)}
-
-  defp result({status, _value, run_id}) do
-    {:error, Aion.Error.new(status, "run #{run_id} ended with status #{status}")}
   end
 
   @doc """
   Describes a workflow: its status (`:running`, `:completed`, `:failed`,
   `:cancelled`, `:timed_out`, `:continued_as_new`), type, latest run id,
-  timestamps, its runs, and the work its latest run is waiting for
-  (`:pending`: activities scheduled without a result, timers not yet fired).
+  timestamps, its runs, the work its latest run is waiting for (`:pending`:
+  activities scheduled without a result, timers not yet fired), whether it
+  is `:resident` (has a process on this node, its `:pid`) or evicted while it
+  sleeps, and `:blocked`: `nil`, or why the run is suspended, as
+  `%{reason: :nondeterminism, code: "AION-ND001", message: ...}` (see
+  `Aion.Workflow`).
 
       {:ok, %{status: :running, pending: [%{kind: :timer, fire_at: at}]}} = Aion.describe(MyApp.Aion, id)
   """
   @spec describe(name(), workflow_id()) :: {:ok, map()} | {:error, Aion.Error.t()}
-  def describe(name, workflow_id) when is_binary(workflow_id) do
+  def describe(name, workflow_id) do
     with {:ok, instance} <- Instance.lookup(name),
-         {:ok, description} <- Native.call(&Native.describe(instance.engine, workflow_id, &1)) do
+         :ok <- check_id(workflow_id, "Aion.describe"),
+         {:ok, description} <- Engine.describe(instance.engine, workflow_id) do
+      pid = Ownership.run_owner(name, workflow_id)
+
       {:ok,
        description
        |> times([:started_at, :closed_at, :updated_at])
        |> Map.update!(:runs, fn runs -> Enum.map(runs, &times(&1, [:started_at, :closed_at])) end)
-       |> Map.update!(:pending, fn pending -> Enum.map(pending, &times(&1, [:fire_at])) end)}
+       |> Map.update!(:pending, fn pending -> Enum.map(pending, &times(&1, [:fire_at])) end)
+       |> Map.update!(:blocked, fn blocked -> blocked && Map.delete(blocked, :code_version) end)
+       |> Map.merge(%{resident: pid != nil, pid: pid})}
     end
   end
 
@@ -206,26 +187,45 @@ defmodule Aion do
   fields, payloads decoded. `Aion.History.format/1` renders them as a timeline.
   """
   @spec history(name(), workflow_id()) :: {:ok, [map()]} | {:error, Aion.Error.t()}
-  def history(name, workflow_id) when is_binary(workflow_id) do
+  def history(name, workflow_id) do
     with {:ok, instance} <- Instance.lookup(name),
-         {:ok, events} <- Native.call(&Native.history(instance.engine, workflow_id, &1)) do
-      {:ok, Enum.map(events, &times(&1, [:recorded_at, :fire_at, :scheduled_for]))}
+         :ok <- check_id(workflow_id, "Aion.history"),
+         {:ok, events} <- Engine.history(instance.engine, workflow_id) do
+      {:ok, Enum.map(events, &(&1 |> Aion.History.decode_payloads() |> times([:recorded_at, :fire_at, :scheduled_for])))}
     end
   end
 
+  # Times beyond what DateTime holds stay microsecond integers.
   defp times(map, keys) do
     Enum.reduce(keys, map, fn key, map ->
-      case map do
-        %{^key => micros} when is_integer(micros) -> %{map | key => DateTime.from_unix!(micros, :microsecond)}
+      with %{^key => micros} when is_integer(micros) <- map,
+           {:ok, at} <- DateTime.from_unix(micros, :microsecond) do
+        %{map | key => at}
+      else
         _ -> map
       end
     end)
   end
 
+  defp check_id(id, entry) do
+    if is_binary(id) and String.valid?(id) do
+      :ok
+    else
+      {:error, Aion.Error.new(:invalid_workflow_id, "#{entry}: expected a workflow id (a UTF-8 string), got: #{inspect(id)}")}
+    end
+  end
+
+  defp check_timeout(timeout) when timeout == :infinity or (is_integer(timeout) and timeout >= 0), do: :ok
+
+  defp check_timeout(timeout) do
+    {:error,
+     Aion.Error.new(:invalid_option, "Aion.await: expected the timeout to be a non-negative integer or :infinity, got: #{inspect(timeout)}")}
+  end
+
   defp start_options(opts) do
     case Keyword.fetch(opts, :id) do
       :error -> {:ok, nil}
-      {:ok, id} when is_binary(id) and id != "" -> {:ok, id}
+      {:ok, id} when is_binary(id) and id != "" -> with(:ok <- check_id(id, "Aion.start_workflow"), do: {:ok, id})
       {:ok, other} -> {:error, Aion.Error.new(:invalid_option, "Aion.start_workflow: expected :id to be a non-empty string, got: #{inspect(other)}")}
     end
   end

@@ -8,7 +8,9 @@ defmodule Aion.Application do
       # {instance, role} -> process: engines, trackers, supervisors, workflows.
       {Registry, keys: :unique, name: Aion.Registry},
       # {instance, workflow_id} -> processes awaiting that workflow.
-      {Registry, keys: :duplicate, name: Aion.Awaiters}
+      {Registry, keys: :duplicate, name: Aion.Awaiters},
+      # {instance, workflow_id} -> activity executions of that workflow's runs.
+      {Registry, keys: :duplicate, name: Aion.Activities}
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Aion.Application.Supervisor)

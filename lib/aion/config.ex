@@ -13,6 +13,12 @@ defmodule Aion.Config do
     * `:durability` - `:full` (default: every acknowledged write is fsynced and
       survives power loss) or `:normal` (survives a VM crash, not power loss;
       faster).
+    * `:evict_idle_after` - milliseconds a workflow may wait on a durable
+      timer before its process is *evicted* (ended, its memory freed; the
+      store keeps everything), or `:never`. Defaults to `60_000`. An evicted
+      workflow is made resident again (respawned and replayed) when its
+      timer fires, so a million sleeping workflows cost little more than
+      their timers.
 
   ## Examples
 
@@ -26,21 +32,22 @@ defmodule Aion.Config do
 
       iex> {:error, error} = Aion.Config.validate(store: :memory, stores: :memory)
       iex> error.message
-      "Aion: unknown option :stores (known options: :name, :store, :workflows, :durability)"
+      "Aion: unknown option :stores (known options: :name, :store, :workflows, :durability, :evict_idle_after)"
   """
 
   @enforce_keys [:name, :store]
-  defstruct [:name, :store, workflows: [], durability: :full, types: %{}]
+  defstruct [:name, :store, workflows: [], durability: :full, evict_idle_after: 60_000, types: %{}]
 
   @type t :: %__MODULE__{
           name: term(),
           store: :memory | {:sqlite, String.t()},
           workflows: [module()],
           durability: :full | :normal,
+          evict_idle_after: non_neg_integer() | :never,
           types: %{String.t() => module()}
         }
 
-  @known [:name, :store, :workflows, :durability]
+  @known [:name, :store, :workflows, :durability, :evict_idle_after]
 
   @doc "Validates instance options."
   @spec validate(keyword()) :: {:ok, t()} | {:error, Aion.Error.t()}
@@ -49,6 +56,7 @@ defmodule Aion.Config do
          :ok <- check_known(opts),
          {:ok, store} <- store(Keyword.fetch(opts, :store)),
          {:ok, durability} <- durability(Keyword.get(opts, :durability, :full)),
+         {:ok, evict_idle_after} <- evict_idle_after(Keyword.get(opts, :evict_idle_after, 60_000)),
          {:ok, workflows} <- workflows(Keyword.get(opts, :workflows, [])),
          {:ok, types} <- types(workflows) do
       {:ok,
@@ -56,6 +64,7 @@ defmodule Aion.Config do
          name: Keyword.get(opts, :name, Aion),
          store: store,
          durability: durability,
+         evict_idle_after: evict_idle_after,
          workflows: workflows,
          types: types
        }}
@@ -86,6 +95,12 @@ defmodule Aion.Config do
 
   defp durability(value) when value in [:full, :normal], do: {:ok, value}
   defp durability(other), do: invalid("expected :durability to be :full or :normal, got: #{inspect(other)}")
+
+  defp evict_idle_after(:never), do: {:ok, :never}
+  defp evict_idle_after(ms) when is_integer(ms) and ms >= 0, do: {:ok, ms}
+
+  defp evict_idle_after(other),
+    do: invalid("expected :evict_idle_after to be a non-negative integer (milliseconds) or :never, got: #{inspect(other)}")
 
   defp workflows(modules) when is_list(modules) do
     case Enum.find(modules, &(not Aion.Workflow.workflow?(&1))) do

@@ -1,47 +1,47 @@
 defmodule Aion.Engine do
   @moduledoc false
-  # Owns the NIF engine resource of one instance: opens the store on start,
-  # publishes the instance in Aion.Registry, logs the engine's background
-  # warnings, and closes the store on shutdown.
-  use GenServer
+  # The only way into the NIF (Aion.Native). Asynchronous NIFs answer with a
+  # message; `call/2` waits for it, with a timeout, so that no caller waits
+  # forever on an engine that is gone. Native errors become %Aion.Error{}.
 
-  require Logger
+  alias Aion.Native
 
-  alias Aion.{Instance, Native}
+  # Longer than any store operation should take: a store this slow is broken.
+  @timeout 60_000
 
-  def start_link(config), do: GenServer.start_link(__MODULE__, config, name: Instance.via(config.name, :engine_process))
+  def recover(engine), do: call(&Native.recover(engine, &1))
+  def runnable(engine, after_id, limit), do: call(&Native.runnable(engine, after_id, limit, &1))
+  def start_workflow(engine, id, type, input), do: call(&Native.start_workflow(engine, id, type, input, &1))
+  def load_run(engine, id, tag), do: call(&Native.load_run(engine, id, tag, &1))
+  def record(run, command), do: call(&Native.record(run, command, &1))
+  def terminal(engine, id), do: call(&Native.terminal(engine, id, &1))
+  def history(engine, id), do: call(&Native.history(engine, id, &1))
+  def describe(engine, id), do: call(&Native.describe(engine, id, &1))
 
-  @impl true
-  def init(config) do
-    Process.flag(:trap_exit, true)
+  # Answered later as {ref, result} to the caller (a GenServer's handle_info).
+  def complete_run_async(engine, id, run_id, outcome, ref), do: Native.complete_run(engine, id, run_id, outcome, ref)
 
-    case Native.engine_open(%{store: config.store, durability: config.durability}, self()) do
-      {:ok, engine} ->
-        instance = %Instance{engine: engine, config: config, partitions: System.schedulers_online()}
-        :ok = Instance.register(config.name, instance)
-        {:ok, engine}
+  def run_info(run), do: Native.run_info(run)
+  def attach(run, tag), do: sync(Native.attach(run, tag))
+  def resolve(run, kind, name), do: sync(Native.resolve(run, kind, name))
+  def evict(run, ordinal), do: sync(Native.evict(run, ordinal))
+  def timer_fired(run, ordinal), do: sync(Native.timer_fired(run, ordinal))
+  def finish(run), do: sync(Native.finish(run))
+  def block(engine, id, blocked), do: sync(Native.block(engine, id, blocked))
+  def release_run(engine, id, generation), do: Native.release_run(engine, id, generation)
 
-      {:error, error} ->
-        {:stop, open_error(Aion.Error.from_native(error), config.store)}
+  defp sync({:error, error}), do: {:error, Aion.Error.from_native(error)}
+  defp sync(reply), do: reply
+
+  defp call(fun, timeout \\ @timeout) do
+    ref = make_ref()
+    :ok = fun.(ref)
+
+    receive do
+      {^ref, reply} -> sync(reply)
+    after
+      timeout ->
+        {:error, Aion.Error.new(:engine_timeout, "the Aion engine did not answer within #{timeout} ms")}
     end
   end
-
-  @impl true
-  def handle_info({:aion_warning, message}, engine) do
-    Logger.warning("Aion: " <> message)
-    {:noreply, engine}
-  end
-
-  def handle_info(_other, engine), do: {:noreply, engine}
-
-  @impl true
-  def terminate(_reason, engine) do
-    Native.engine_close(engine)
-  end
-
-  defp open_error(error, {:sqlite, path}) do
-    %{error | message: "cannot start Aion on the SQLite store #{path}: " <> error.message}
-  end
-
-  defp open_error(error, _store), do: error
 end

@@ -12,6 +12,22 @@ defmodule Aion.History do
         ...
   """
 
+  @doc false
+  # Payload fields arrive from the NIF as {:payload, bytes}: decoded here, on
+  # a scheduler, since the NIF never builds terms from external term format.
+  def decode_payloads(event) do
+    Map.new(event, fn
+      {key, {:payload, bytes}} when is_binary(bytes) -> {key, decode(bytes)}
+      entry -> entry
+    end)
+  end
+
+  defp decode(bytes) do
+    :erlang.binary_to_term(bytes)
+  rescue
+    ArgumentError -> {:undecodable, bytes}
+  end
+
   @doc "One line per event: seq, time since the first event, type, details."
   @spec format([map()]) :: String.t()
   def format([]), do: ""

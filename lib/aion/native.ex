@@ -1,7 +1,8 @@
 defmodule Aion.Native do
   @moduledoc false
-  # The NIF (native/aion_nif). Functions that touch the store return :ok at
-  # once and answer later with the message {ref, result}; `call/1` waits for it.
+  # The NIF (native/aion_nif). Only Aion.Engine calls it. Functions that touch
+  # the store return :ok at once and answer later with the message
+  # {ref, result}.
 
   @on_load :load_nif
 
@@ -13,29 +14,20 @@ defmodule Aion.Native do
   def engine_open(_config, _listener), do: :erlang.nif_error(:nif_not_loaded)
   def engine_close(_engine), do: :erlang.nif_error(:nif_not_loaded)
   def recover(_engine, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def runnable(_engine, _after, _limit, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def start_workflow(_engine, _id, _type, _input, _ref), do: :erlang.nif_error(:nif_not_loaded)
-  def load_run(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def load_run(_engine, _id, _tag, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def run_info(_run), do: :erlang.nif_error(:nif_not_loaded)
-  def attach(_run), do: :erlang.nif_error(:nif_not_loaded)
+  def attach(_run, _tag), do: :erlang.nif_error(:nif_not_loaded)
   def resolve(_run, _kind, _name), do: :erlang.nif_error(:nif_not_loaded)
   def record(_run, _command, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def evict(_run, _ordinal), do: :erlang.nif_error(:nif_not_loaded)
+  def timer_fired(_run, _ordinal), do: :erlang.nif_error(:nif_not_loaded)
   def finish(_run), do: :erlang.nif_error(:nif_not_loaded)
+  def block(_engine, _id, _blocked), do: :erlang.nif_error(:nif_not_loaded)
   def complete_run(_engine, _id, _run_id, _outcome, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def release_run(_engine, _id, _generation), do: :erlang.nif_error(:nif_not_loaded)
   def terminal(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def history(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def describe(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
-
-  @doc false
-  # Calls an asynchronous NIF and waits for its answer, turning errors into
-  # %Aion.Error{}.
-  def call(fun) when is_function(fun, 1) do
-    ref = make_ref()
-    :ok = fun.(ref)
-
-    receive do
-      {^ref, {:error, error}} -> {:error, Aion.Error.from_native(error)}
-      {^ref, reply} -> reply
-    end
-  end
 end

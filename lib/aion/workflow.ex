@@ -31,33 +31,68 @@ defmodule Aion.Workflow do
   So workflow code must be deterministic: given the same command results it
   must issue the same commands in the same order. Read time only with `now/0`,
   do I/O only in activities, and wrap any other non-deterministic value in
-  `side_effect/1`. If changed code issues a different command than history
-  recorded at the same position, the workflow fails with a non-determinism
-  error (code `AION-ND001`, see `docs/errors/AION-ND001.md`) naming the
-  position, the recorded and the issued command.
+  `side_effect/1`.
+
+  A command takes its place in history only once it is recorded: if workflow
+  code raises before that (an argument that cannot be stored, a failing
+  `side_effect/1` function), nothing is recorded, and code that rescues the
+  raise goes on normally.
+
+  ## Non-determinism
+
+  If changed code issues a different command than history recorded at the
+  same position (code `AION-ND001`, see `docs/errors/AION-ND001.md`), or
+  returns before issuing every recorded command (`AION-ND002`), the run is
+  *suspended*, as Temporal does: it stays running, nothing is recorded,
+  `Aion.describe/2` shows it under `:blocked` (naming the position, what
+  history holds and what the code issued), and other workflows are not
+  affected. It resumes by itself once code that replays its history runs:
+  after a deploy that restarts the instance, or a hot code upgrade of the
+  module. With `on_nondeterminism: :fail` the run fails instead.
 
   ## Options of `use Aion.Workflow`
 
     * `:name` - the workflow type's name, stored in history. Defaults to the
       module name (`"MyApp.Order"`). Set it to keep history readable by a
       renamed module.
+    * `:on_nondeterminism` - `:suspend` (default) or `:fail`, see above.
   """
 
-  alias Aion.{Native, Payload, WorkflowProcess}
+  require Logger
+
+  alias Aion.Activity.Runner
+  alias Aion.Payload
+  alias Aion.Run.Process, as: RunProcess
+  alias Aion.Workflow.{Command, Wait}
 
   @doc "The workflow's code. Its return value completes or fails the workflow."
   @callback run(input :: term()) :: {:ok, term()} | {:error, term()} | term()
+
+  # The longest durable sleep: 100 years, in milliseconds.
+  @max_sleep 100 * 365 * 24 * 3_600_000
 
   defmacro __using__(opts) do
     quote bind_quoted: [opts: opts] do
       @behaviour Aion.Workflow
       import Aion.Workflow, only: [activity: 3, activity: 4, sleep: 1, now: 0, side_effect: 1, workflow_id: 0]
 
-      @aion_workflow_type Keyword.get(opts, :name, inspect(__MODULE__))
+      @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
 
       @doc false
-      def __aion_workflow__, do: %{type: @aion_workflow_type}
+      def __aion_workflow__, do: @aion_workflow
     end
+  end
+
+  @doc false
+  def __options__(module, opts) do
+    on_nondeterminism = Keyword.get(opts, :on_nondeterminism, :suspend)
+
+    unless on_nondeterminism in [:suspend, :fail] do
+      raise ArgumentError,
+            "use Aion.Workflow: expected :on_nondeterminism to be :suspend or :fail, got: #{inspect(on_nondeterminism)}"
+    end
+
+    %{type: Keyword.get(opts, :name, inspect(module)), on_nondeterminism: on_nondeterminism}
   end
 
   @doc "Whether `module` is a workflow (`use Aion.Workflow`)."
@@ -72,19 +107,26 @@ defmodule Aion.Workflow do
   @spec type(module()) :: String.t()
   def type(module), do: module.__aion_workflow__().type
 
+  @doc false
+  def on_nondeterminism(module), do: module.__aion_workflow__().on_nondeterminism
+
   @doc """
   Runs `apply(module, function, args)` as an activity and returns its result:
   `{:ok, value}` or `{:error, reason}`.
 
-  The activity runs in its own process, outside the workflow. It may return
-  `{:ok, value}`, `{:error, reason}`, `:ok` (giving `{:ok, :ok}`) or any other
-  value (giving `{:ok, value}`); if it raises, exits or times out, the result is
+  The activity runs in its own process, outside the workflow, and belongs to
+  the workflow's run: if the workflow's process ends, the activity is
+  stopped. It may return `{:ok, value}`, `{:error, reason}`, `:ok` (giving
+  `{:ok, :ok}`) or any other value (giving `{:ok, value}`); if it raises,
+  exits or times out, the result is
   `{:error, %Aion.Error{reason: :activity_raised | :activity_exited | :activity_timeout}}`.
 
-  The activity is recorded before it runs and its result when it returns. An
-  activity whose result was recorded never runs again; one interrupted by a
-  crash runs again on recovery (activities are at-least-once, so make them
-  idempotent).
+  The activity is recorded, with its arguments, before it runs, and its
+  result when it returns. An activity whose result was recorded never runs
+  again; one interrupted by a crash runs again on recovery, with the
+  arguments recorded the first time (activities are at-least-once, so make
+  them idempotent). Within one node, two executions of the same activity
+  never overlap.
 
   Options:
 
@@ -104,48 +146,68 @@ defmodule Aion.Workflow do
       raise ArgumentError, "expected :timeout to be a positive integer or :infinity, got: #{inspect(timeout)}"
     end
 
-    context = WorkflowProcess.context()
+    context = RunProcess.context()
     name = "#{inspect(module)}.#{function}"
 
-    case resolve(context, :activity, name) do
+    case Command.resolve(context, :activity, name) do
       {:replayed, _ordinal, outcome} ->
         activity_result(outcome)
 
-      {:pending, ordinal, _work} ->
-        run_activity(context, ordinal, {module, function, args}, timeout)
+      {:pending, ordinal, {:activity, _type, input, _attempts}} ->
+        # History is the truth: the activity runs again with what it was
+        # scheduled with, whatever the code passes now.
+        recorded = Payload.decode(input)
+
+        if recorded != args do
+          Logger.warning(
+            "Aion: workflow #{context.workflow_id} command ##{ordinal} (activity #{name}): the code now passes " <>
+              "#{inspect(args, limit: 10)}, but the activity was scheduled with #{inspect(recorded, limit: 10)}; " <>
+              "running it with the recorded arguments"
+          )
+        end
+
+        run_activity(context, ordinal, {module, function, recorded}, timeout)
 
       {:live, ordinal} ->
-        input = encode_argument!(args, "the arguments of activity #{name}")
-        record!(context, {:activity_scheduled, ordinal, name, input})
+        input = Command.encode!(args, "the arguments of activity #{name}")
+        Command.record(context, {:activity_scheduled, ordinal, name, input})
         run_activity(context, ordinal, {module, function, args}, timeout)
     end
   end
 
   @doc """
-  Sleeps for `milliseconds`, durably: the wake-up time is recorded, and a
-  workflow that crashes mid-sleep wakes up on time after recovery (at once,
-  if the time has passed meanwhile).
+  Sleeps for `milliseconds` (at most 100 years), durably: the wake-up time
+  is recorded, and a workflow that crashes mid-sleep wakes up on time after
+  recovery (at once, if the time has passed meanwhile). While it sleeps, its
+  process may be evicted (see `Aion.Config`); it is brought back when the
+  sleep ends.
 
       sleep(:timer.hours(24))
   """
   @spec sleep(non_neg_integer()) :: :ok
-  def sleep(milliseconds) when is_integer(milliseconds) and milliseconds >= 0 do
-    context = WorkflowProcess.context()
+  def sleep(milliseconds) when is_integer(milliseconds) and milliseconds >= 0 and milliseconds <= @max_sleep do
+    context = RunProcess.context()
 
-    case resolve(context, :timer, "") do
+    case Command.resolve(context, :timer, "") do
       {:replayed, _ordinal, _fired_or_cancelled} ->
         :ok
 
-      {:pending, ordinal, _work} ->
-        await_timer(ordinal)
+      {:pending, ordinal, {:timer, fire_at}} ->
+        due_in = div(fire_at - System.system_time(:microsecond), 1000)
+        :fired = Wait.timer(context, ordinal, due_in)
+        :ok
 
       {:live, ordinal} ->
-        record!(context, {:timer_started, ordinal, milliseconds})
-        await_timer(ordinal)
+        Command.record(context, {:timer_started, ordinal, milliseconds})
+        :fired = Wait.timer(context, ordinal, milliseconds)
+        :ok
     end
   end
 
-  def sleep(other), do: raise(ArgumentError, "expected sleep/1 to get milliseconds >= 0, got: #{inspect(other)}")
+  def sleep(other) do
+    raise ArgumentError,
+          "expected sleep/1 to get an integer from 0 to #{@max_sleep} milliseconds (100 years), got: #{inspect(other)}"
+  end
 
   @doc """
   The current time (UTC), recorded on first execution and replayed after:
@@ -157,7 +219,8 @@ defmodule Aion.Workflow do
   @doc """
   Runs `fun` once and records its value; on replay returns the recorded
   value without running `fun`. For cheap non-deterministic values (random
-  numbers, UUIDs); do I/O in activities instead.
+  numbers, UUIDs); do I/O in activities instead. If `fun` raises, nothing is
+  recorded and the raise propagates.
 
       token = side_effect(fn -> :crypto.strong_rand_bytes(16) end)
   """
@@ -166,44 +229,19 @@ defmodule Aion.Workflow do
 
   @doc "The id of the running workflow."
   @spec workflow_id() :: String.t()
-  def workflow_id, do: WorkflowProcess.context().workflow_id
+  def workflow_id, do: RunProcess.context().workflow_id
 
   defp marker(name, fun) do
-    context = WorkflowProcess.context()
+    context = RunProcess.context()
 
-    case resolve(context, :marker, name) do
+    case Command.resolve(context, :marker, name) do
       {:replayed, _ordinal, {:recorded, payload}} ->
         Payload.decode(payload)
 
       {:live, ordinal} ->
         value = fun.()
-        record!(context, {:marker, ordinal, name, encode_argument!(value, "the value of #{name}")})
+        Command.record(context, {:marker, ordinal, name, Command.encode!(value, "the value of #{name}")})
         value
-    end
-  end
-
-  defp resolve(context, kind, name) do
-    case Native.resolve(context.run, kind, name) do
-      {:error, error} -> stop(Aion.Error.from_native(error))
-      resolution -> resolution
-    end
-  end
-
-  defp record!(context, command) do
-    case Native.call(&Native.record(context.run, command, &1)) do
-      :ok -> :ok
-      {:error, error} -> stop(error)
-    end
-  end
-
-  defp stop(%Aion.Error{reason: :nondeterminism} = error), do: exit({:aion_nondeterminism, error})
-  defp stop(%Aion.Error{reason: :superseded}), do: exit(:aion_superseded)
-  defp stop(error), do: exit({:aion_engine_error, error})
-
-  defp encode_argument!(term, what) do
-    case Payload.encode(term, what) do
-      {:ok, payload} -> payload
-      {:error, error} -> raise ArgumentError, error.message
     end
   end
 
@@ -211,15 +249,8 @@ defmodule Aion.Workflow do
   defp activity_result({:failed, payload}), do: {:error, Payload.decode(payload)}
   defp activity_result(:cancelled), do: {:error, Aion.Error.new(:cancelled, "the activity was cancelled")}
 
-  defp await_timer(ordinal) do
-    receive do
-      {:aion_timer_fired, ^ordinal} -> :ok
-    end
-  end
-
   defp run_activity(context, ordinal, {module, function, args} = mfa, timeout) do
-    task = Task.Supervisor.async_nolink(context.activities, fn -> invoke(mfa) end)
-    result = await_activity(context, task, timeout, mfa)
+    result = Runner.execute(context, ordinal, mfa, timeout)
 
     {command, value} =
       case result do
@@ -229,43 +260,12 @@ defmodule Aion.Workflow do
 
     case Payload.encode(value, "the result of activity #{inspect(module)}.#{function}/#{length(args)}") do
       {:ok, payload} ->
-        record!(context, {command, ordinal, payload})
+        Command.record(context, {command, ordinal, payload})
         result
 
       {:error, error} ->
-        record!(context, {:activity_failed, ordinal, Payload.encode!(error)})
+        Command.record(context, {:activity_failed, ordinal, Payload.encode!(error)})
         {:error, error}
-    end
-  end
-
-  defp invoke({module, function, args}) do
-    case apply(module, function, args) do
-      {:ok, value} -> {:ok, value}
-      {:error, reason} -> {:error, reason}
-      :ok -> {:ok, :ok}
-      value -> {:ok, value}
-    end
-  rescue
-    exception -> {:error, Aion.Error.from_crash(:activity_raised, :error, exception, __STACKTRACE__)}
-  catch
-    kind, value -> {:error, Aion.Error.from_crash(:activity_raised, kind, value, __STACKTRACE__)}
-  end
-
-  defp await_activity(context, task, timeout, {module, function, args}) do
-    name = "#{inspect(module)}.#{function}/#{length(args)}"
-
-    receive do
-      {ref, result} when ref == task.ref ->
-        Process.demonitor(ref, [:flush])
-        result
-
-      {:DOWN, ref, :process, _pid, reason} when ref == task.ref ->
-        {:error, Aion.Error.new(:activity_exited, "activity #{name} exited: #{inspect(reason)}")}
-    after
-      timeout ->
-        Task.Supervisor.terminate_child(context.activities, task.pid)
-        Process.demonitor(task.ref, [:flush])
-        {:error, Aion.Error.new(:activity_timeout, "activity #{name} did not finish within #{timeout} ms")}
     end
   end
 end

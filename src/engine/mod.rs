@@ -13,6 +13,7 @@
 
 mod error;
 mod recovery;
+mod residency;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 
 pub use error::EngineError;
 pub use recovery::RecoveryReport;
+pub use residency::{Blocked, RunnablePage};
 
 use crate::event::{Event, RecordedEvent};
 use crate::ids::{RunId, TimerId, WorkflowId};
@@ -79,11 +81,21 @@ impl EngineConfig {
     }
 }
 
-/// Hears about problems the engine meets in background work (timer firing),
-/// where there is no caller to return an error to.
+/// Hears from the engine's background work (timer firing, the writer),
+/// where there is no caller to answer.
 pub trait EngineListener: Send + Sync + 'static {
     /// Something went wrong; the engine carried on.
     fn warning(&self, message: &str);
+
+    /// A durable timer of `workflow_id` (of type `workflow_type`) fired while
+    /// no process owned its run (the run was evicted): the host must make it
+    /// resident again.
+    fn wake(&self, workflow_id: &WorkflowId, workflow_type: &str);
+
+    /// A background task the engine cannot work without (the group-commit
+    /// writer, the timer wheel) stopped. The engine refuses further work; the
+    /// host must stop it and start a new one.
+    fn fatal(&self, message: &str);
 }
 
 /// The host-side owner of a loaded run (for the BEAM: its process).
@@ -162,6 +174,18 @@ pub enum RecordCommand {
     },
 }
 
+impl RecordCommand {
+    /// The ordinal of the command this record opens, if it opens one.
+    fn opens(&self) -> Option<u32> {
+        match self {
+            RecordCommand::ActivityScheduled { ordinal, .. }
+            | RecordCommand::TimerStarted { ordinal, .. }
+            | RecordCommand::Marker { ordinal, .. } => Some(*ordinal),
+            RecordCommand::ActivityCompleted { .. } | RecordCommand::ActivityFailed { .. } => None,
+        }
+    }
+}
+
 /// How a run's process ended, as the host saw it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunOutcome {
@@ -191,6 +215,8 @@ pub struct Description {
     pub runs: Vec<RunSummary>,
     /// Commands of the latest run waiting for an outcome.
     pub pending: Vec<PendingCommand>,
+    /// Why the latest run is blocked, if it is.
+    pub blocked: Option<Blocked>,
 }
 
 /// The engine. Cheap to clone; all clones share one engine.
@@ -211,6 +237,7 @@ struct Inner {
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     store_lock: Mutex<Option<File>>,
+    blocked: Mutex<residency::BlockedRuns>,
 }
 
 /// Per-workflow state shared by everyone touching that workflow in this
@@ -328,9 +355,41 @@ impl Engine {
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(vec![writer_task, wheel_task]),
                 store_lock: Mutex::new(store_lock),
+                blocked: Mutex::new(residency::BlockedRuns::default()),
             }
         });
-        Ok(Engine { inner })
+        let engine = Engine { inner };
+        engine.supervise_tasks();
+        Ok(engine)
+    }
+
+    /// Replaces each background task with a watcher of it: a task that ends
+    /// (or panics) while the engine is open closes the engine and tells the
+    /// listener, so that the host restarts it instead of every later append
+    /// failing with `closed` forever.
+    fn supervise_tasks(&self) {
+        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        let watchers = ["group-commit writer", "timer wheel"]
+            .into_iter()
+            .zip(tasks)
+            .map(|(name, task)| {
+                let engine = Arc::downgrade(&self.inner);
+                self.inner.runtime.spawn(async move {
+                    let ended = match task.await {
+                        Ok(()) => "stopped".to_owned(),
+                        Err(error) => format!("failed: {error}"),
+                    };
+                    if let Some(inner) = engine.upgrade()
+                        && !inner.closed.swap(true, Ordering::SeqCst)
+                    {
+                        inner.wheel.shutdown();
+                        inner.writer.close();
+                        inner.listener.fatal(&format!("the engine's {name} {ended}; the engine is closed"));
+                    }
+                })
+            })
+            .collect();
+        *lock(&self.inner.tasks) = watchers;
     }
 
     /// The store, for reads that need no engine logic.
@@ -339,11 +398,10 @@ impl Engine {
     }
 
     /// Stops background work, waits for queued writes, closes the store and
-    /// releases its lock. Idempotent.
+    /// releases its lock. Idempotent, and complete even after a background
+    /// task failed (which already refused new work).
     pub async fn close(&self) {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
+        self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.wheel.shutdown();
         self.inner.writer.close();
         let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
@@ -494,6 +552,9 @@ impl Engine {
             started_at: segment[0].envelope.recorded_at,
         };
         recorder.set_head(history.last().map_or(0, RecordedEvent::seq));
+        // Loading again is trying again: a blocked run blocks anew if its
+        // code still does not replay.
+        self.unblock(workflow_id);
         Ok(self.install(&cell, info, resolver, owner))
     }
 
@@ -603,10 +664,14 @@ impl Engine {
             }
             _ => Vec::new(),
         };
+        let blocked = self.blocked(workflow_id).filter(|blocked| {
+            blocked.run_id == summary.run_id && !summary.status.is_terminal()
+        });
         Ok(Description {
             summary,
             runs: run_chain(&history),
             pending,
+            blocked,
         })
     }
 
@@ -625,8 +690,12 @@ impl Engine {
         };
         cell.append(&mut recorder, vec![fired]).await?;
         drop(recorder);
-        if let Some(owner) = cell.owner() {
-            owner.timer_fired(entry.command);
+        match cell.owner() {
+            Some(owner) => owner.timer_fired(entry.command),
+            None => {
+                let summary = self.summary(&entry.workflow_id).await?;
+                self.inner.listener.wake(&entry.workflow_id, &summary.workflow_type);
+            }
         }
         Ok(())
     }
@@ -750,10 +819,18 @@ impl RunHandle {
     /// Records something that happened live; returns once it is durable.
     pub async fn record(&self, command: RecordCommand) -> Result<()> {
         self.engine.ensure_open()?;
+        let opens = command.opens();
         let (events, timer) = self.with_live(|run| self.events_for(&run.resolver, command))?;
         let mut recorder = self.cell.recorder.lock().await;
         self.with_live(|_| Ok(()))?;
         self.cell.append(&mut recorder, events).await?;
+        if let Some(ordinal) = opens {
+            // Recorded: the command now holds its ordinal.
+            self.with_live(|run| {
+                run.resolver.issued_live(ordinal);
+                Ok(())
+            })?;
+        }
         drop(recorder);
         if let Some(timer) = timer {
             self.engine.inner.wheel.arm(timer);
@@ -768,7 +845,7 @@ impl RunHandle {
             reason,
         };
         let opening = |ordinal: u32| {
-            if ordinal == resolver.recorded() && ordinal < resolver.issued() {
+            if resolver.is_live_edge(ordinal) {
                 Ok(())
             } else {
                 Err(invalid(format!(

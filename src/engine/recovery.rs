@@ -1,15 +1,16 @@
 //! Recovery on start (DESIGN §5, steps 1, 2 and 4), each step idempotent:
 //!
-//! 1. timers: overdue timers fire now (their `timer_fired` is recorded before
+//! 1. visibility: rows that disagree with their history are rebuilt, first,
+//!    since the steps after it read those rows;
+//! 2. timers: overdue timers fire now (their `timer_fired` is recorded before
 //!    any workflow replays, so replay finds them); pending ones are re-armed;
-//! 2. visibility: rows that disagree with their history are rebuilt;
-//! 4. active workflows: listed for the host, which spawns a process for each;
-//!    replay in that process brings it to the live handoff.
+//! 4. active workflows: listed for the host, which spawns a process for each
+//!    that is not asleep on a timer (see [`Engine::runnable_page`]); replay in
+//!    that process brings it to the live handoff.
 //!
 //! A workflow whose timer cannot fire, or whose history cannot be projected,
 //! is reported and skipped; it never blocks the others.
 
-use crate::status::WorkflowSummary;
 use crate::store::ReconcileReport;
 
 use super::{Engine, Result};
@@ -25,16 +26,23 @@ pub struct RecoveryReport {
     pub timer_failures: Vec<String>,
     /// What visibility reconciliation did.
     pub visibility: ReconcileReport,
-    /// Workflows whose latest run is still running: the host must spawn them.
-    pub active: Vec<WorkflowSummary>,
 }
 
 impl Engine {
-    /// Runs recovery steps 1, 2 and 4 and returns the workflows to respawn.
+    /// Runs recovery steps 1 and 2; the host then pages through
+    /// [`Engine::runnable_page`] for step 4.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         self.ensure_open()?;
         let inner = &self.inner;
-        let mut report = RecoveryReport::default();
+        let mut report = RecoveryReport {
+            visibility: inner.store.reconcile_visibility().await?,
+            ..RecoveryReport::default()
+        };
+        for (workflow_id, reason) in &report.visibility.broken {
+            inner
+                .listener
+                .warning(&format!("recovery: history of {workflow_id} cannot be projected, skipped: {reason}"));
+        }
 
         let now = inner.clock.now();
         let (overdue, future): (Vec<_>, Vec<_>) = inner
@@ -74,14 +82,6 @@ impl Engine {
             inner.listener.warning(&format!("recovery: {failure}"));
         }
 
-        report.visibility = inner.store.reconcile_visibility().await?;
-        for (workflow_id, reason) in &report.visibility.broken {
-            inner
-                .listener
-                .warning(&format!("recovery: history of {workflow_id} cannot be projected, skipped: {reason}"));
-        }
-
-        report.active = inner.store.list_active().await?;
         Ok(report)
     }
 }

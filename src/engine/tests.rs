@@ -17,6 +17,12 @@ impl EngineListener for Quiet {
     fn warning(&self, message: &str) {
         eprintln!("engine warning: {message}");
     }
+
+    fn wake(&self, _workflow_id: &WorkflowId, _workflow_type: &str) {}
+
+    fn fatal(&self, message: &str) {
+        eprintln!("engine failed: {message}");
+    }
 }
 
 struct ChannelOwner(mpsc::UnboundedSender<u32>);
@@ -137,7 +143,7 @@ async fn out_of_order_records_are_refused_and_write_nothing() {
     let engine = memory_engine().await;
     let run = engine.start_workflow(start(Some("bad"))).await.unwrap();
     let error = run
-        .record(RecordCommand::ActivityScheduled { ordinal: 0, activity_type: "A.a".into(), input: payload(0) })
+        .record(RecordCommand::ActivityScheduled { ordinal: 1, activity_type: "A.a".into(), input: payload(0) })
         .await
         .unwrap_err();
     assert!(matches!(error, EngineError::InvalidCommand { .. }), "{error}");
@@ -190,7 +196,7 @@ async fn a_timer_fires_records_and_tells_the_owner() {
 }
 
 #[tokio::test]
-async fn recovery_fires_overdue_timers_rearms_future_ones_and_lists_active_runs() {
+async fn recovery_fires_overdue_timers_rearms_future_ones_and_lists_runs_to_resume() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("aion.db");
     let clock = ManualClock::new(SystemClock.now());
@@ -215,9 +221,10 @@ async fn recovery_fires_overdue_timers_rearms_future_ones_and_lists_active_runs(
         .unwrap();
     let report = engine.recover().await.unwrap();
     assert_eq!((report.timers_fired, report.timers_armed), (1, 1));
-    let mut active: Vec<_> = report.active.iter().map(|s| s.workflow_id.to_string()).collect();
-    active.sort();
-    assert_eq!(active, ["long", "short"]);
+    // The fired run needs a process; the sleeping one waits for its timer.
+    let page = engine.runnable_page(None, 10).await.unwrap();
+    let runnable: Vec<_> = page.runs.iter().map(|(s, _)| s.workflow_id.to_string()).collect();
+    assert_eq!((runnable, page.next), (vec!["short".to_owned()], None));
 
     let short = engine.load_run(&WorkflowId::new("short").unwrap(), None).await.unwrap();
     assert_eq!(short.resolve(&timer()).unwrap(), Resolution::Replayed { ordinal: 0, outcome: Outcome::Fired });
@@ -247,4 +254,93 @@ async fn a_closed_engine_refuses_work() {
     let engine = memory_engine().await;
     engine.close().await;
     assert!(matches!(engine.start_workflow(start(None)).await, Err(EngineError::Closed)));
+}
+
+#[tokio::test]
+async fn a_command_the_code_abandons_before_recording_leaves_no_trace() {
+    let engine = memory_engine().await;
+    let run = engine.start_workflow(start(None)).await.unwrap();
+    // The code issued an activity, then raised while encoding its arguments
+    // and rescued: the next command takes the same ordinal.
+    assert_eq!(run.resolve(&activity("Shop.reserve")).unwrap(), Resolution::Live { ordinal: 0 });
+    assert_eq!(run.resolve(&timer()).unwrap(), Resolution::Live { ordinal: 0 });
+    run.record(RecordCommand::TimerStarted { ordinal: 0, duration_ms: 60_000 }).await.unwrap();
+    let error = run
+        .record(RecordCommand::Marker { ordinal: 0, name: "now".into(), value: payload(0) })
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "invalid_command");
+    run_activity(&run, "Shop.reserve", payload(7)).await;
+    let id = run.info().workflow_id.clone();
+    let kinds: Vec<_> = engine.history(&id).await.unwrap().iter().map(|r| r.event.kind().as_str()).collect();
+    assert_eq!(kinds, ["workflow_started", "timer_started", "activity_scheduled", "activity_completed"]);
+}
+
+/// Hears wake-ups.
+struct Wakes(mpsc::UnboundedSender<String>);
+impl EngineListener for Wakes {
+    fn warning(&self, message: &str) {
+        eprintln!("engine warning: {message}");
+    }
+
+    fn wake(&self, workflow_id: &WorkflowId, workflow_type: &str) {
+        let _ = self.0.send(format!("{workflow_id} {workflow_type}"));
+    }
+
+    fn fatal(&self, message: &str) {
+        panic!("engine failed: {message}");
+    }
+}
+
+#[tokio::test]
+async fn an_evicted_run_is_woken_by_its_timer_and_replays_it_fired() {
+    let (wakes, mut woken) = mpsc::unbounded_channel();
+    let engine = Engine::open(EngineConfig::new(StoreConfig::Memory), Arc::new(Wakes(wakes)), Handle::current())
+        .await
+        .unwrap();
+    let run = engine.start_workflow(start(Some("nap"))).await.unwrap();
+    let (owner, mut fired) = mpsc::unbounded_channel();
+    run.attach(Arc::new(ChannelOwner(owner))).unwrap();
+    let Resolution::Live { ordinal } = run.resolve(&timer()).unwrap() else { panic!() };
+    run.record(RecordCommand::TimerStarted { ordinal, duration_ms: 30 }).await.unwrap();
+    assert!(!run.timer_fired(ordinal).unwrap());
+    assert!(run.evict(ordinal).unwrap());
+    assert!(matches!(run.resolve(&timer()), Err(EngineError::Superseded { .. })));
+
+    assert_eq!(woken.recv().await.unwrap(), "nap Shop.Order");
+    assert!(fired.try_recv().is_err(), "the evicted owner is not told");
+    let again = engine.load_run(&WorkflowId::new("nap").unwrap(), None).await.unwrap();
+    assert_eq!(again.resolve(&timer()).unwrap(), Resolution::Replayed { ordinal: 0, outcome: Outcome::Fired });
+}
+
+#[tokio::test]
+async fn a_run_whose_timer_fired_is_not_evicted() {
+    let engine = memory_engine().await;
+    let run = engine.start_workflow(start(None)).await.unwrap();
+    let (owner, mut fired) = mpsc::unbounded_channel();
+    run.attach(Arc::new(ChannelOwner(owner))).unwrap();
+    let Resolution::Live { ordinal } = run.resolve(&timer()).unwrap() else { panic!() };
+    run.record(RecordCommand::TimerStarted { ordinal, duration_ms: 0 }).await.unwrap();
+    assert_eq!(fired.recv().await, Some(ordinal));
+    assert!(!run.evict(ordinal).unwrap(), "the outcome is there: take it");
+    assert!(run.timer_fired(ordinal).unwrap());
+}
+
+#[tokio::test]
+async fn a_blocked_run_is_described_until_it_is_loaded_again() {
+    let engine = memory_engine().await;
+    let run = engine.start_workflow(start(Some("stuck"))).await.unwrap();
+    let id = WorkflowId::new("stuck").unwrap();
+    let blocked = Blocked {
+        run_id: run.info().run_id,
+        code: "AION-ND001".into(),
+        message: "at command #0".into(),
+        code_version: "v1".into(),
+    };
+    engine.block(&id, blocked.clone());
+    assert_eq!(engine.describe(&id).await.unwrap().blocked, Some(blocked.clone()));
+    let page = engine.runnable_page(None, 10).await.unwrap();
+    assert_eq!(page.runs, vec![(engine.store().summary(&id).await.unwrap().unwrap(), Some(blocked))]);
+    engine.load_run(&id, None).await.unwrap();
+    assert_eq!(engine.describe(&id).await.unwrap().blocked, None);
 }

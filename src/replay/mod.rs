@@ -420,10 +420,15 @@ impl Resolver {
     }
 
     /// Resolves the next command the code issues.
+    ///
+    /// A recorded command is consumed here. A command history does not hold
+    /// yet resolves [`Resolution::Live`] without being consumed: it takes its
+    /// ordinal only when its opening event is recorded ([`Resolver::issued_live`]),
+    /// so code that raises between the two (a bad argument, a failing
+    /// side-effect function) leaves no trace, and may rescue and go on.
     pub fn resolve(&mut self, issued: &CommandSpec) -> Result<Resolution, ReplayError> {
         let ordinal = self.cursor;
         let Some(entry) = self.commands.get(ordinal as usize) else {
-            self.cursor += 1;
             return Ok(Resolution::Live { ordinal });
         };
         if entry.spec != *issued {
@@ -440,6 +445,26 @@ impl Resolver {
             (None, Some(work)) => Resolution::Pending { ordinal, work },
             (None, None) => Resolution::Live { ordinal },
         })
+    }
+
+    /// Whether `ordinal` is the live edge: the next command the code issues,
+    /// with nothing recorded at or after it.
+    pub fn is_live_edge(&self, ordinal: u32) -> bool {
+        ordinal == self.cursor && ordinal == self.recorded()
+    }
+
+    /// Consumes live command `ordinal` once its opening event is recorded
+    /// (and applied): the code has issued it.
+    ///
+    /// Returns `false`, changing nothing, unless `ordinal` is the command
+    /// just recorded at the live edge.
+    pub fn issued_live(&mut self, ordinal: u32) -> bool {
+        if ordinal == self.cursor && ordinal + 1 == self.recorded() {
+            self.cursor += 1;
+            true
+        } else {
+            false
+        }
     }
 
     /// What recorded command `ordinal` still waits on, if it has no outcome.

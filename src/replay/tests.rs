@@ -81,6 +81,17 @@ impl Step {
     }
 }
 
+fn recorded_at(seq: u64, event: Event) -> RecordedEvent {
+    RecordedEvent {
+        envelope: Envelope {
+            workflow_id: WorkflowId::new("wf").unwrap(),
+            seq,
+            recorded_at: Timestamp::EPOCH,
+        },
+        event,
+    }
+}
+
 fn recorded(events: Vec<Event>) -> Vec<RecordedEvent> {
     let workflow_id = WorkflowId::new("wf").unwrap();
     std::iter::once(Event::WorkflowStarted {
@@ -112,7 +123,11 @@ fn run_live(program: &[Step]) -> Vec<RecordedEvent> {
         let Resolution::Live { ordinal } = resolver.resolve(&step.spec()).unwrap() else {
             panic!("a fresh run resolves everything live");
         };
-        events.extend(step.events(ordinal));
+        let step_events = step.events(ordinal);
+        let seq = events.len() as u64 + 2;
+        resolver.apply(&recorded_at(seq, step_events[0].clone())).unwrap();
+        assert!(resolver.issued_live(ordinal));
+        events.extend(step_events);
     }
     let history = recorded(events);
     // Feeding the live events back in must be accepted, in order.
@@ -263,18 +278,17 @@ proptest! {
         let history = run_live(&program);
         let keep = 1 + cut.index(history.len());
         let mut resolver = Resolver::from_segment(RUN, &history[..keep]).unwrap();
-        let mut went_live = false;
         for (ordinal, step) in program.iter().enumerate() {
             let ordinal = ordinal as u32;
             match resolver.resolve(&step.spec()).unwrap() {
-                Resolution::Replayed { outcome, .. } => {
-                    prop_assert!(!went_live, "nothing is replayed after the live handoff");
-                    prop_assert_eq!(outcome, step.outcome(ordinal));
-                }
-                Resolution::Pending { .. } => prop_assert!(!went_live),
+                Resolution::Replayed { outcome, .. } => prop_assert_eq!(outcome, step.outcome(ordinal)),
+                Resolution::Pending { .. } => {}
                 Resolution::Live { ordinal: live } => {
+                    // The handoff is where history ends; live code records
+                    // this command before it issues another.
                     prop_assert_eq!(live, ordinal);
-                    went_live = true;
+                    prop_assert_eq!(live, resolver.recorded());
+                    break;
                 }
             }
         }
@@ -294,4 +308,22 @@ proptest! {
         let is_mismatch_at_position = matches!(error, ReplayError::Mismatch { ordinal, .. } if ordinal as usize == position);
         prop_assert!(is_mismatch_at_position);
     }
+}
+
+#[test]
+fn a_live_command_takes_its_ordinal_only_when_recorded() {
+    let mut resolver = Resolver::new(RUN);
+    let marker = Step::Marker { name: "side_effect" };
+    // Issued, but the code raised before recording it: nothing is consumed,
+    // and the next command (here a different one) gets the same ordinal.
+    assert_eq!(resolver.resolve(&marker.spec()).unwrap(), Resolution::Live { ordinal: 0 });
+    assert!(resolver.is_live_edge(0));
+    assert!(!resolver.issued_live(0), "nothing recorded at 0 yet");
+    assert_eq!(resolver.resolve(&Step::Sleep.spec()).unwrap(), Resolution::Live { ordinal: 0 });
+    let events = Step::Sleep.events(0);
+    resolver.apply(&recorded_at(2, events[0].clone())).unwrap();
+    assert!(resolver.issued_live(0));
+    assert!(!resolver.issued_live(0), "an ordinal is consumed once");
+    assert_eq!(resolver.resolve(&marker.spec()).unwrap(), Resolution::Live { ordinal: 1 });
+    resolver.finish().unwrap();
 }

@@ -53,6 +53,8 @@ defmodule Aion.RecoveryTest do
     log =
       capture_log(fn ->
         other = start_instance(store: {:sqlite, db}, workflows: [Gated])
+        # The run sleeps until its timer fires, then needs a process.
+        eventually(fn -> match?({:ok, %{pending: []}}, Aion.describe(other, id)) end)
         await_recovery(other)
         Logger.flush()
         stop_instance(other)

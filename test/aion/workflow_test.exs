@@ -37,7 +37,7 @@ defmodule Aion.WorkflowTest do
       {:ok, thrown} = Aion.start_workflow(aion, ActivityResults, {:throw_it, [:ball], []})
       {:ok, exited} = Aion.start_workflow(aion, ActivityResults, {:exit_now, [:bye], []})
       assert {:ok, {:error, %Aion.Error{reason: :activity_raised, message: "** (throw) :ball"}}} = Aion.await(aion, thrown)
-      assert {:ok, {:error, %Aion.Error{reason: :activity_raised, message: "** (exit) :bye"}}} = Aion.await(aion, exited)
+      assert {:ok, {:error, %Aion.Error{reason: :activity_exited, message: "** (exit) :bye"}}} = Aion.await(aion, exited)
     end
 
     test "a timeout stops the activity and fails it", %{aion: aion} do

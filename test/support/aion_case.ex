@@ -30,11 +30,15 @@ defmodule Aion.Case do
   end
 
   @doc """
-  Waits until the instance's recovery has run (it runs right after start):
+  Waits until the instance's recovery has run (the reconciler runs it right after start):
   a call to the recovery process is answered only after it is done.
   """
   def await_recovery(name) do
-    _ = :sys.get_state(GenServer.whereis(Aion.Instance.via(name, :recovery)))
+    reconciler = GenServer.whereis(Aion.Instance.via(name, :reconciler))
+    _ = :sys.get_state(reconciler)
+    # Timers that recovery fired wake their runs through the engine owner.
+    _ = :sys.get_state(GenServer.whereis(Aion.Instance.via(name, :engine_process)))
+    _ = :sys.get_state(reconciler)
     :ok
   end
 
@@ -55,6 +59,22 @@ defmodule Aion.Case do
     end
 
     Logger.flush()
+  end
+
+  @doc """
+  Calls `check` until it returns a truthy value (at most ~5 s), and returns
+  that value: for state that changes asynchronously and sends no message.
+  """
+  def eventually(check, attempts \\ 1_000) do
+    case check.() do
+      falsy when falsy in [nil, false] ->
+        if attempts == 0, do: ExUnit.Assertions.flunk("condition never held")
+        Process.sleep(5)
+        eventually(check, attempts - 1)
+
+      value ->
+        value
+    end
   end
 
   @doc "The event types of a workflow's history."

@@ -130,3 +130,16 @@ defmodule Aion.Test.GatedShortened do
   @impl true
   def run(_listener), do: :done
 end
+
+defmodule Aion.Test.GatedChangedFailing do
+  @moduledoc false
+  # Aion.Test.GatedChanged, but a run that does not replay fails instead of
+  # being suspended.
+  use Aion.Workflow, name: "test.gated", on_nondeterminism: :fail
+
+  @impl true
+  def run(_listener) do
+    :ok = sleep(1)
+    :done
+  end
+end

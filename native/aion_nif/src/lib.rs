@@ -14,8 +14,8 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Engine, EngineConfig, EngineError, EngineListener, RecordCommand, RunHandle, RunOutcome, RunOwner, StartRequest,
-    StoreConfig,
+    Blocked, Engine, EngineConfig, EngineError, EngineListener, RecordCommand, RunHandle, RunOutcome, RunOwner,
+    StartRequest, StoreConfig,
 };
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
@@ -26,8 +26,9 @@ use tokio::runtime::Runtime;
 
 use reply::{send_from_anywhere, spawn_reply};
 use terms::{
-    CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec, atoms, encode_description,
-    encode_error, encode_event, encode_recovery, encode_resolution, encode_terminal,
+    BlockedTerm, CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec, atoms,
+    encode_description, encode_error, encode_event, encode_recovery, encode_resolution, encode_runnable,
+    encode_terminal,
 };
 
 /// The runtime every engine of this VM shares.
@@ -67,14 +68,33 @@ impl EngineListener for PidListener {
         let message = message.to_owned();
         send_from_anywhere(self.0, move |env| (atoms::aion_warning(), message).encode(env));
     }
+
+    fn wake(&self, workflow_id: &WorkflowId, workflow_type: &str) {
+        let id = workflow_id.to_string();
+        let workflow_type = workflow_type.to_owned();
+        send_from_anywhere(self.0, move |env| (atoms::aion_wake(), id, workflow_type).encode(env));
+    }
+
+    fn fatal(&self, message: &str) {
+        let message = message.to_owned();
+        send_from_anywhere(self.0, move |env| (atoms::aion_fatal(), message).encode(env));
+    }
 }
 
-/// Wakes a workflow process when one of its timers fired.
-struct PidOwner(LocalPid);
+/// Tells a workflow process about its run, with messages
+/// `{:aion, tag, event}` where `tag` names the process's activation, so that
+/// neither user code nor a later activation can take one for another.
+struct PidOwner {
+    pid: LocalPid,
+    tag: u64,
+}
 
 impl RunOwner for PidOwner {
     fn timer_fired(&self, ordinal: u32) {
-        send_from_anywhere(self.0, move |env| (atoms::aion_timer_fired(), ordinal).encode(env));
+        let tag = self.tag;
+        send_from_anywhere(self.pid, move |env| {
+            (atoms::aion(), tag, (atoms::timer_fired(), ordinal)).encode(env)
+        });
     }
 }
 
@@ -162,9 +182,15 @@ fn start_workflow<'a>(
 }
 
 #[rustler::nif]
-fn load_run<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+fn load_run<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    tag: u64,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
-    let owner: Arc<dyn RunOwner> = Arc::new(PidOwner(env.pid()));
+    let owner: Arc<dyn RunOwner> = Arc::new(PidOwner { pid: env.pid(), tag });
     spawn_reply(
         env,
         reference,
@@ -182,8 +208,8 @@ fn run_info<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
 }
 
 #[rustler::nif]
-fn attach<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
-    match run.run.attach(Arc::new(PidOwner(env.pid()))) {
+fn attach<'a>(env: Env<'a>, run: ResourceArc<RunResource>, tag: u64) -> Term<'a> {
+    match run.run.attach(Arc::new(PidOwner { pid: env.pid(), tag })) {
         Ok(()) => atoms::ok().encode(env),
         Err(error) => encode_error(env, &error),
     }
@@ -223,6 +249,63 @@ fn record<'a>(env: Env<'a>, run: ResourceArc<RunResource>, command: RecordTerm<'
     spawn_reply(env, reference, async move { run.run.record(command).await }, |env, ()| {
         atoms::ok().encode(env)
     })
+}
+
+#[rustler::nif]
+fn evict<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
+    match run.run.evict(ordinal) {
+        Ok(true) => atoms::ok().encode(env),
+        Ok(false) => atoms::fired().encode(env),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif]
+fn timer_fired<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
+    match run.run.timer_fired(ordinal) {
+        Ok(fired) => (atoms::ok(), fired).encode(env),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif]
+fn block<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, blocked: BlockedTerm) -> Term<'a> {
+    let result = workflow_id(&id).and_then(|workflow_id| {
+        engine.engine.block(
+            &workflow_id,
+            Blocked {
+                run_id: run_id(&blocked.run_id)?,
+                code: blocked.code,
+                message: blocked.message,
+                code_version: blocked.code_version,
+            },
+        );
+        Ok(())
+    });
+    match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+#[rustler::nif]
+fn runnable<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    after: Option<String>,
+    limit: usize,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let after = after.as_deref().map(workflow_id).transpose()?;
+            engine.runnable_page(after.as_ref(), limit.max(1)).await
+        },
+        |env, page| (atoms::ok(), encode_runnable(env, &page)).encode(env),
+    )
 }
 
 #[rustler::nif]

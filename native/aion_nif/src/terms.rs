@@ -1,6 +1,6 @@
 //! Term shapes of the boundary: what Elixir passes in, how answers look.
 
-use aion::engine::{Description, EngineError, RecoveryReport, RunInfo, Terminal};
+use aion::engine::{Blocked, Description, EngineError, RecoveryReport, RunInfo, RunnablePage, Terminal};
 use aion::event::{Field, RecordedEvent, SearchAttribute};
 use aion::payload::Payload;
 use aion::replay::{CommandKind, Outcome, PendingWork, Resolution};
@@ -16,8 +16,18 @@ pub mod atoms {
         nil,
         panic,
         running,
+        aion,
         aion_warning,
-        aion_timer_fired,
+        aion_wake,
+        aion_fatal,
+        timer_fired,
+        payload,
+        nondeterminism,
+        reason,
+        code,
+        message,
+        blocked,
+        next,
         replayed,
         pending,
         live,
@@ -56,7 +66,6 @@ pub mod atoms {
         timer_id,
         fire_at,
         generation,
-        active,
         timers_fired,
         timers_armed,
         timer_failures,
@@ -121,6 +130,15 @@ pub enum RecordTerm<'a> {
     Marker(u32, String, Binary<'a>),
 }
 
+/// `%{run_id: ..., code: ..., message: ..., code_version: ...}`: why a run is blocked.
+#[derive(NifMap)]
+pub struct BlockedTerm {
+    pub run_id: String,
+    pub code: String,
+    pub message: String,
+    pub code_version: String,
+}
+
 /// How a workflow process ended.
 #[derive(NifTaggedEnum)]
 pub enum OutcomeTerm<'a> {
@@ -137,12 +155,12 @@ fn payload_bytes<'a>(env: Env<'a>, payload: &Payload) -> Term<'a> {
     binary(env, &payload.data)
 }
 
-/// A payload decoded into the term it holds, or `{:undecodable, bytes}`.
-fn payload_term<'a>(env: Env<'a>, payload: &Payload) -> Term<'a> {
-    match env.binary_to_term(&payload.data) {
-        Some((term, _)) => term,
-        None => (atoms::undecodable(), payload_bytes(env, payload)).encode(env),
-    }
+/// `{:payload, bytes}`: Elixir decodes it. Terms are never built from
+/// external term format here, since these encoders also run on Tokio threads
+/// and OTP 25 cannot decode every term (maps of more than 32 keys) off a
+/// scheduler.
+fn tagged_payload<'a>(env: Env<'a>, payload: &Payload) -> Term<'a> {
+    (atoms::payload(), payload_bytes(env, payload)).encode(env)
 }
 
 fn time(time: Timestamp) -> i64 {
@@ -243,7 +261,7 @@ fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
         Field::Unsigned(n) => n.encode(env),
         Field::Bool(b) => b.encode(env),
         Field::Time(t) => time(*t).encode(env),
-        Field::Payload(payload) => payload_term(env, payload),
+        Field::Payload(payload) => tagged_payload(env, payload),
         Field::Attributes(attributes) => map(
             env,
             attributes
@@ -255,7 +273,8 @@ fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
     }
 }
 
-/// An event as a map: envelope keys, `type`, then its fields, payloads decoded.
+/// An event as a map: envelope keys, `type`, then its fields, payloads as
+/// `{:payload, bytes}`.
 pub fn encode_event<'a>(env: Env<'a>, recorded: &RecordedEvent) -> Term<'a> {
     let mut entries = vec![
         (atoms::seq().encode(env), recorded.envelope.seq.encode(env)),
@@ -324,6 +343,7 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
     map(
         env,
         vec![
+            (atoms::blocked().encode(env), encode_blocked(env, description.blocked.as_ref())),
             (atoms::workflow_id().encode(env), summary.workflow_id.as_str().encode(env)),
             (atoms::workflow_type().encode(env), summary.workflow_type.encode(env)),
             (atoms::run_id().encode(env), summary.run_id.to_string().encode(env)),
@@ -338,13 +358,45 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
     )
 }
 
+/// `nil`, or `%{reason: :nondeterminism, code: ..., message: ..., code_version: ...}`.
+fn encode_blocked<'a>(env: Env<'a>, blocked: Option<&Blocked>) -> Term<'a> {
+    let Some(blocked) = blocked else {
+        return atoms::nil().encode(env);
+    };
+    map(
+        env,
+        vec![
+            (atoms::reason().encode(env), atoms::nondeterminism().encode(env)),
+            (atoms::code().encode(env), blocked.code.encode(env)),
+            (atoms::message().encode(env), blocked.message.encode(env)),
+            (atom(env, "code_version"), blocked.code_version.encode(env)),
+        ],
+    )
+}
+
+/// `%{runs: [{workflow_id, workflow_type, blocked}], next: id | nil}`.
+pub fn encode_runnable<'a>(env: Env<'a>, page: &RunnablePage) -> Term<'a> {
+    let runs: Vec<Term> = page
+        .runs
+        .iter()
+        .map(|(summary, blocked)| {
+            (
+                summary.workflow_id.as_str(),
+                summary.workflow_type.as_str(),
+                encode_blocked(env, blocked.as_ref()),
+            )
+                .encode(env)
+        })
+        .collect();
+    let next = page
+        .next
+        .as_ref()
+        .map_or_else(|| atoms::nil().encode(env), |id| id.as_str().encode(env));
+    map(env, vec![(atoms::runs().encode(env), runs.encode(env)), (atoms::next().encode(env), next)])
+}
+
 /// What `recover` answers.
 pub fn encode_recovery<'a>(env: Env<'a>, report: &RecoveryReport) -> Term<'a> {
-    let active: Vec<(&str, &str)> = report
-        .active
-        .iter()
-        .map(|summary| (summary.workflow_id.as_str(), summary.workflow_type.as_str()))
-        .collect();
     let broken: Vec<(&str, &str)> = report
         .visibility
         .broken
@@ -354,7 +406,6 @@ pub fn encode_recovery<'a>(env: Env<'a>, report: &RecoveryReport) -> Term<'a> {
     map(
         env,
         vec![
-            (atoms::active().encode(env), active.encode(env)),
             (atoms::timers_fired().encode(env), report.timers_fired.encode(env)),
             (atoms::timers_armed().encode(env), report.timers_armed.encode(env)),
             (atoms::timer_failures().encode(env), report.timer_failures.encode(env)),

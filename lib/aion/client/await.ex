@@ -1,0 +1,72 @@
+defmodule Aion.Client.Await do
+  @moduledoc false
+  # Waiting for a workflow's end. The run's monitor tells awaiters when it
+  # records an ending, and the awaiter also asks the engine now and then, so
+  # that an ending is never missed (a monitor that died between the commit
+  # and its message, an ending recorded by another path). An instance that
+  # stops ends the wait at once.
+
+  alias Aion.{Engine, Instance, Payload}
+
+  @check_every 1_000
+
+  def await(name, %Instance{} = instance, workflow_id, timeout) do
+    key = {name, workflow_id}
+    {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
+    owner = Process.monitor(Instance.engine_owner(name) || spawn(fn -> :ok end))
+    deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
+    wait = %{name: name, engine: instance.engine, id: workflow_id, owner: owner, deadline: deadline, timeout: timeout}
+
+    try do
+      check(wait)
+    after
+      Process.demonitor(owner, [:flush])
+      Registry.unregister(Aion.Awaiters, key)
+      flush(name, workflow_id)
+    end
+  end
+
+  defp check(wait) do
+    case Engine.terminal(wait.engine, wait.id) do
+      {:ok, :running} -> wait_for_end(wait)
+      {:ok, terminal} -> result(terminal)
+      {:error, error} -> {:error, error}
+    end
+  end
+
+  defp wait_for_end(%{name: name, id: id, owner: owner} = wait) do
+    left = if wait.deadline == :infinity, do: :infinity, else: max(wait.deadline - now(), 0)
+
+    receive do
+      {:aion_done, ^name, ^id, terminal} ->
+        result(terminal)
+
+      {:DOWN, ^owner, :process, _, _} ->
+        {:error, Aion.Error.new(:not_running, "Aion instance #{inspect(name)} stopped while awaiting workflow #{id}")}
+    after
+      min(left, @check_every) ->
+        if left == 0 do
+          {:error, Aion.Error.new(:timeout, "workflow #{id} did not finish within #{wait.timeout} ms")}
+        else
+          check(wait)
+        end
+    end
+  end
+
+  defp flush(name, workflow_id) do
+    receive do
+      {:aion_done, ^name, ^workflow_id, _} -> flush(name, workflow_id)
+    after
+      0 -> :ok
+    end
+  end
+
+  defp result({:completed, payload, _run_id}), do: {:ok, Payload.decode(payload)}
+  defp result({:failed, payload, _run_id}), do: {:error, Payload.decode(payload)}
+
+  defp result({status, _value, run_id}) do
+    {:error, Aion.Error.new(status, "run #{run_id} ended with status #{status}")}
+  end
+
+  defp now, do: System.monotonic_time(:millisecond)
+end

@@ -1,0 +1,69 @@
+defmodule Aion.Ownership do
+  @moduledoc false
+  # Who owns what, on this node: exactly one process per running run, and the
+  # activity executions of that run. Everything that decides ownership goes
+  # through here, so that leases (several nodes sharing a store) can replace
+  # the registries without touching workflow code.
+  #
+  # A run is owned by the process registered as {instance, {:workflow, id}}
+  # in Aion.Registry. Activity executions register themselves in
+  # Aion.Activities under {instance, workflow_id} with {run_id, ordinal}.
+
+  @doc "Claims the run of `workflow_id` for the calling process."
+  def claim_run(name, workflow_id, attempts \\ 50) do
+    case Registry.register(Aion.Registry, {name, {:workflow, workflow_id}}, nil) do
+      {:ok, _} ->
+        :ok
+
+      {:error, {:already_registered, pid}} ->
+        # A process that just exited may hold the name a moment longer: the
+        # registry drops it when it hears of the exit.
+        if attempts > 0 and not Process.alive?(pid) do
+          Process.sleep(2)
+          claim_run(name, workflow_id, attempts - 1)
+        else
+          {:error, {:already_started, pid}}
+        end
+    end
+  end
+
+  @doc "The process owning the run of `workflow_id`, or nil."
+  def run_owner(name, workflow_id) do
+    case Registry.lookup(Aion.Registry, {name, {:workflow, workflow_id}}) do
+      [{pid, _}] -> pid
+      [] -> nil
+    end
+  end
+
+  @doc """
+  Called by an activity execution, before it runs any user code: registers
+  it, then checks that the run process that dispatched it is still alive. An
+  execution whose run died meanwhile must not run (a newer process of the
+  run dispatches its own, after stopping every registered earlier one).
+  """
+  def claim_activity(name, workflow_id, run_id, ordinal, dispatcher) do
+    {:ok, _} = Registry.register(Aion.Activities, {name, workflow_id}, {run_id, ordinal})
+    if Process.alive?(dispatcher), do: :ok, else: {:error, :orphaned}
+  end
+
+  @doc """
+  Stops, and waits for the end of, the activity executions of a workflow
+  (only those of command `ordinal` of run `run_id`, when given): no two
+  executions of one scheduled activity run at once on this node, and
+  activities die with their run.
+  """
+  def stop_activities(name, workflow_id, which \\ :all) do
+    for {pid, key} <- Registry.lookup(Aion.Activities, {name, workflow_id}),
+        which == :all or which == key,
+        pid != self() do
+      ref = Process.monitor(pid)
+      Process.exit(pid, :kill)
+
+      receive do
+        {:DOWN, ^ref, :process, ^pid, _} -> :ok
+      end
+    end
+
+    :ok
+  end
+end

@@ -1,0 +1,138 @@
+defmodule Aion.Run.Monitor do
+  @moduledoc false
+  # Watches run processes (one of several partitions, by workflow id). Every
+  # run process asks to be watched before it loads its run; when it exits,
+  # the monitor stops the activities it left, reads the exit reason (see
+  # Aion.Run.Process), and:
+  #
+  #   - an outcome (completed, failed): has the engine record it (never
+  #     overwriting an ending the history already has), then wakes every
+  #     process awaiting the workflow;
+  #   - evicted, blocked, already ended: nothing more; a history that cannot
+  #     be read: the reconciler leaves the run alone;
+  #   - anything else (killed from outside, a crash, an engine error, the run
+  #     taken over, an instance stopping): asks the reconciler to respawn it,
+  #     with backoff. A process dying is never a workflow failure.
+  use GenServer
+
+  require Logger
+
+  alias Aion.{Engine, Instance, Ownership}
+  alias Aion.Run.Reconciler
+
+  def start_link({config, index}) do
+    GenServer.start_link(__MODULE__, config.name, name: Instance.via(config.name, {:monitor, index}))
+  end
+
+  def child_spec({config, index}) do
+    %{id: {__MODULE__, index}, start: {__MODULE__, :start_link, [{config, index}]}}
+  end
+
+  @doc false
+  # Called by a run process: watch me, then tell me to go.
+  def track(instance, workflow_id, type) do
+    send(GenServer.whereis(Instance.monitor(instance, workflow_id)), {:track, self(), workflow_id, type})
+
+    receive do
+      :aion_go -> :ok
+    end
+  end
+
+  @doc false
+  # Called by a run process once its run is loaded.
+  def loaded(instance, workflow_id, run_id, generation) do
+    send(GenServer.whereis(Instance.monitor(instance, workflow_id)), {:loaded, self(), run_id, generation})
+    :ok
+  end
+
+  @impl true
+  def init(name) do
+    {:ok, instance} = Instance.lookup(name)
+    {:ok, %{instance: instance, name: name, runs: %{}, replies: %{}}}
+  end
+
+  @impl true
+  def handle_info({:track, pid, workflow_id, type}, state) do
+    Process.monitor(pid)
+    send(pid, :aion_go)
+    {:noreply, put_in(state.runs[pid], %{workflow_id: workflow_id, type: type, run_id: nil, generation: nil})}
+  end
+
+  def handle_info({:loaded, pid, run_id, generation}, state) do
+    case state.runs do
+      %{^pid => run} -> {:noreply, put_in(state.runs[pid], %{run | run_id: run_id, generation: generation})}
+      _ -> {:noreply, state}
+    end
+  end
+
+  def handle_info({:DOWN, _monitor, :process, pid, reason}, state) do
+    case Map.pop(state.runs, pid) do
+      {nil, _runs} ->
+        {:noreply, state}
+
+      {run, runs} ->
+        Ownership.stop_activities(state.name, run.workflow_id)
+        {:noreply, exited(run, reason, %{state | runs: runs})}
+    end
+  end
+
+  def handle_info({reply_ref, reply}, state) when is_map_key(state.replies, reply_ref) do
+    {run, replies} = Map.pop(state.replies, reply_ref)
+    state = %{state | replies: replies}
+
+    case reply do
+      {:ok, terminal} ->
+        notify(state.name, run.workflow_id, terminal)
+
+      {:error, error} ->
+        Logger.error("Aion: could not record the end of workflow #{run.workflow_id}, will retry: #{inspect(error)}")
+        Reconciler.respawn(state.name, run.workflow_id, run.type)
+    end
+
+    {:noreply, state}
+  end
+
+  def handle_info(_other, state), do: {:noreply, state}
+
+  defp exited(run, {:shutdown, {:aion_completed, payload}}, state), do: complete(run, {:completed, payload}, state)
+  defp exited(run, {:shutdown, {:aion_failed, payload}}, state), do: complete(run, {:failed, payload}, state)
+  defp exited(_run, {:shutdown, reason}, state) when reason in [:aion_evicted, :aion_not_running], do: state
+
+  defp exited(run, {:shutdown, {:aion_broken, _error}}, state) do
+    Reconciler.broken(state.name, run.workflow_id)
+    state
+  end
+
+  defp exited(run, {:shutdown, :aion_blocked}, state) do
+    release(run, state)
+    state
+  end
+
+  defp exited(run, reason, state) do
+    release(run, state)
+    log_exit(run, reason)
+    Reconciler.respawn(state.name, run.workflow_id, run.type)
+    state
+  end
+
+  defp log_exit(_run, reason) when reason in [:shutdown, {:shutdown, :aion_superseded}], do: :ok
+
+  defp log_exit(run, reason) do
+    Logger.warning("Aion: the process of workflow #{run.workflow_id} exited (#{inspect(reason)}); it will be respawned")
+  end
+
+  defp complete(run, outcome, state) do
+    ref = make_ref()
+    :ok = Engine.complete_run_async(state.instance.engine, run.workflow_id, run.run_id, outcome, ref)
+    put_in(state.replies[ref], run)
+  end
+
+  defp release(%{generation: nil}, _state), do: :ok
+  defp release(run, state), do: Engine.release_run(state.instance.engine, run.workflow_id, run.generation)
+
+  defp notify(name, workflow_id, terminal) do
+    Registry.dispatch(Aion.Awaiters, {name, workflow_id}, fn awaiters ->
+      for {pid, _} <- awaiters, do: send(pid, {:aion_done, name, workflow_id, terminal})
+    end)
+  end
+end

@@ -1,0 +1,140 @@
+//! Residency: which runs need a process, and which may do without one.
+//!
+//! A run is *resident* while a host process owns its loaded replay state, and
+//! *evicted* when that process ended while the run waited on a durable timer:
+//! the store keeps everything, the timer stays armed, and its firing asks the
+//! host (through [`super::EngineListener::wake`]) to make the run resident
+//! again. A run whose replay hit non-determinism is *blocked*: it stays
+//! running, nothing is recorded, and it is left alone until code that may
+//! replay it cleanly is running.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ids::{RunId, WorkflowId};
+use crate::replay::PendingWork;
+use crate::status::WorkflowSummary;
+use crate::store::TimerEntry;
+
+use super::{Engine, EngineError, Result, RunHandle, lock};
+
+/// Why a running run is left without a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    /// The run.
+    pub run_id: RunId,
+    /// The stable error code (`AION-ND001`, ...).
+    pub code: String,
+    /// What went wrong, naming the command's key, what history holds and
+    /// what the code issued.
+    pub message: String,
+    /// The host's identity of the code that failed to replay (for the BEAM,
+    /// the module's checksum): the run is worth retrying once other code runs.
+    pub code_version: String,
+}
+
+/// Runs waiting for a process, one page of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunnablePage {
+    /// Running workflows with no pending timer (a run with one sleeps until
+    /// it fires), each with why it is blocked, if it is.
+    pub runs: Vec<(WorkflowSummary, Option<Blocked>)>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<WorkflowId>,
+}
+
+/// Blocked runs of one engine, in memory: a restarted engine tries them all
+/// again, which is how a deploy of fixed code resumes them.
+#[derive(Default)]
+pub(super) struct BlockedRuns(HashMap<WorkflowId, Blocked>);
+
+impl Engine {
+    /// Marks the running run of `workflow_id` blocked (see [`Blocked`]).
+    pub fn block(&self, workflow_id: &WorkflowId, blocked: Blocked) {
+        lock(&self.inner.blocked).0.insert(workflow_id.clone(), blocked);
+    }
+
+    /// Why the run of `workflow_id` is blocked, if it is.
+    pub fn blocked(&self, workflow_id: &WorkflowId) -> Option<Blocked> {
+        lock(&self.inner.blocked).0.get(workflow_id).cloned()
+    }
+
+    pub(super) fn unblock(&self, workflow_id: &WorkflowId) {
+        lock(&self.inner.blocked).0.remove(workflow_id);
+    }
+
+    /// Running workflows that have no pending timer, ordered by workflow id,
+    /// from `after` (exclusive), at most `limit` of them.
+    pub async fn runnable_page(&self, after: Option<&WorkflowId>, limit: usize) -> Result<RunnablePage> {
+        self.ensure_open()?;
+        let store = &self.inner.store;
+        let sleeping: HashSet<WorkflowId> = store
+            .pending_timers()
+            .await?
+            .into_iter()
+            .map(|entry| entry.workflow_id)
+            .collect();
+        let mut running: Vec<WorkflowSummary> = store
+            .list_active()
+            .await?
+            .into_iter()
+            .filter(|summary| !sleeping.contains(&summary.workflow_id))
+            .filter(|summary| after.is_none_or(|after| summary.workflow_id > *after))
+            .collect();
+        running.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
+        let next = (running.len() > limit).then(|| running[limit - 1].workflow_id.clone());
+        running.truncate(limit);
+        let runs = running
+            .into_iter()
+            .map(|summary| {
+                let blocked = self.blocked(&summary.workflow_id);
+                (summary, blocked)
+            })
+            .collect();
+        Ok(RunnablePage { runs, next })
+    }
+}
+
+impl RunHandle {
+    /// Ends this handle's residency while the run waits on timer `ordinal`:
+    /// its replay state is dropped and the timer's firing will wake the run.
+    ///
+    /// Returns `false`, changing nothing, if the timer already fired (its
+    /// outcome is on its way to the process, which must take it instead).
+    /// The check and the release happen under the lock that feeds recorded
+    /// events to the run, so a firing is never lost between the two.
+    pub fn evict(&self, ordinal: u32) -> Result<bool> {
+        let mut live = lock(&self.cell.live);
+        match live.as_ref() {
+            Some(run) if run.generation == self.generation => {
+                if !matches!(run.resolver.pending_at(ordinal), Some(PendingWork::Timer { .. })) {
+                    return Ok(false);
+                }
+                *live = None;
+                Ok(true)
+            }
+            _ => Err(EngineError::Superseded {
+                workflow_id: self.info.workflow_id.clone(),
+                run_id: self.info.run_id,
+            }),
+        }
+    }
+
+    /// Whether timer `ordinal` has fired. A timer still pending is armed
+    /// again (idempotently), so a waiter that suspects a lost wake-up only
+    /// has to ask.
+    pub fn timer_fired(&self, ordinal: u32) -> Result<bool> {
+        let pending = self.with_live(|run| Ok(run.resolver.pending_at(ordinal)))?;
+        match pending {
+            Some(PendingWork::Timer { timer_id, fire_at }) => {
+                self.engine.inner.wheel.arm(TimerEntry {
+                    workflow_id: self.info.workflow_id.clone(),
+                    timer_id,
+                    command: ordinal,
+                    fire_at,
+                });
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+}
