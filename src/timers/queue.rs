@@ -78,11 +78,13 @@ impl TimerQueue {
 
     /// Removes and returns the timers due at `now` (`fire_at <= now`), earliest first.
     pub fn pop_due(&mut self, now: Timestamp) -> Vec<TimerEntry> {
-        let mut due = Vec::new();
-        while let Some(entry) = self.pop_one_due(now) {
-            due.push(entry);
-        }
-        due
+        self.pop_due_at_most(now, usize::MAX)
+    }
+
+    /// Like [`TimerQueue::pop_due`], but stops after `limit` timers: the
+    /// earliest `limit` due timers, earliest first.
+    pub fn pop_due_at_most(&mut self, now: Timestamp, limit: usize) -> Vec<TimerEntry> {
+        std::iter::from_fn(|| self.pop_one_due(now)).take(limit).collect()
     }
 
     fn pop_one_due(&mut self, now: Timestamp) -> Option<TimerEntry> {
@@ -163,6 +165,20 @@ mod tests {
         let due: Vec<_> = queue.pop_due(clock.now()).into_iter().map(|e| e.workflow_id.to_string()).collect();
         assert_eq!(due, ["b", "a"]);
         assert_eq!(queue.next_deadline(), Some(Timestamp::from_millis(30)));
+    }
+
+    #[test]
+    fn a_bounded_pop_takes_the_earliest_and_leaves_the_rest() {
+        let mut queue = TimerQueue::default();
+        for (workflow, at) in [("c", 3), ("a", 1), ("b", 2), ("d", 9)] {
+            queue.arm(entry(workflow, "1", at));
+        }
+        let now = Timestamp::from_millis(5);
+        let first: Vec<_> = queue.pop_due_at_most(now, 2).into_iter().map(|e| e.workflow_id.to_string()).collect();
+        assert_eq!(first, ["a", "b"]);
+        assert_eq!(queue.pop_due_at_most(now, 2).len(), 1);
+        assert!(queue.pop_due_at_most(now, 2).is_empty());
+        assert_eq!(queue.len(), 1);
     }
 
     #[test]
