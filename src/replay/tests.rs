@@ -247,6 +247,23 @@ fn events_that_do_not_fit_are_reported_not_panicked_on() {
     assert!(Resolver::from_segment(RUN, &gap).is_err());
 }
 
+#[test]
+fn a_duplicate_timer_fired_is_a_damaged_history() {
+    let mut events = Step::Sleep.events(0);
+    events.push(events[1].clone());
+    let error = Resolver::from_segment(RUN, &recorded(events)).unwrap_err();
+    assert_eq!(error.code(), "AION-ND003");
+    assert_eq!(
+        error,
+        ReplayError::UnexpectedEvent {
+            run_id: RUN,
+            seq: 4,
+            event: "timer_fired",
+            ordinal: Some(0)
+        }
+    );
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (prop::sample::select(vec!["A.a", "A.b", "B.c"]), any::<bool>())

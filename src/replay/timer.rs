@@ -25,10 +25,18 @@ impl TimerMachine {
                 *self = TimerMachine::Cancelled;
                 Transition::Applied
             }
-            // A late cancel, or a second delivery of the same fire, changes nothing.
-            (TimerMachine::Fired | TimerMachine::Cancelled, Event::TimerCancelled { .. } | Event::TimerFired { .. }) => {
-                Transition::Applied
-            }
+            // A cancel that lost the race with the fire (or a repeated cancel)
+            // changes nothing: the workflow asked to stop waiting on a timer
+            // that had already ended, and history stays well-formed.
+            (TimerMachine::Fired | TimerMachine::Cancelled, Event::TimerCancelled { .. }) => Transition::Applied,
+            // The engine records `timer_fired` only after finding the timer in
+            // the timers table under the workflow's recorder lock, and both
+            // `timer_fired` and `timer_cancelled` remove that row in the same
+            // transaction. So a fire after a fire, or after a cancel, cannot be
+            // written by the engine: the history is damaged, and accepting it
+            // would hide the damage. `TimerFired` after `Cancelled` is
+            // rejected for the same reason: unlike a cancel, a fire never
+            // loses a race, because it is checked against the table first.
             _ => Transition::Unexpected,
         }
     }
@@ -63,27 +71,51 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fires_once_and_tolerates_duplicates() {
-        let mut machine = started();
-        let fired = Event::TimerFired {
+    fn fired() -> Event {
+        Event::TimerFired {
             command: 1,
             timer_id: TimerId::from_stored("r/1"),
-        };
-        assert_eq!(machine.on_event(&fired), Transition::Applied);
+        }
+    }
+
+    fn cancelled() -> Event {
+        Event::TimerCancelled {
+            command: 1,
+            timer_id: TimerId::from_stored("r/1"),
+        }
+    }
+
+    #[test]
+    fn a_second_fire_is_unexpected() {
+        let mut machine = started();
+        assert_eq!(machine.on_event(&fired()), Transition::Applied);
         assert_eq!(machine.outcome(), Some(Outcome::Fired));
-        assert_eq!(machine.on_event(&fired), Transition::Applied);
+        assert_eq!(machine.on_event(&fired()), Transition::Unexpected);
         assert_eq!(machine.outcome(), Some(Outcome::Fired));
+    }
+
+    #[test]
+    fn a_cancel_that_lost_the_race_is_tolerated() {
+        let mut machine = started();
+        machine.on_event(&fired());
+        assert_eq!(machine.on_event(&cancelled()), Transition::Applied);
+        assert_eq!(machine.outcome(), Some(Outcome::Fired));
+    }
+
+    #[test]
+    fn a_fire_after_a_cancel_is_unexpected() {
+        let mut machine = started();
+        machine.on_event(&cancelled());
+        assert_eq!(machine.on_event(&fired()), Transition::Unexpected);
+        assert_eq!(machine.on_event(&cancelled()), Transition::Applied);
+        assert_eq!(machine.outcome(), Some(Outcome::Cancelled));
     }
 
     #[test]
     fn cancel_wins_when_first() {
         let mut machine = started();
         assert!(machine.pending().is_some());
-        machine.on_event(&Event::TimerCancelled {
-            command: 1,
-            timer_id: TimerId::from_stored("r/1"),
-        });
+        assert_eq!(machine.on_event(&cancelled()), Transition::Applied);
         assert_eq!(machine.outcome(), Some(Outcome::Cancelled));
         assert!(machine.pending().is_none());
     }
