@@ -11,6 +11,7 @@ defmodule Aion.Test.Activities do
   def exit_now(reason), do: exit(reason)
   def throw_it(value), do: throw(value)
   def slow(ms), do: Process.sleep(ms)
+  def big_map(n), do: {:ok, Map.new(1..n, &{"key-#{&1}", &1})}
   def give_pid, do: {:ok, self()}
 
   @doc "Reports, then blocks until the test sends :open to the activity process."
@@ -141,5 +142,59 @@ defmodule Aion.Test.GatedChangedFailing do
   def run(_listener) do
     :ok = sleep(1)
     :done
+  end
+end
+
+defmodule Aion.Test.Rescuer do
+  @moduledoc false
+  # Rescues raises that happen before a command is recorded, then goes on.
+  use Aion.Workflow
+  alias Aion.Test.Activities
+
+  @impl true
+  def run(_input) do
+    bad_argument =
+      try do
+        activity(Activities, :plain, [make_ref()])
+      rescue
+        error in ArgumentError -> {:rescued, error.message =~ "cannot be stored"}
+      end
+
+    failed_effect =
+      try do
+        side_effect(fn -> raise "no luck" end)
+      rescue
+        error in RuntimeError -> {:rescued, error.message}
+      end
+
+    {:ok, sum} = activity(Activities, :add, [1, 2])
+    :ok = sleep(1)
+    {:ok, {bad_argument, failed_effect, sum}}
+  end
+end
+
+defmodule Aion.Test.Argued do
+  @moduledoc false
+  # Passes its activity an argument read from outside history (on purpose,
+  # to show that a re-dispatched activity gets its recorded arguments).
+  use Aion.Workflow
+
+  @impl true
+  def run(listener) do
+    {:ok, value} = activity(Aion.Test.Activities, :gate, [listener, :persistent_term.get({__MODULE__, listener})])
+    {:ok, value}
+  end
+end
+
+defmodule Aion.Test.Trapper do
+  @moduledoc false
+  # Traps exits, then sleeps.
+  use Aion.Workflow
+
+  @impl true
+  def run(ms) do
+    Process.flag(:trap_exit, true)
+    :ok = sleep(ms)
+    {:ok, :woke}
   end
 end
