@@ -90,4 +90,51 @@ defmodule Aion.BadInputTest do
       assert message =~ "255"
     end
   end
+
+  describe "workflow ids, timeouts and durations" do
+    setup %{tmp_dir: dir} do
+      %{aion: start_instance(store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Sequence, Aion.Test.Sleeper, Aion.Test.ActivityResults])}
+    end
+
+    test "an id that is not UTF-8 is a clear error everywhere", %{aion: aion} do
+      bad = <<0xFF, 0xFE>>
+      assert {:error, %Aion.Error{reason: :invalid_workflow_id}} = Aion.start_workflow(aion, Sequence, 1, id: bad)
+      assert {:error, %Aion.Error{reason: :invalid_workflow_id, message: message}} = Aion.await(aion, bad)
+      assert message =~ "Aion.await: expected a workflow id (a UTF-8 string)"
+      assert {:error, %Aion.Error{reason: :invalid_workflow_id}} = Aion.describe(aion, bad)
+      assert {:error, %Aion.Error{reason: :invalid_workflow_id}} = Aion.history(aion, bad)
+      assert {:error, %Aion.Error{reason: :invalid_workflow_id}} = Aion.describe(aion, :not_a_string)
+    end
+
+    test "a negative await timeout is a clear error", %{aion: aion} do
+      {:ok, id} = Aion.start_workflow(aion, Sequence, %{n: 1})
+      assert {:error, %Aion.Error{reason: :invalid_option, message: message}} = Aion.await(aion, id, -1)
+      assert message =~ "expected the timeout to be a non-negative integer or :infinity, got: -1"
+    end
+
+    test "a sleep beyond 100 years fails the workflow with a clear error; describe and history still work",
+         %{aion: aion} do
+      for ms <- [Integer.pow(2, 62), Integer.pow(2, 64)] do
+        {:ok, id} = Aion.start_workflow(aion, Aion.Test.Sleeper, ms)
+        assert {:error, %Aion.Error{reason: :workflow_raised, message: message}} = Aion.await(aion, id)
+        assert message =~ "expected sleep/1 to get an integer from 0 to"
+        assert {:ok, %{status: :failed}} = Aion.describe(aion, id)
+        assert {:ok, _} = Aion.history(aion, id)
+      end
+    end
+
+    test "history of a workflow with a map of more than 128 keys", %{aion: aion} do
+      input = Map.new(1..500, &{"field-#{&1}", &1})
+      {:ok, id} = Aion.start_workflow(aion, Aion.Test.ActivityResults, {:big_map, [300], []})
+      assert {:ok, {:ok, result}} = Aion.await(aion, id)
+      assert map_size(result) == 300
+      {:ok, events} = Aion.history(aion, id)
+      assert %{type: :activity_completed, result: ^result} = Enum.find(events, &(&1.type == :activity_completed))
+      assert List.last(events).result == {:ok, result}
+
+      # (Sequence fails on this input; its history is what matters here.)
+      {:ok, started} = Aion.start_workflow(aion, Sequence, input)
+      {:ok, [%{type: :workflow_started, input: ^input} | _]} = Aion.history(aion, started)
+    end
+  end
 end
