@@ -241,15 +241,29 @@ struct Inner {
 }
 
 /// Per-workflow state shared by everyone touching that workflow in this
-/// engine; weakly held so it disappears when nobody uses it.
+/// engine; weakly held, and removed by the cell itself when the last user
+/// drops it (no scan of the map, ever).
 struct Cells {
     by_id: HashMap<WorkflowId, Weak<WorkflowCell>>,
-    prune_at: usize,
 }
 
 struct WorkflowCell {
+    workflow_id: WorkflowId,
+    engine: Weak<Inner>,
     recorder: Recorder,
     live: Mutex<Option<LiveRun>>,
+}
+
+impl Drop for WorkflowCell {
+    fn drop(&mut self) {
+        if let Some(inner) = self.engine.upgrade() {
+            let mut cells = lock(&inner.cells);
+            // A newer cell for the same workflow may have taken the slot.
+            if cells.by_id.get(&self.workflow_id).is_some_and(|cell| cell.strong_count() == 0) {
+                cells.by_id.remove(&self.workflow_id);
+            }
+        }
+    }
 }
 
 struct LiveRun {
@@ -345,10 +359,7 @@ impl Engine {
                 writer,
                 clock: config.clock,
                 wheel,
-                cells: Mutex::new(Cells {
-                    by_id: HashMap::new(),
-                    prune_at: 1024,
-                }),
+                cells: Mutex::new(Cells { by_id: HashMap::new() }),
                 listener,
                 runtime,
                 generations: AtomicU64::new(0),
@@ -426,6 +437,8 @@ impl Engine {
             return cell;
         }
         let cell = Arc::new(WorkflowCell {
+            workflow_id: workflow_id.clone(),
+            engine: Arc::downgrade(&self.inner),
             recorder: Recorder::new(
                 workflow_id.clone(),
                 self.inner.writer.clone(),
@@ -435,11 +448,12 @@ impl Engine {
             live: Mutex::new(None),
         });
         cells.by_id.insert(workflow_id.clone(), Arc::downgrade(&cell));
-        if cells.by_id.len() >= cells.prune_at {
-            cells.by_id.retain(|_, cell| cell.strong_count() > 0);
-            cells.prune_at = (cells.by_id.len() * 2).max(1024);
-        }
         cell
+    }
+
+    /// The workflow's cell if someone uses it (never creates one).
+    fn existing_cell(&self, workflow_id: &WorkflowId) -> Option<Arc<WorkflowCell>> {
+        lock(&self.inner.cells).by_id.get(workflow_id).and_then(Weak::upgrade)
     }
 
     fn install(&self, cell: &Arc<WorkflowCell>, info: RunInfo, resolver: Resolver, owner: Option<Arc<dyn RunOwner>>) -> RunHandle {
@@ -588,8 +602,9 @@ impl Engine {
     /// Drops the replay state of a run whose process stopped without an
     /// outcome (crash, shutdown), if `generation` still owns it.
     pub fn release_run(&self, workflow_id: &WorkflowId, generation: u64) {
-        let cell = self.cell(workflow_id);
-        release_if(&cell, |run| run.generation == generation);
+        if let Some(cell) = self.existing_cell(workflow_id) {
+            release_if(&cell, |run| run.generation == generation);
+        }
     }
 
     async fn summary(&self, workflow_id: &WorkflowId) -> Result<WorkflowSummary> {

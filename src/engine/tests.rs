@@ -344,3 +344,15 @@ async fn a_blocked_run_is_described_until_it_is_loaded_again() {
     engine.load_run(&id, None).await.unwrap();
     assert_eq!(engine.describe(&id).await.unwrap().blocked, None);
 }
+
+#[tokio::test]
+async fn workflow_state_is_dropped_with_its_last_user() {
+    let engine = memory_engine().await;
+    let mut runs = Vec::new();
+    for n in 0..50 {
+        runs.push(engine.start_workflow(start(Some(&format!("w-{n}")))).await.unwrap());
+    }
+    assert_eq!(lock(&engine.inner.cells).by_id.len(), 50);
+    drop(runs);
+    assert_eq!(lock(&engine.inner.cells).by_id.len(), 0, "each cell removes itself, no scan needed");
+}

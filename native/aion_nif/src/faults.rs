@@ -1,23 +1,49 @@
-//! Fault injection for crash tests: `AION_FAULT_KILL_AFTER=<event_kind>:<n>`
-//! in the environment of the VM makes the engine SIGKILL its own OS process
-//! right after the commit that makes `n` events of that kind durable, before
-//! any caller is answered: the window between "recorded" and "replied".
-//! Never set it in production.
+//! Fault injection for crash tests, from the environment of the VM; never
+//! set these in production:
+//!
+//! - `AION_FAULT_KILL_AFTER=<event_kind>:<n>` makes the engine SIGKILL its own
+//!   OS process right after the commit that makes `n` events of that kind
+//!   durable, before any caller is answered: the window between "recorded"
+//!   and "replied".
+//! - `AION_FAULT_PANIC_AFTER=<event_kind>:<n>` makes the group-commit writer
+//!   panic at the same point, once per OS process: the engine must then fail
+//!   its instance, which restarts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aion::store::{AppendRequest, Result};
 use aion::writer::CommitHook;
 
 /// The hook asked for by the environment, if any.
 pub fn from_env() -> Option<CommitHook> {
-    let spec = std::env::var("AION_FAULT_KILL_AFTER").ok()?;
+    if let Some(kill) = counting_hook("AION_FAULT_KILL_AFTER") {
+        return Some(Arc::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
+            if kill(batch, results) {
+                kill_self();
+            }
+        }));
+    }
+    let panic_now = counting_hook("AION_FAULT_PANIC_AFTER")?;
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+    Some(Arc::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
+        if panic_now(batch, results) && !PANICKED.swap(true, Ordering::SeqCst) {
+            panic!("AION_FAULT_PANIC_AFTER: the group-commit writer panics, as asked");
+        }
+    }))
+}
+
+type Trigger = Box<dyn Fn(&[AppendRequest], &[Result<()>]) -> bool + Send + Sync>;
+
+/// `<event_kind>:<n>` from `variable`: a trigger that turns true once `n`
+/// events of that kind are durable.
+fn counting_hook(variable: &str) -> Option<Trigger> {
+    let spec = std::env::var(variable).ok()?;
     let (kind, count) = spec.split_once(':')?;
     let limit: u64 = count.trim().parse().ok()?;
     let kind = kind.trim().to_owned();
     let seen = AtomicU64::new(0);
-    Some(Arc::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
+    Some(Box::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
         let committed = batch
             .iter()
             .zip(results)
@@ -25,9 +51,7 @@ pub fn from_env() -> Option<CommitHook> {
             .flat_map(|(request, _)| &request.events)
             .filter(|recorded| recorded.event.kind().as_str() == kind)
             .count() as u64;
-        if committed > 0 && seen.fetch_add(committed, Ordering::SeqCst) + committed >= limit {
-            kill_self();
-        }
+        committed > 0 && seen.fetch_add(committed, Ordering::SeqCst) + committed >= limit
     }))
 }
 
