@@ -18,6 +18,10 @@
 //! The schema is created and migrated by the store itself; its version lives in
 //! the `aion_schema` table.
 
+mod errors;
+mod rows;
+mod schema;
+
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,21 +29,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Decode, QueryBuilder, Row, Sqlite, Transaction, Type};
+use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
 
+use self::errors::{backend, describe_open_error, is_unique_violation};
+use self::rows::{event_from_row, summary_from_row, timer_from_row, to_u64};
+use self::schema::migrate;
+pub use self::schema::SCHEMA_VERSION;
 use super::{
     AppendPlan, AppendRequest, EventLog, ReconcileReport, Result, Store, StoreError, TimerEffect, TimerEntry,
     TimerStore, VisibilityStore, WorkflowFilter, plan_append,
 };
 use crate::codec;
-use crate::event::{Envelope, RecordedEvent};
-use crate::ids::{RunId, TimerId, WorkflowId};
-use crate::status::{WorkflowStatus, WorkflowSummary};
+use crate::event::RecordedEvent;
+use crate::ids::{TimerId, WorkflowId};
+use crate::status::WorkflowSummary;
 use crate::time::Timestamp;
 
 const BACKEND: &str = "sqlite";
@@ -47,60 +53,12 @@ const BACKEND: &str = "sqlite";
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
-/// from version `i` to `i + 1`. Released entries are never edited; a change is
-/// a new entry.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
-
-/// The newest schema version this build can read and write.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-const SCHEMA_V1: &str = r#"
-CREATE TABLE events (
-    workflow_id TEXT    NOT NULL,
-    seq         INTEGER NOT NULL CHECK (seq >= 1),
-    recorded_at INTEGER NOT NULL,
-    kind        TEXT    NOT NULL,
-    format      INTEGER NOT NULL,
-    body        BLOB    NOT NULL,
-    PRIMARY KEY (workflow_id, seq)
-);
-
-CREATE TABLE workflows (
-    workflow_id   TEXT    NOT NULL PRIMARY KEY,
-    workflow_type TEXT    NOT NULL,
-    run_id        TEXT    NOT NULL,
-    status        TEXT    NOT NULL,
-    started_at    INTEGER NOT NULL,
-    closed_at     INTEGER,
-    updated_at    INTEGER NOT NULL,
-    head_seq      INTEGER NOT NULL
-);
-CREATE INDEX workflows_by_status ON workflows (status, started_at, workflow_id);
-CREATE INDEX workflows_by_type ON workflows (workflow_type, started_at, workflow_id);
-CREATE INDEX workflows_by_started_at ON workflows (started_at, workflow_id);
-
-CREATE TABLE timers (
-    workflow_id TEXT    NOT NULL,
-    timer_id    TEXT    NOT NULL,
-    command     INTEGER NOT NULL,
-    fire_at     INTEGER NOT NULL,
-    PRIMARY KEY (workflow_id, timer_id)
-);
-CREATE INDEX timers_by_fire_at ON timers (fire_at, workflow_id, timer_id);
-"#;
-
 /// Rows per multi-row `INSERT` into `events`: large batches cost a few
 /// statements instead of one per event, while staying far below SQLite's
 /// limit on bound parameters (6 per row).
 const EVENT_ROWS_PER_INSERT: usize = 64;
 
 const SUMMARY_COLUMNS: &str = "workflow_id, workflow_type, run_id, status, started_at, closed_at, updated_at, head_seq";
-
-// Primary SQLite result codes (the low byte of the extended code).
-const SQLITE_CORRUPT: i64 = 11;
-const SQLITE_CANTOPEN: i64 = 14;
-const SQLITE_NOTADB: i64 = 26;
 
 /// How to open a [`SqliteStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,159 +265,6 @@ fn check_path(path: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn primary_code(error: &dyn DatabaseError) -> Option<i64> {
-    error.code()?.parse::<i64>().ok().map(|code| code & 0xff)
-}
-
-fn describe_open_error(error: &sqlx::Error) -> String {
-    match error {
-        sqlx::Error::Database(db) => match primary_code(db.as_ref()) {
-            Some(SQLITE_NOTADB) => format!("not a SQLite database ({})", db.message()),
-            Some(SQLITE_CANTOPEN) => format!("cannot open the file ({})", db.message()),
-            _ => db.to_string(),
-        },
-        other => other.to_string(),
-    }
-}
-
-fn backend(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::PoolClosed => StoreError::Closed,
-        sqlx::Error::Database(db) => match primary_code(db.as_ref()) {
-            Some(SQLITE_CORRUPT | SQLITE_NOTADB) => StoreError::Corrupt {
-                location: "sqlite database file".into(),
-                reason: db.to_string(),
-            },
-            _ => StoreError::Backend(format!("sqlite: {db}")),
-        },
-        other => StoreError::Backend(format!("sqlite: {other}")),
-    }
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|db| db.is_unique_violation())
-}
-
-async fn migrate(writer: &SqlitePool) -> Result<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS aion_schema (
-             id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-             version INTEGER NOT NULL
-         )",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(backend)?;
-    let found: i64 = sqlx::query_scalar("SELECT version FROM aion_schema WHERE id = 1")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?
-        .unwrap_or(0);
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    let applied = usize::try_from(found).map_err(|_| StoreError::Corrupt {
-        location: "aion_schema".into(),
-        reason: format!("negative schema version {found}"),
-    })?;
-    if applied == MIGRATIONS.len() {
-        return Ok(());
-    }
-    for migration in &MIGRATIONS[applied..] {
-        sqlx::raw_sql(*migration).execute(&mut *tx).await.map_err(backend)?;
-    }
-    sqlx::query(
-        "INSERT INTO aion_schema (id, version) VALUES (1, ?1)
-         ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-    )
-    .bind(SCHEMA_VERSION)
-    .execute(&mut *tx)
-    .await
-    .map_err(backend)?;
-    tx.commit().await.map_err(backend)
-}
-
-fn column<'r, T>(row: &'r SqliteRow, name: &str, location: &dyn Fn() -> String) -> Result<T>
-where
-    T: Decode<'r, Sqlite> + Type<Sqlite>,
-{
-    row.try_get(name).map_err(|error| StoreError::Corrupt {
-        location: location(),
-        reason: format!("column {name}: {error}"),
-    })
-}
-
-fn to_u64(value: i64, what: &str, location: &dyn Fn() -> String) -> Result<u64> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        location: location(),
-        reason: format!("negative {what} {value}"),
-    })
-}
-
-fn event_from_row(workflow_id: &WorkflowId, row: &SqliteRow) -> Result<RecordedEvent> {
-    let location = || format!("{workflow_id} events row");
-    let seq = to_u64(column(row, "seq", &location)?, "seq", &location)?;
-    let recorded_at: i64 = column(row, "recorded_at", &location)?;
-    let format: i64 = column(row, "format", &location)?;
-    let body: Vec<u8> = column(row, "body", &location)?;
-    let format = u16::try_from(format).map_err(|_| StoreError::Corrupt {
-        location: format!("{workflow_id} seq {seq}"),
-        reason: format!("event format {format} is out of range"),
-    })?;
-    let event = codec::decode(format, &body).map_err(|error| StoreError::corrupt(workflow_id, seq, error))?;
-    Ok(RecordedEvent {
-        envelope: Envelope {
-            workflow_id: workflow_id.clone(),
-            seq,
-            recorded_at: Timestamp::from_micros(recorded_at),
-        },
-        event,
-    })
-}
-
-fn summary_from_row(row: &SqliteRow) -> Result<WorkflowSummary> {
-    let raw_id: String = column(row, "workflow_id", &|| "workflows row".into())?;
-    let location = || format!("workflows row {raw_id}");
-    let corrupt = |reason: String| StoreError::Corrupt {
-        location: location(),
-        reason,
-    };
-    let workflow_id = WorkflowId::new(raw_id.clone()).map_err(|error| corrupt(error.to_string()))?;
-    let run_id: String = column(row, "run_id", &location)?;
-    let status: String = column(row, "status", &location)?;
-    let closed_at: Option<i64> = column(row, "closed_at", &location)?;
-    Ok(WorkflowSummary {
-        workflow_id,
-        workflow_type: column(row, "workflow_type", &location)?,
-        run_id: RunId::parse(&run_id).map_err(|error| corrupt(error.to_string()))?,
-        status: WorkflowStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
-        started_at: Timestamp::from_micros(column(row, "started_at", &location)?),
-        closed_at: closed_at.map(Timestamp::from_micros),
-        updated_at: Timestamp::from_micros(column(row, "updated_at", &location)?),
-        head_seq: to_u64(column(row, "head_seq", &location)?, "head_seq", &location)?,
-    })
-}
-
-fn timer_from_row(row: &SqliteRow) -> Result<TimerEntry> {
-    let raw_id: String = column(row, "workflow_id", &|| "timers row".into())?;
-    let timer_id: String = column(row, "timer_id", &|| format!("timers row of {raw_id}"))?;
-    let location = || format!("timers row {raw_id} {timer_id}");
-    let corrupt = |reason: String| StoreError::Corrupt {
-        location: location(),
-        reason,
-    };
-    let command: i64 = column(row, "command", &location)?;
-    Ok(TimerEntry {
-        workflow_id: WorkflowId::new(raw_id.clone()).map_err(|error| corrupt(error.to_string()))?,
-        command: u32::try_from(command).map_err(|_| corrupt(format!("command {command} is out of range")))?,
-        fire_at: Timestamp::from_micros(column(row, "fire_at", &location)?),
-        timer_id: TimerId::from_stored(timer_id.clone()),
-    })
-}
 
 async fn read_events(
     conn: &mut SqliteConnection,
