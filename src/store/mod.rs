@@ -23,7 +23,10 @@ pub mod sqlite;
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A store operation failed.
-#[derive(Debug, Error)]
+///
+/// `Clone`, so that a failure shared by several callers (a group commit whose
+/// transaction failed) reaches each of them with its kind intact.
+#[derive(Clone, Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The history's head is not where the append expected it: someone else
@@ -271,11 +274,19 @@ pub trait EventLog: Send + Sync {
     /// Appends each request of `batch`, in order, in one transaction.
     ///
     /// # Contract
-    /// - The outer `Err` means nothing of the batch was written.
+    /// - The outer `Err` means nothing of the batch was written, and is kept
+    ///   for failures of the transaction itself (it cannot begin or commit,
+    ///   the store is closed). Its kind is the real one: callers may retry on
+    ///   [`StoreError::is_transient`].
     /// - Otherwise the result holds one entry per request, in order. A request
     ///   whose head is not `expected_seq` (including because an earlier request
     ///   of the same batch moved it) gets [`StoreError::SequenceConflict`] and
     ///   writes nothing; other requests are unaffected.
+    /// - Any other failure that concerns one request only (a stored row of its
+    ///   workflow that does not decode: [`StoreError::Corrupt`]; an event that
+    ///   does not encode: [`StoreError::InvalidAppend`]; a statement of that
+    ///   request that fails) fails that request alone, with its kind, and
+    ///   writes nothing of it; the other requests commit.
     /// - When the call returns, every `Ok` request is durable: on the SQLite
     ///   backend it survives SIGKILL and power loss.
     /// - Visibility rows and the timers table are updated in the same

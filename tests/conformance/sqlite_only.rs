@@ -434,3 +434,68 @@ async fn a_request_failing_half_way_leaves_nothing_behind() {
     assert_eq!(store.read_history(&wf("short")).await.unwrap(), short.events);
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    for (id, n) in [("healthy", 1), ("bogus-status", 2), ("bad-head", 3)] {
+        store
+            .append(request(&wf(id), 0, at(0), order_placed(run(n))))
+            .await
+            .unwrap();
+    }
+
+    let mut conn = raw(&path).await;
+    conn.execute("UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'bogus-status'")
+        .await
+        .unwrap();
+    conn.execute("UPDATE workflows SET head_seq = 'one' WHERE workflow_id = 'bad-head'")
+        .await
+        .unwrap();
+    // A statement failing half-way through a long request: its first 64 rows
+    // are inserted before the trigger refuses seq 70.
+    conn.execute(
+        "CREATE TRIGGER refuse_70 BEFORE INSERT ON events WHEN NEW.workflow_id = 'long' AND NEW.seq = 70
+         BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let mut long_events = vec![started(run(9), "Counter")];
+    long_events.extend((1..70).map(|command| marker(command, 0)));
+    let batch = vec![
+        request(&wf("healthy"), 1, at(1), vec![completed()]),
+        request(&wf("bogus-status"), 1, at(1), vec![completed()]),
+        request(&wf("bad-head"), 1, at(1), vec![completed()]),
+        request(&wf("long"), 0, at(1), long_events),
+        request(&wf("fresh"), 0, at(1), order_placed(run(4))),
+    ];
+    let results = store.append_batch(&batch).await.expect("the batch itself commits");
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    for (index, id) in [(1, "bogus-status"), (2, "bad-head")] {
+        match &results[index] {
+            Err(StoreError::Corrupt { location, .. }) => assert!(location.contains(id), "location: {location}"),
+            other => panic!("{id}: expected Corrupt, got {other:?}"),
+        }
+    }
+    match &results[3] {
+        Err(error @ StoreError::Backend(reason)) => {
+            assert!(reason.contains("refused by trigger"), "reason: {reason}");
+            assert!(error.is_transient());
+        }
+        other => panic!("long: expected the statement's own error, got {other:?}"),
+    }
+    assert!(results[4].is_ok(), "{:?}", results[4]);
+
+    assert_eq!(store.read_history(&wf("healthy")).await.unwrap().len(), 2);
+    assert_eq!(store.read_history(&wf("fresh")).await.unwrap(), batch[4].events);
+    assert_eq!(store.read_history(&wf("long")).await.unwrap(), vec![], "nothing of the long request remains");
+    assert_eq!(store.summary(&wf("long")).await.unwrap(), None);
+    for id in ["bogus-status", "bad-head"] {
+        assert_eq!(store.read_history(&wf(id)).await.unwrap().len(), 1, "{id} wrote nothing");
+    }
+    store.close().await;
+}

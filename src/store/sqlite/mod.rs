@@ -423,44 +423,75 @@ async fn write_plan(
     Ok(())
 }
 
-/// Applies one request inside the batch transaction. The inner result is the
-/// request's own outcome; the outer error aborts the whole batch.
+/// Why one request failed inside its savepoint.
+enum RequestFailure {
+    /// The `(workflow_id, seq)` key refused a row: the head moved.
+    Duplicate,
+    /// Anything else that concerns this request only, with its kind.
+    Store(StoreError),
+}
+
+impl From<StoreError> for RequestFailure {
+    fn from(error: StoreError) -> Self {
+        RequestFailure::Store(error)
+    }
+}
+
+/// Plans and writes one request; every error concerns this request only.
+async fn try_request(
+    conn: &mut SqliteConnection,
+    request: &AppendRequest,
+    encoded: Result<Vec<EncodedEvent>>,
+) -> std::result::Result<(), RequestFailure> {
+    let current = load_summary(conn, &request.workflow_id).await?;
+    let plan = plan_append(current.as_ref(), request)?;
+    let events = encoded?;
+    write_plan(conn, &request.workflow_id, &events, &plan)
+        .await
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                RequestFailure::Duplicate
+            } else {
+                RequestFailure::Store(backend(error))
+            }
+        })
+}
+
+/// Applies one request inside the batch transaction, in a savepoint of its
+/// own, so that whatever goes wrong with it (a row of its workflow that does
+/// not decode, an event that does not encode, a statement that fails) is
+/// rolled back and reported to that request only, with its own kind, while
+/// the rest of the batch commits.
+///
+/// The outer error means the transaction itself is unusable (a savepoint
+/// cannot be opened, released or rolled back): the whole batch must fail.
 async fn apply_request(
     tx: &mut Transaction<'static, Sqlite>,
     request: &AppendRequest,
     encoded: Result<Vec<EncodedEvent>>,
 ) -> Result<Result<()>> {
-    let workflow_id = &request.workflow_id;
-    let current = load_summary(tx, workflow_id).await?;
-    let plan = match plan_append(current.as_ref(), request) {
-        Ok(plan) => plan,
-        Err(error) => return Ok(Err(error)),
-    };
-    let events = match encoded {
-        Ok(events) => events,
-        Err(error) => return Ok(Err(error)),
-    };
-    // A savepoint per request: a request that fails half-way must leave
-    // nothing behind while the rest of the batch still commits.
     let mut savepoint = Connection::begin(&mut **tx).await.map_err(backend)?;
-    match write_plan(&mut savepoint, workflow_id, &events, &plan).await {
+    let failure = match try_request(&mut savepoint, request, encoded).await {
         Ok(()) => {
             savepoint.commit().await.map_err(backend)?;
-            Ok(Ok(()))
+            return Ok(Ok(()));
         }
-        Err(error) if is_unique_violation(&error) => {
+        Err(failure) => failure,
+    };
+    savepoint.rollback().await.map_err(backend)?;
+    Ok(Err(match failure {
+        RequestFailure::Store(error) => error,
+        RequestFailure::Duplicate => {
             // The visibility row lagged behind the history (tampered with, or
             // not yet reconciled); the primary key caught the race.
-            savepoint.rollback().await.map_err(backend)?;
-            let found = stored_head(tx, workflow_id).await?;
-            Ok(Err(StoreError::SequenceConflict {
-                workflow_id: workflow_id.clone(),
+            let found = stored_head(tx, &request.workflow_id).await?;
+            StoreError::SequenceConflict {
+                workflow_id: request.workflow_id.clone(),
                 expected: request.expected_seq,
                 found,
-            }))
+            }
         }
-        Err(error) => Err(backend(error)),
-    }
+    }))
 }
 
 #[async_trait]
