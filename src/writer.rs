@@ -155,6 +155,7 @@ mod tests {
     use crate::event::Event;
     use crate::ids::{RunId, WorkflowId};
     use crate::payload::Payload;
+    use crate::store::VisibilityStore;
     use crate::store::memory::MemoryStore;
     use crate::store::sqlite::{SqliteOptions, SqliteStore};
     use crate::time::Timestamp;
@@ -239,6 +240,13 @@ mod tests {
         async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>> {
             self.inner.read_from(workflow_id, from_seq).await
         }
+
+        async fn read_current_run(
+            &self,
+            workflow_id: &WorkflowId,
+        ) -> Result<Option<(crate::status::RunSummary, Vec<RecordedEvent>)>> {
+            self.inner.read_current_run(workflow_id).await
+        }
     }
 
     #[tokio::test]
@@ -275,7 +283,15 @@ mod tests {
         for id in ["healthy-1", "broken", "healthy-2"] {
             store.append(start(id)).await.unwrap();
         }
-        corrupt_visibility_row(&path, "broken").await;
+        // "broken": its runs index is gone and its history does not decode,
+        // so the store must read the history and cannot. "healthy-2": only
+        // its visibility row is damaged, which an append does not depend on.
+        tamper(&path, &[
+            "DELETE FROM runs WHERE workflow_id = 'broken'",
+            "UPDATE events SET body = x'00ff' WHERE workflow_id = 'broken'",
+            "UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'healthy-2'",
+        ])
+        .await;
 
         let batches = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&batches);
@@ -303,10 +319,12 @@ mod tests {
         assert_eq!(results[0].as_ref().unwrap().len(), 1);
         assert!(matches!(results[1], Err(StoreError::Corrupt { .. })), "{:?}", results[1]);
         assert_eq!(results[2].as_ref().unwrap().len(), 1);
-        for (id, head) in [("healthy-1", 2), ("broken", 1), ("healthy-2", 2)] {
-            let history = store.read_history(&WorkflowId::new(id).unwrap()).await.unwrap();
-            assert_eq!(history.len(), head, "{id}");
+        for id in ["healthy-1", "healthy-2"] {
+            let id = WorkflowId::new(id).unwrap();
+            assert_eq!(store.read_history(&id).await.unwrap().len(), 2, "{id}");
+            assert_eq!(store.summary(&id).await.unwrap().unwrap().head_seq, 2, "{id}: row written");
         }
+        assert_eq!(store.head(&WorkflowId::new("broken").unwrap()).await.unwrap(), 1, "broken wrote nothing");
     }
 
     fn completed() -> Event {
@@ -315,18 +333,15 @@ mod tests {
         }
     }
 
-    /// Damages a visibility row behind the store's back, as an operator's SQL
-    /// shell might.
-    async fn corrupt_visibility_row(path: &std::path::Path, id: &str) {
-        use sqlx::Connection;
+    /// Damages rows behind the store's back, as an operator's SQL shell might.
+    async fn tamper(path: &std::path::Path, statements: &[&'static str]) {
+        use sqlx::{Connection, Executor};
         let mut conn = sqlx::SqliteConnection::connect_with(&sqlx::sqlite::SqliteConnectOptions::new().filename(path))
             .await
             .unwrap();
-        sqlx::query("UPDATE workflows SET status = 'bogus' WHERE workflow_id = ?1")
-            .bind(id)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        for statement in statements {
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))).await.unwrap();
+        }
         conn.close().await.unwrap();
     }
 }

@@ -10,16 +10,23 @@
 //! the head it is about to check; a deferred transaction could read, lose the
 //! race for the lock to another process and fail with `SQLITE_BUSY` instead of
 //! waiting. Reads use a separate pool: WAL lets them run beside the writer on
-//! their own snapshot. The `(workflow_id, seq)` primary key is the last line of
-//! defence: whatever the visibility row says, two events can never share a seq,
-//! and a violation is reported as [`StoreError::SequenceConflict`], exactly as
-//! on every other backend.
+//! their own snapshot. An append checks its `expected_seq` against the head of
+//! the events themselves (`MAX(seq)` on the primary key), never against the
+//! visibility row, which is a projection the append rewrites. The
+//! `(workflow_id, seq)` primary key is the last line of defence: two events can
+//! never share a seq, and a violation is reported as
+//! [`StoreError::SequenceConflict`], exactly as on every other backend.
+//!
+//! Isolation: each request of a group commit runs in its own savepoint, so a
+//! request that fails (a row of its workflow that does not decode, a statement
+//! that fails) is rolled back and answered alone, with its error's kind.
 //!
 //! The schema is created and migrated by the store itself; its version lives in
 //! the `aion_schema` table.
 
 mod errors;
 mod rows;
+mod runs;
 mod schema;
 
 use std::fs::File;
@@ -30,22 +37,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
 
 use self::errors::{backend, describe_open_error, is_unique_violation};
-use self::rows::{event_from_row, summary_from_row, timer_from_row, to_u64};
-use self::schema::migrate;
+use self::rows::{event_from_row, raw_key, summary_from_row, timer_from_row, to_u64};
+use self::runs::{load_head, load_latest_run, load_runs, upsert_run};
+use self::schema::{MAYBE_RUNNING, migrate};
 pub use self::schema::SCHEMA_VERSION;
 use super::{
-    AppendPlan, AppendRequest, EventLog, ReconcileReport, Result, Store, StoreError, TimerEffect, TimerEntry,
-    TimerStore, VisibilityStore, WorkflowFilter, plan_append,
+    AppendPlan, AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store, StoreError,
+    TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore, WorkflowFilter, current_run_of,
+    plan_append,
 };
 use crate::codec;
 use crate::event::RecordedEvent;
 use crate::ids::{TimerId, WorkflowId};
-use crate::status::WorkflowSummary;
+use crate::status::{RunSummary, WorkflowSummary, run_chain};
 use crate::time::Timestamp;
 
 const BACKEND: &str = "sqlite";
@@ -184,34 +194,92 @@ impl SqliteStore {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
     }
 
-    /// Re-projects one workflow's row from its history, inside a write
-    /// transaction so that no append can slip between the read and the write.
-    async fn rebuild_row(&self, workflow_id: &WorkflowId, report: &mut ReconcileReport) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let history = match read_events(&mut tx, workflow_id, 1).await {
-            Ok(history) => history,
-            Err(error @ StoreError::Corrupt { .. }) => {
-                report.broken.push((workflow_id.clone(), error.to_string()));
-                return Ok(());
-            }
-            Err(error) => return Err(error),
+    /// Whether one workflow's runs rows and visibility row agree with its
+    /// history, read on a reader's snapshot (no write lock taken).
+    async fn is_consistent(&self, workflow_id: &WorkflowId) -> Result<bool> {
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let head_seq = stored_head(&mut tx, workflow_id).await?;
+        let Ok(latest_run) = load_latest_run(&mut tx, workflow_id).await else {
+            return Ok(false);
         };
-        let head = history.last().map_or(0, RecordedEvent::seq);
-        let current = load_summary(&mut tx, workflow_id).await?;
-        if current.as_ref().map(|row| row.head_seq) == Some(head) {
-            // Repaired by an append since the scan.
-            return Ok(());
+        let head = HistoryHead { head_seq, latest_run };
+        if !head.is_consistent() {
+            return Ok(false);
         }
-        match WorkflowSummary::project(None, &history) {
-            Ok(Some(row)) => {
-                upsert_summary(&mut tx, &row).await.map_err(backend)?;
-                tx.commit().await.map_err(backend)?;
-                report.rebuilt += 1;
+        let expected = expected_summary(&mut tx, workflow_id, &head).await?;
+        Ok(load_summary(&mut tx, workflow_id).await.ok().flatten() == expected)
+    }
+
+    /// Repairs one workflow's runs and visibility row from its history, in a
+    /// write transaction so that no append slips between read and write.
+    /// Returns whether anything was rewritten.
+    async fn repair(&self, workflow_id: &WorkflowId) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let (head, runs_rewritten) = load_head(&mut tx, workflow_id).await?;
+        let expected = expected_summary(&mut tx, workflow_id, &head).await?;
+        let current = load_summary(&mut tx, workflow_id).await.ok().flatten();
+        let row_rewritten = current != expected;
+        if row_rewritten {
+            match &expected {
+                Some(row) => upsert_summary(&mut tx, row).await.map_err(backend)?,
+                None => delete_summary(&mut tx, workflow_id).await.map_err(backend)?,
             }
-            Ok(None) => {}
-            Err(error) => report.broken.push((workflow_id.clone(), error.to_string())),
         }
-        Ok(())
+        tx.commit().await.map_err(backend)?;
+        Ok(runs_rewritten || row_rewritten)
+    }
+}
+
+/// The visibility row a consistent `head` projects to: the latest run, the
+/// head seq and the head event's time.
+async fn expected_summary(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+    head: &HistoryHead,
+) -> Result<Option<WorkflowSummary>> {
+    let Some(run) = &head.latest_run else {
+        return Ok(None);
+    };
+    let updated_at: Option<i64> = sqlx::query_scalar("SELECT recorded_at FROM events WHERE workflow_id = ?1 AND seq = ?2")
+        .bind(workflow_id.as_str())
+        .bind(i64::try_from(head.head_seq).unwrap_or(i64::MAX))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let updated_at = updated_at.ok_or_else(|| StoreError::Corrupt {
+        location: format!("{workflow_id} seq {}", head.head_seq),
+        reason: "the head event has no recorded_at".into(),
+    })?;
+    Ok(Some(WorkflowSummary::of_run(workflow_id.clone(), run, Timestamp::from_micros(updated_at))))
+}
+
+async fn delete_summary(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM workflows WHERE workflow_id = ?1")
+        .bind(workflow_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs a page query for `limit` rows and, while the last row's key does
+/// not make a cursor (it does not decode), asks again for more, so that a
+/// page always ends on a row the next page can start after. Returns the rows
+/// and whether the walk reached the end.
+async fn fetch_page<F, Fut>(limit: usize, mut fetch: F, ends_cleanly: impl Fn(&SqliteRow) -> bool) -> Result<(Vec<SqliteRow>, bool)>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<SqliteRow>>>,
+{
+    let mut asked = limit.max(1);
+    loop {
+        let rows = fetch(i64::try_from(asked).unwrap_or(i64::MAX)).await?;
+        if rows.len() < asked {
+            return Ok((rows, true));
+        }
+        if rows.last().is_some_and(&ends_cleanly) {
+            return Ok((rows, false));
+        }
+        asked = asked.saturating_mul(2);
     }
 }
 
@@ -408,6 +476,9 @@ async fn write_plan(
         insert.build().execute(&mut *conn).await?;
     }
     upsert_summary(conn, &plan.summary).await?;
+    for run in &plan.runs {
+        upsert_run(conn, workflow_id, run).await?;
+    }
     for effect in &plan.timers {
         match effect {
             TimerEffect::Schedule(entry) => upsert_timer(conn, entry).await?,
@@ -443,8 +514,21 @@ async fn try_request(
     request: &AppendRequest,
     encoded: Result<Vec<EncodedEvent>>,
 ) -> std::result::Result<(), RequestFailure> {
-    let current = load_summary(conn, &request.workflow_id).await?;
-    let plan = plan_append(current.as_ref(), request)?;
+    // The head comes from the history; the visibility row is not read, only
+    // overwritten, so a damaged one is repaired by the append. The seq is
+    // checked before the runs index is, so that a conflict never costs a
+    // read of the history, even when the index needs repairing.
+    let found = stored_head(conn, &request.workflow_id).await?;
+    if found != request.expected_seq {
+        return Err(StoreError::SequenceConflict {
+            workflow_id: request.workflow_id.clone(),
+            expected: request.expected_seq,
+            found,
+        }
+        .into());
+    }
+    let (head, _) = load_head(conn, &request.workflow_id).await?;
+    let plan = plan_append(&head, request)?;
     let events = encoded?;
     write_plan(conn, &request.workflow_id, &events, &plan)
         .await
@@ -482,8 +566,8 @@ async fn apply_request(
     Ok(Err(match failure {
         RequestFailure::Store(error) => error,
         RequestFailure::Duplicate => {
-            // The visibility row lagged behind the history (tampered with, or
-            // not yet reconciled); the primary key caught the race.
+            // Cannot happen while the head is read from the events under the
+            // write lock; the primary key stays the last line of defence.
             let found = stored_head(tx, &request.workflow_id).await?;
             StoreError::SequenceConflict {
                 workflow_id: request.workflow_id.clone(),
@@ -518,6 +602,53 @@ impl EventLog for SqliteStore {
         };
         let mut conn = self.readers.acquire().await.map_err(backend)?;
         read_events(&mut conn, workflow_id, from_seq).await
+    }
+
+    async fn head(&self, workflow_id: &WorkflowId) -> Result<u64> {
+        self.ensure_open()?;
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        stored_head(&mut conn, workflow_id).await
+    }
+
+    async fn read_run_chain(&self, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
+        self.ensure_open()?;
+        // One snapshot, so that the head compared against is the runs'.
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let head_seq = stored_head(&mut tx, workflow_id).await?;
+        if let Ok(runs) = load_runs(&mut tx, workflow_id).await {
+            let head = HistoryHead {
+                head_seq,
+                latest_run: runs.last().cloned(),
+            };
+            if head.is_consistent() {
+                return Ok(runs);
+            }
+        }
+        // The index disagrees with the history (damaged, or written behind
+        // the store's back): the history is the truth. Reconciliation
+        // rewrites the index.
+        Ok(run_chain(&read_events(&mut tx, workflow_id, 1).await?))
+    }
+
+    async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {
+        self.ensure_open()?;
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let from = match load_latest_run(&mut tx, workflow_id).await {
+            Ok(Some(run)) => run.first_seq,
+            Ok(None) if stored_head(&mut tx, workflow_id).await? == 0 => return Ok(None),
+            // No usable index row for a history that exists: read it all.
+            Ok(None) | Err(StoreError::Corrupt { .. }) => 1,
+            Err(error) => return Err(error),
+        };
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        if let Some(current) = current_run_of(read_events(&mut tx, workflow_id, from).await?) {
+            return Ok(Some(current));
+        }
+        if from == 1 {
+            return Ok(None);
+        }
+        // The index did not point at a run's start.
+        Ok(current_run_of(read_events(&mut tx, workflow_id, 1).await?))
     }
 }
 
@@ -573,6 +704,59 @@ impl TimerStore for SqliteStore {
         .map_err(backend)?;
         rows.iter().map(timer_from_row).collect()
     }
+
+    async fn pending_timers_page(&self, after: Option<TimerCursor>, limit: usize) -> Result<TimerPage> {
+        self.ensure_open()?;
+        let readers = &self.readers;
+        let after = after.as_ref();
+        let (rows, at_end) = fetch_page(
+            limit,
+            |asked| async move {
+                let mut query =
+                    QueryBuilder::<Sqlite>::new("SELECT workflow_id, timer_id, command, fire_at FROM timers");
+                if let Some((fire_at, workflow_id, timer_id)) = after {
+                    query
+                        .push(" WHERE (fire_at, workflow_id, timer_id) > (")
+                        .push_bind(fire_at.as_micros())
+                        .push(", ")
+                        .push_bind(workflow_id.as_str())
+                        .push(", ")
+                        .push_bind(timer_id.as_str())
+                        .push(")");
+                }
+                query.push(" ORDER BY fire_at, workflow_id, timer_id LIMIT ").push_bind(asked);
+                query.build().fetch_all(readers).await.map_err(backend)
+            },
+            |row| timer_from_row(row).is_ok(),
+        )
+        .await?;
+        let mut page = TimerPage::default();
+        for row in &rows {
+            match timer_from_row(row) {
+                Ok(entry) => page.timers.push(entry),
+                Err(error) => page
+                    .broken
+                    .push((format!("{} {}", raw_key(row, "workflow_id"), raw_key(row, "timer_id")), error)),
+            }
+        }
+        if !at_end {
+            page.next = rows.last().and_then(|row| timer_from_row(row).ok()).map(|entry| entry.cursor());
+        }
+        Ok(page)
+    }
+
+    async fn timers_of(&self, workflow_id: &WorkflowId) -> Result<Vec<TimerEntry>> {
+        self.ensure_open()?;
+        let rows = sqlx::query(
+            "SELECT workflow_id, timer_id, command, fire_at FROM timers
+             WHERE workflow_id = ?1 ORDER BY timer_id",
+        )
+        .bind(workflow_id.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(timer_from_row).collect()
+    }
 }
 
 #[async_trait]
@@ -607,42 +791,111 @@ impl VisibilityStore for SqliteStore {
         rows.iter().map(summary_from_row).collect()
     }
 
-    async fn reconcile_visibility(&self) -> Result<ReconcileReport> {
+    async fn list_running_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+        without_pending_timers: bool,
+    ) -> Result<RunningPage> {
         self.ensure_open()?;
+        let readers = &self.readers;
+        let (rows, at_end) = fetch_page(
+            limit,
+            |asked| async move {
+                // Every row that may be running, so that one whose status
+                // does not decode is reported rather than silently skipped.
+                let mut query =
+                    QueryBuilder::<Sqlite>::new(format!("SELECT {SUMMARY_COLUMNS} FROM workflows WHERE {MAYBE_RUNNING}"));
+                if let Some(after) = after {
+                    query.push(" AND workflow_id > ").push_bind(after.as_str());
+                }
+                if without_pending_timers {
+                    query.push(" AND NOT EXISTS (SELECT 1 FROM timers WHERE timers.workflow_id = workflows.workflow_id)");
+                }
+                query.push(" ORDER BY workflow_id LIMIT ").push_bind(asked);
+                query.build().fetch_all(readers).await.map_err(backend)
+            },
+            |row| WorkflowId::new(raw_key(row, "workflow_id")).is_ok(),
+        )
+        .await?;
+        let mut page = RunningPage::default();
+        for row in &rows {
+            match summary_from_row(row) {
+                Ok(summary) if summary.status.is_terminal() => {}
+                Ok(summary) => page.rows.push(summary),
+                Err(error) => page.broken.push((raw_key(row, "workflow_id"), error)),
+            }
+        }
+        if !at_end {
+            page.next = rows.last().and_then(|row| WorkflowId::new(raw_key(row, "workflow_id")).ok());
+        }
+        Ok(page)
+    }
+
+    async fn reconcile_visibility_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+    ) -> Result<(ReconcileReport, Option<WorkflowId>)> {
+        self.ensure_open()?;
+        let readers = &self.readers;
+        let (rows, at_end) = fetch_page(
+            limit,
+            |asked| async move {
+                let mut query = QueryBuilder::<Sqlite>::new("SELECT DISTINCT workflow_id FROM events");
+                if let Some(after) = after {
+                    query.push(" WHERE workflow_id > ").push_bind(after.as_str());
+                }
+                query.push(" ORDER BY workflow_id LIMIT ").push_bind(asked);
+                query.build().fetch_all(readers).await.map_err(backend)
+            },
+            |row| WorkflowId::new(raw_key(row, "workflow_id")).is_ok(),
+        )
+        .await?;
+        let next = if at_end {
+            None
+        } else {
+            rows.last().and_then(|row| WorkflowId::new(raw_key(row, "workflow_id")).ok())
+        };
         let mut report = ReconcileReport::default();
 
-        // A row without any history describes nothing; dropping it is the
-        // projection of an empty history.
-        let orphans = sqlx::query(
+        // Rows without any history describe nothing; dropping them is the
+        // projection of an empty history. Only in this page's range, so that
+        // the walk as a whole covers each id once.
+        let mut orphans = QueryBuilder::<Sqlite>::new(
             "DELETE FROM workflows
              WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.workflow_id = workflows.workflow_id)",
-        )
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
+        );
+        if let Some(after) = after {
+            orphans.push(" AND workflow_id > ").push_bind(after.as_str());
+        }
+        if let Some(next) = &next {
+            orphans.push(" AND workflow_id <= ").push_bind(next.as_str());
+        }
+        self.ensure_open()?;
+        let orphans = orphans.build().execute(&self.writer).await.map_err(backend)?;
         report.rebuilt += usize::try_from(orphans.rows_affected()).unwrap_or(usize::MAX);
 
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT heads.workflow_id
-             FROM (SELECT workflow_id, MAX(seq) AS head FROM events GROUP BY workflow_id) AS heads
-             LEFT JOIN workflows ON workflows.workflow_id = heads.workflow_id
-             WHERE workflows.workflow_id IS NULL OR workflows.head_seq <> heads.head
-             ORDER BY heads.workflow_id",
-        )
-        .fetch_all(&self.readers)
-        .await
-        .map_err(backend)?;
-        for raw_id in stale {
+        for row in &rows {
             // Ids are validated before they are ever written, so an invalid
             // one cannot be named in the report (it has no `WorkflowId`) and
             // cannot be repaired by a projection either; it is left for an
             // operator.
-            let Ok(workflow_id) = WorkflowId::new(raw_id) else {
+            let Ok(workflow_id) = WorkflowId::new(raw_key(row, "workflow_id")) else {
                 continue;
             };
-            self.rebuild_row(&workflow_id, &mut report).await?;
+            let outcome = match self.is_consistent(&workflow_id).await {
+                Ok(true) => Ok(false),
+                Ok(false) | Err(StoreError::Corrupt { .. }) => self.repair(&workflow_id).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(rebuilt) => report.rebuilt += usize::from(rebuilt),
+                Err(error @ StoreError::Corrupt { .. }) => report.broken.push((workflow_id, error.to_string())),
+                Err(error) => return Err(error),
+            }
         }
-        Ok(report)
+        Ok((report, next))
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::{Decode, Row, Sqlite, Type};
 use crate::codec;
 use crate::event::{Envelope, RecordedEvent};
 use crate::ids::{RunId, TimerId, WorkflowId};
-use crate::status::{WorkflowStatus, WorkflowSummary};
+use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary};
 use crate::store::{Result, StoreError, TimerEntry};
 use crate::time::Timestamp;
 
@@ -87,4 +87,37 @@ pub(super) fn timer_from_row(row: &SqliteRow) -> Result<TimerEntry> {
         fire_at: Timestamp::from_micros(column(row, "fire_at", &location)?),
         timer_id: TimerId::from_stored(timer_id.clone()),
     })
+}
+
+pub(super) fn run_from_row(workflow_id: &WorkflowId, row: &SqliteRow) -> Result<RunSummary> {
+    let first_seq: i64 = column(row, "first_seq", &|| format!("runs row of {workflow_id}"))?;
+    let location = || format!("runs row {workflow_id} first_seq {first_seq}");
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: location(),
+        reason,
+    };
+    let run_id: String = column(row, "run_id", &location)?;
+    let parent_run_id: Option<String> = column(row, "parent_run_id", &location)?;
+    let status: String = column(row, "status", &location)?;
+    let closed_at: Option<i64> = column(row, "closed_at", &location)?;
+    Ok(RunSummary {
+        run_id: RunId::parse(&run_id).map_err(|error| corrupt(error.to_string()))?,
+        parent_run_id: parent_run_id
+            .map(|parent| RunId::parse(&parent))
+            .transpose()
+            .map_err(|error| corrupt(error.to_string()))?,
+        workflow_type: column(row, "workflow_type", &location)?,
+        status: WorkflowStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        first_seq: to_u64(first_seq, "first_seq", &location)?,
+        last_seq: to_u64(column(row, "last_seq", &location)?, "last_seq", &location)?,
+        started_at: Timestamp::from_micros(column(row, "started_at", &location)?),
+        closed_at: closed_at.map(Timestamp::from_micros),
+    })
+}
+
+/// The raw text of a row's key column, for naming a row that does not
+/// decode; a key that is not even text is shown as such.
+pub(super) fn raw_key(row: &SqliteRow, name: &str) -> String {
+    row.try_get::<String, _>(name)
+        .unwrap_or_else(|_| format!("<{name} is not text>"))
 }
