@@ -70,6 +70,15 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The store's database is used by another store: another engine, in
+    /// this process or another, opened the same file (by this path or any
+    /// other: a symlink, a hard link). Stop the other one, or give this one
+    /// its own file.
+    #[error("the store at {location} is in use by another Aion store")]
+    InUse {
+        /// The path given.
+        location: String,
+    },
     /// The store's schema is newer than this Aion understands. Upgrade Aion.
     #[error("the store's schema version is {found}; this Aion supports up to {supported}")]
     SchemaTooNew {

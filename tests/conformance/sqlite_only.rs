@@ -350,8 +350,14 @@ async fn the_backend_names_itself() {
 async fn two_stores_on_one_file_still_have_one_winner_per_head() {
     let dir = TempDir::new().unwrap();
     let path = db_path(&dir);
-    let first = std::sync::Arc::new(open(&path).await);
-    let second = std::sync::Arc::new(open(&path).await);
+    // Two stores on one file are refused by default; this test shares it on
+    // purpose to show what SQLite alone guarantees.
+    let shared = SqliteOptions {
+        exclusive: false,
+        ..SqliteOptions::default()
+    };
+    let first = std::sync::Arc::new(SqliteStore::open(&path, shared.clone()).await.unwrap());
+    let second = std::sync::Arc::new(SqliteStore::open(&path, shared).await.unwrap());
     first
         .append(request(&wf("shared"), 0, at(0), order_placed(run(1))))
         .await
@@ -700,4 +706,81 @@ async fn damaged_rows_are_reported_beside_pages_and_never_stop_them() {
     assert_eq!(page.rows.len(), 5);
     assert!(page.broken.is_empty());
     store.close().await;
+}
+
+fn assert_in_use(result: Result<SqliteStore, StoreError>, through: &str) {
+    match result {
+        Err(StoreError::InUse { .. }) => {}
+        Err(other) => panic!("{through}: expected InUse, got {other:?}"),
+        Ok(_) => panic!("{through}: a second store opened a file in use"),
+    }
+}
+
+#[tokio::test]
+async fn the_lock_follows_the_file_not_the_path() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let symlink = dir.path().join("symlink.db");
+    let hard_link = dir.path().join("hard-link.db");
+    let first = open(&path).await;
+    std::os::unix::fs::symlink(&path, &symlink).unwrap();
+    std::fs::hard_link(&path, &hard_link).unwrap();
+
+    for (through, candidate) in [("same path", &path), ("symlink", &symlink), ("hard link", &hard_link)] {
+        assert_in_use(SqliteStore::open(candidate, SqliteOptions::default()).await, through);
+    }
+    first.close().await;
+
+    // Released on close: each path opens, one at a time, and sees the data.
+    for candidate in [&path, &symlink, &hard_link] {
+        let store = open(candidate).await;
+        assert_in_use(SqliteStore::open(&path, SqliteOptions::default()).await, "while reopened");
+        store.close().await;
+    }
+    // And a store dropped without close releases it too.
+    drop(open(&hard_link).await);
+    open(&symlink).await.close().await;
+}
+
+/// The POSIX locks this process holds on `path`'s inode, from /proc/locks.
+#[cfg(target_os = "linux")]
+fn posix_locks_on(path: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path).unwrap().ino();
+    let pid = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.contains(&"POSIX")
+                && fields.contains(&pid.as_str())
+                && fields.iter().any(|f| f.rsplit(':').next() == Some(&inode.to_string()) && f.contains(':'))
+        })
+        .map(|line| line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+// Closing any descriptor of a file drops every POSIX lock the process holds
+// on it, SQLite's included; a refused open must not close one.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_refused_open_leaves_the_first_store_s_sqlite_locks_alone() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let first = open(&path).await;
+    first
+        .append(request(&wf("order-1"), 0, at(0), order_placed(run(1))))
+        .await
+        .unwrap();
+    let held = posix_locks_on(&path);
+    assert!(!held.is_empty(), "SQLite holds a shared lock on the database file in WAL mode");
+
+    let hard_link = dir.path().join("hard-link.db");
+    std::fs::hard_link(&path, &hard_link).unwrap();
+    for candidate in [&path, &hard_link] {
+        assert_in_use(SqliteStore::open(candidate, SqliteOptions::default()).await, "second open");
+        assert_eq!(posix_locks_on(&path), held, "the first store's locks survive a refused open");
+    }
+    first.close().await;
 }

@@ -25,6 +25,7 @@
 //! the `aion_schema` table.
 
 mod errors;
+mod lock;
 mod rows;
 mod runs;
 mod schema;
@@ -32,6 +33,7 @@ mod schema;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
 
 use self::errors::{backend, describe_open_error, is_unique_violation};
+use self::lock::{FileLock, LockError};
 use self::rows::{event_from_row, raw_key, summary_from_row, timer_from_row, to_u64};
 use self::runs::{load_head, load_latest_run, load_runs, upsert_run};
 use self::schema::{MAYBE_RUNNING, migrate};
@@ -83,6 +86,12 @@ pub struct SqliteOptions {
     /// How long a statement waits for a lock held by another connection or
     /// process before failing with a (transient) backend error.
     pub busy_timeout: Duration,
+    /// Take the store's exclusive lock (the default): a second store on the
+    /// same database file, through any path (symlink, hard link), in this
+    /// process or another, is refused with [`StoreError::InUse`] until this
+    /// one closes. `false` only for tools and tests that share a file on
+    /// purpose; SQLite still keeps its data consistent.
+    pub exclusive: bool,
 }
 
 impl Default for SqliteOptions {
@@ -91,6 +100,7 @@ impl Default for SqliteOptions {
             synchronous_full: true,
             readers: 4,
             busy_timeout: Duration::from_secs(5),
+            exclusive: true,
         }
     }
 }
@@ -104,6 +114,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     closed: AtomicBool,
+    /// Released by [`Store::close`] (or when the store is dropped).
+    lock: Mutex<Option<FileLock>>,
 }
 
 impl SqliteStore {
@@ -124,7 +136,30 @@ impl SqliteStore {
         if options.readers == 0 {
             return Err(open_error("SqliteOptions.readers must be at least 1".into()));
         }
-        check_path(path).map_err(open_error)?;
+        check_parent(path).map_err(open_error)?;
+        let lock = if options.exclusive {
+            // The lock is on the file itself, so it must exist before SQLite
+            // writes a byte (an empty file is an empty database to SQLite).
+            match File::options().write(true).create_new(true).open(path) {
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(open_error(format!("cannot create the file: {error}"))),
+            }
+            match lock::lock(path) {
+                Ok(lock) => Some(lock),
+                Err(LockError::InUse) => {
+                    return Err(StoreError::InUse {
+                        location: path.display().to_string(),
+                    });
+                }
+                Err(LockError::Failed(reason)) => return Err(open_error(reason)),
+            }
+        } else {
+            if path.exists() {
+                lock::descriptor(path).map_err(open_error)?;
+            }
+            None
+        };
 
         let synchronous = if options.synchronous_full {
             SqliteSynchronous::Full
@@ -173,6 +208,7 @@ impl SqliteStore {
             writer,
             readers,
             closed: AtomicBool::new(false),
+            lock: Mutex::new(lock),
         })
     }
 
@@ -283,44 +319,42 @@ where
     }
 }
 
-/// Checks what can be checked without letting SQLite touch the file, so that
-/// the common mistakes give a clear message and leave the disk as it was.
-fn check_path(path: &Path) -> std::result::Result<(), String> {
+/// Checks the directory before anything touches the disk, so that the common
+/// mistake gives a clear message and leaves the disk as it was.
+fn check_parent(path: &Path) -> std::result::Result<(), String> {
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
     match std::fs::metadata(parent) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(format!("{} is not a directory", parent.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!(
-                "the directory {} does not exist (Aion does not create directories; create it first)",
-                parent.display()
-            ));
-        }
-        Err(error) => return Err(format!("cannot access the directory {}: {error}", parent.display())),
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", parent.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "the directory {} does not exist (Aion does not create directories; create it first)",
+            parent.display()
+        )),
+        Err(error) => Err(format!("cannot access the directory {}: {error}", parent.display())),
     }
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(format!("cannot read the file: {error}")),
-    };
+}
+
+/// Refuses a file that is neither empty nor a SQLite database before SQLite
+/// sees it, as SQLite might try to turn it into one.
+fn check_header(file: &File) -> std::result::Result<(), String> {
     let meta = file
         .metadata()
         .map_err(|error| format!("cannot read the file: {error}"))?;
     if meta.is_dir() {
         return Err("the path is a directory, not a database file".into());
     }
-    // SQLite treats an empty file as an empty database; anything else must
-    // carry the header, or SQLite might try to turn it into one.
+    // SQLite treats an empty file as an empty database.
     if meta.len() == 0 {
         return Ok(());
     }
     let mut header = [0u8; 16];
     let mut filled = 0;
+    let mut reader = file;
     while filled < header.len() {
-        match file.read(&mut header[filled..]) {
+        match reader.read(&mut header[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
@@ -332,7 +366,6 @@ fn check_path(path: &Path) -> std::result::Result<(), String> {
     }
     Ok(())
 }
-
 
 async fn read_events(
     conn: &mut SqliteConnection,
@@ -909,5 +942,7 @@ impl Store for SqliteStore {
         self.closed.store(true, Ordering::Release);
         self.writer.close().await;
         self.readers.close().await;
+        // Only once no connection is left may another store take the file.
+        self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     }
 }
