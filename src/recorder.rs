@@ -60,11 +60,8 @@ impl RecorderGuard<'_> {
             return Ok(head);
         }
         let recorder = self.recorder;
-        let head = recorder
-            .store
-            .summary(&recorder.workflow_id)
-            .await?
-            .map_or(0, |summary| summary.head_seq);
+        // From the history itself: the visibility row may lag or be damaged.
+        let head = recorder.store.head(&recorder.workflow_id).await?;
         *self.head = Some(head);
         Ok(head)
     }

@@ -183,6 +183,83 @@ pub struct RunSummary {
     pub closed_at: Option<Timestamp>,
 }
 
+impl RunSummary {
+    /// Folds `events` (the next events of a history, in order) into its runs:
+    /// `latest` is the history's latest run before them (`None` for an empty
+    /// history). Returns the runs the events touch, oldest first: `latest`
+    /// updated (if any event extends it), then each run the events open.
+    ///
+    /// This is the projection behind the stores' runs table: every backend
+    /// writes exactly these rows in the transaction of the append.
+    pub fn project(latest: Option<RunSummary>, events: &[RecordedEvent]) -> Result<Vec<RunSummary>, NotStarted> {
+        let mut touched: Vec<RunSummary> = Vec::new();
+        // The run events go to, and whether any has yet: a run that only
+        // existed before `events` is not rewritten.
+        let mut latest = latest.map(|run| (run, false));
+        for recorded in events {
+            let at = recorded.envelope.recorded_at;
+            if let Event::WorkflowStarted {
+                run_id,
+                parent_run_id,
+                workflow_type,
+                ..
+            } = &recorded.event
+            {
+                if let Some((run, true)) = latest.take() {
+                    touched.push(run);
+                }
+                let run = RunSummary {
+                    run_id: *run_id,
+                    parent_run_id: *parent_run_id,
+                    workflow_type: workflow_type.clone(),
+                    status: WorkflowStatus::Running,
+                    first_seq: recorded.seq(),
+                    last_seq: recorded.seq(),
+                    started_at: at,
+                    closed_at: None,
+                };
+                latest = Some((run, true));
+                continue;
+            }
+            let Some((run, extended)) = latest.as_mut() else {
+                return Err(NotStarted {
+                    workflow_id: recorded.envelope.workflow_id.clone(),
+                    seq: recorded.seq(),
+                    kind: recorded.event.kind().as_str(),
+                });
+            };
+            *extended = true;
+            run.last_seq = recorded.seq();
+            if let Some(status) = WorkflowStatus::after(&recorded.event) {
+                run.status = status;
+                run.closed_at = Some(at);
+            }
+        }
+        if let Some((run, true)) = latest {
+            touched.push(run);
+        }
+        Ok(touched)
+    }
+}
+
+impl WorkflowSummary {
+    /// The visibility row of `workflow_id` whose latest run is `run` and whose
+    /// last event (seq `run.last_seq`) was recorded at `updated_at`: the same
+    /// row [`WorkflowSummary::project`] computes from the whole history.
+    pub fn of_run(workflow_id: WorkflowId, run: &RunSummary, updated_at: Timestamp) -> WorkflowSummary {
+        WorkflowSummary {
+            workflow_id,
+            workflow_type: run.workflow_type.clone(),
+            run_id: run.run_id,
+            status: run.status,
+            started_at: run.started_at,
+            closed_at: run.closed_at,
+            updated_at,
+            head_seq: run.last_seq,
+        }
+    }
+}
+
 /// The runs of a history, oldest first.
 pub fn run_chain(history: &[RecordedEvent]) -> Vec<RunSummary> {
     let mut runs: Vec<RunSummary> = Vec::new();

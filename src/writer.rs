@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::event::RecordedEvent;
-use crate::store::{AppendRequest, Result, Store, StoreError};
+use crate::store::{AppendRequest, EventLog, Result, Store, StoreError};
 
 /// Called after each batch commits, before any caller is answered, with the
 /// batch and its per-request results. Used by crash tests to stop the process
@@ -61,8 +61,18 @@ pub struct GroupCommitWriter {
 impl GroupCommitWriter {
     /// Starts the writer task on `runtime`.
     pub fn spawn(store: Arc<dyn Store>, config: WriterConfig, runtime: &Handle) -> (Self, JoinHandle<()>) {
+        Self::spawn_on_log(store, config, runtime)
+    }
+
+    /// [`GroupCommitWriter::spawn`] for anything that appends: the writer
+    /// needs nothing else of a store (tests give it a log that fails on cue).
+    pub(crate) fn spawn_on_log(
+        log: Arc<dyn EventLog>,
+        config: WriterConfig,
+        runtime: &Handle,
+    ) -> (Self, JoinHandle<()>) {
         let (queue, inbox) = mpsc::unbounded_channel();
-        let task = runtime.spawn(run(store, config, inbox));
+        let task = runtime.spawn(run(log, config, inbox));
         (Self { queue }, task)
     }
 
@@ -83,7 +93,7 @@ impl GroupCommitWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, config: WriterConfig, mut inbox: mpsc::UnboundedReceiver<Message>) {
+async fn run(store: Arc<dyn EventLog>, config: WriterConfig, mut inbox: mpsc::UnboundedReceiver<Message>) {
     let max_batch = config.max_batch.max(1);
     let mut closing = false;
     while !closing {
@@ -107,13 +117,20 @@ async fn run(store: Arc<dyn Store>, config: WriterConfig, mut inbox: mpsc::Unbou
             continue;
         }
         let results = match store.append_batch(&requests).await {
-            Ok(results) => results,
-            // The whole transaction failed: every caller gets the same error.
-            Err(StoreError::Closed) => requests.iter().map(|_| Err(StoreError::Closed)).collect(),
-            Err(error) => {
-                let reason = error.to_string();
-                requests.iter().map(|_| Err(StoreError::Backend(reason.clone()))).collect()
+            Ok(results) if results.len() == requests.len() => results,
+            Ok(results) => {
+                // A backend bug; without this check `zip` below would drop
+                // some callers' replies, and they would see `Closed`.
+                let error = StoreError::Backend(format!(
+                    "the store answered {} of {} appends in a batch",
+                    results.len(),
+                    requests.len()
+                ));
+                requests.iter().map(|_| Err(error.clone())).collect()
             }
+            // The transaction itself failed: every caller gets the same error,
+            // of the same kind, so that only a transient one is retried.
+            Err(error) => requests.iter().map(|_| Err(error.clone())).collect(),
         };
         if let Some(hook) = &config.after_commit {
             hook(&requests, &results);
@@ -138,7 +155,9 @@ mod tests {
     use crate::event::Event;
     use crate::ids::{RunId, WorkflowId};
     use crate::payload::Payload;
+    use crate::store::VisibilityStore;
     use crate::store::memory::MemoryStore;
+    use crate::store::sqlite::{SqliteOptions, SqliteStore};
     use crate::time::Timestamp;
 
     fn start(id: &str) -> AppendRequest {
@@ -201,5 +220,128 @@ mod tests {
         writer.close();
         task.await.unwrap();
         assert!(matches!(writer.append(start("b")).await, Err(StoreError::Closed)));
+    }
+
+    /// A log whose next batch fails as a whole with a chosen error.
+    struct FailingLog {
+        inner: MemoryStore,
+        next_batch_error: Mutex<Option<StoreError>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventLog for FailingLog {
+        async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<()>>> {
+            if let Some(error) = self.next_batch_error.lock().unwrap().take() {
+                return Err(error);
+            }
+            self.inner.append_batch(batch).await
+        }
+
+        async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>> {
+            self.inner.read_from(workflow_id, from_seq).await
+        }
+
+        async fn read_current_run(
+            &self,
+            workflow_id: &WorkflowId,
+        ) -> Result<Option<(crate::status::RunSummary, Vec<RecordedEvent>)>> {
+            self.inner.read_current_run(workflow_id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_reaches_every_caller_with_its_kind() {
+        let log = Arc::new(FailingLog {
+            inner: MemoryStore::new(),
+            next_batch_error: Mutex::new(None),
+        });
+        let (writer, _task) =
+            GroupCommitWriter::spawn_on_log(log.clone(), WriterConfig::default(), &Handle::current());
+
+        *log.next_batch_error.lock().unwrap() = Some(StoreError::Corrupt {
+            location: "sqlite database file".into(),
+            reason: "database disk image is malformed".into(),
+        });
+        let error = writer.append(start("a")).await.unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+        assert!(!error.is_transient(), "a corrupt store is not worth retrying");
+
+        *log.next_batch_error.lock().unwrap() = Some(StoreError::Backend("disk I/O error".into()));
+        let error = writer.append(start("a")).await.unwrap_err();
+        assert!(matches!(error, StoreError::Backend(_)) && error.is_transient(), "{error:?}");
+
+        writer.append(start("a")).await.unwrap();
+    }
+
+    // Current-thread runtime: the append tasks all queue their request before
+    // the writer task runs again, so they share one batch (checked below).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_corrupt_row_fails_only_its_own_request_in_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aion.db");
+        let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).await.unwrap());
+        for id in ["healthy-1", "broken", "healthy-2"] {
+            store.append(start(id)).await.unwrap();
+        }
+        // "broken": its runs index is gone and its history does not decode,
+        // so the store must read the history and cannot. "healthy-2": only
+        // its visibility row is damaged, which an append does not depend on.
+        tamper(&path, &[
+            "DELETE FROM runs WHERE workflow_id = 'broken'",
+            "UPDATE events SET body = x'00ff' WHERE workflow_id = 'broken'",
+            "UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'healthy-2'",
+        ])
+        .await;
+
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&batches);
+        let config = WriterConfig {
+            after_commit: Some(Arc::new(move |batch: &[AppendRequest], _: &[Result<()>]| {
+                seen.lock().unwrap().push(batch.len());
+            })),
+            ..WriterConfig::default()
+        };
+        let (writer, _task) = GroupCommitWriter::spawn(store.clone(), config, &Handle::current());
+        let appends: Vec<_> = ["healthy-1", "broken", "healthy-2"]
+            .into_iter()
+            .map(|id| {
+                let writer = writer.clone();
+                let request = AppendRequest::new(WorkflowId::new(id).unwrap(), 1, Timestamp::EPOCH, [completed()]);
+                tokio::spawn(async move { writer.append(request).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for append in appends {
+            results.push(append.await.unwrap());
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![3], "the three appends shared one batch");
+
+        assert_eq!(results[0].as_ref().unwrap().len(), 1);
+        assert!(matches!(results[1], Err(StoreError::Corrupt { .. })), "{:?}", results[1]);
+        assert_eq!(results[2].as_ref().unwrap().len(), 1);
+        for id in ["healthy-1", "healthy-2"] {
+            let id = WorkflowId::new(id).unwrap();
+            assert_eq!(store.read_history(&id).await.unwrap().len(), 2, "{id}");
+            assert_eq!(store.summary(&id).await.unwrap().unwrap().head_seq, 2, "{id}: row written");
+        }
+        assert_eq!(store.head(&WorkflowId::new("broken").unwrap()).await.unwrap(), 1, "broken wrote nothing");
+    }
+
+    fn completed() -> Event {
+        Event::WorkflowCompleted {
+            result: Payload::etf(vec![]),
+        }
+    }
+
+    /// Damages rows behind the store's back, as an operator's SQL shell might.
+    async fn tamper(path: &std::path::Path, statements: &[&'static str]) {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::SqliteConnection::connect_with(&sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+            .await
+            .unwrap();
+        for statement in statements {
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))).await.unwrap();
+        }
+        conn.close().await.unwrap();
     }
 }

@@ -2,3 +2,4 @@
 
 mod codec_fixtures;
 mod conformance;
+mod engine_lock;

@@ -300,48 +300,19 @@ impl WorkflowCell {
     }
 }
 
-/// Opens the configured store; for SQLite, first takes an exclusive lock
-/// file beside the database so that two engines never run the same workflows.
+/// Opens the configured store. An SQLite store takes an exclusive lock on
+/// its database file itself (see `store::sqlite`), so that two engines never
+/// run the same workflows, whatever path each was given; the second one gets
+/// [`EngineError::StoreInUse`]. The returned file is always `None` now: the
+/// store holds and releases its own lock.
 async fn open_store(config: &StoreConfig) -> Result<(Arc<dyn Store>, Option<File>)> {
     match config {
         StoreConfig::Memory => Ok((Arc::new(MemoryStore::new()), None)),
-        StoreConfig::Sqlite { path, options } => {
-            let location = path.display().to_string();
-            let parent_exists = path
-                .parent()
-                .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir());
-            // Without the directory the store's own open reports the clearer error.
-            let lock_file = if parent_exists { Some(lock_store(path, &location)?) } else { None };
-            let store = SqliteStore::open(path, options.clone()).await?;
-            Ok((Arc::new(store), lock_file))
-        }
-    }
-}
-
-fn lock_store(path: &std::path::Path, location: &str) -> Result<File> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push("-aion.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|error| StoreError::Open {
-            backend: "sqlite",
-            location: location.to_owned(),
-            reason: format!("cannot create lock file {}: {error}", PathBuf::from(&lock_path).display()),
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::StoreInUse {
-            location: location.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Open {
-            backend: "sqlite",
-            location: location.to_owned(),
-            reason: format!("cannot lock {}: {error}", PathBuf::from(&lock_path).display()),
-        }
-        .into()),
+        StoreConfig::Sqlite { path, options } => match SqliteStore::open(path, options.clone()).await {
+            Ok(store) => Ok((Arc::new(store), None)),
+            Err(StoreError::InUse { location }) => Err(EngineError::StoreInUse { location }),
+            Err(error) => Err(error.into()),
+        },
     }
 }
 

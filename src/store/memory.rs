@@ -7,18 +7,20 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AppendRequest, EventLog, ReconcileReport, Result, Store, StoreError, TimerEffect, TimerEntry, TimerStore,
-    VisibilityStore, WorkflowFilter, plan_append,
+    AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store, StoreError, TimerCursor,
+    TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore, WorkflowFilter, plan_append,
 };
 use crate::event::RecordedEvent;
 use crate::ids::{TimerId, WorkflowId};
-use crate::status::WorkflowSummary;
+use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary};
 use crate::time::Timestamp;
 
 #[derive(Default)]
 struct Tables {
     histories: HashMap<WorkflowId, Vec<RecordedEvent>>,
-    summaries: HashMap<WorkflowId, WorkflowSummary>,
+    /// The runs index, as on every backend: one entry per run, oldest first.
+    runs: HashMap<WorkflowId, Vec<RunSummary>>,
+    summaries: BTreeMap<WorkflowId, WorkflowSummary>,
     timers: BTreeMap<(WorkflowId, TimerId), TimerEntry>,
     closed: bool,
 }
@@ -54,8 +56,22 @@ fn sorted_by_fire_at<'a>(entries: impl Iterator<Item = &'a TimerEntry>) -> Vec<T
 }
 
 impl Tables {
+    fn head(&self, workflow_id: &WorkflowId) -> HistoryHead {
+        HistoryHead {
+            head_seq: self.histories.get(workflow_id).map_or(0, |history| history.len() as u64),
+            latest_run: self.runs.get(workflow_id).and_then(|runs| runs.last().cloned()),
+        }
+    }
+
     fn apply(&mut self, request: &AppendRequest) -> Result<()> {
-        let plan = plan_append(self.summaries.get(&request.workflow_id), request)?;
+        let plan = plan_append(&self.head(&request.workflow_id), request)?;
+        let runs = self.runs.entry(request.workflow_id.clone()).or_default();
+        for run in plan.runs {
+            match runs.last_mut() {
+                Some(last) if last.first_seq == run.first_seq => *last = run,
+                _ => runs.push(run),
+            }
+        }
         for effect in plan.timers {
             match effect {
                 TimerEffect::Schedule(entry) => {
@@ -91,6 +107,24 @@ impl EventLog for MemoryStore {
         let skip = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(history.iter().skip(skip).cloned().collect())
     }
+
+    async fn head(&self, workflow_id: &WorkflowId) -> Result<u64> {
+        Ok(self.tables()?.head(workflow_id).head_seq)
+    }
+
+    async fn read_run_chain(&self, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
+        Ok(self.tables()?.runs.get(workflow_id).cloned().unwrap_or_default())
+    }
+
+    async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {
+        let tables = self.tables()?;
+        let Some(run) = tables.runs.get(workflow_id).and_then(|runs| runs.last()) else {
+            return Ok(None);
+        };
+        let history = tables.histories.get(workflow_id).map(Vec::as_slice).unwrap_or_default();
+        let start = usize::try_from(run.first_seq - 1).unwrap_or(usize::MAX);
+        Ok(Some((run.clone(), history.get(start..).unwrap_or_default().to_vec())))
+    }
 }
 
 #[async_trait]
@@ -119,6 +153,38 @@ impl TimerStore for MemoryStore {
     async fn pending_timers(&self) -> Result<Vec<TimerEntry>> {
         Ok(sorted_by_fire_at(self.tables()?.timers.values()))
     }
+
+    async fn pending_timers_page(&self, after: Option<TimerCursor>, limit: usize) -> Result<TimerPage> {
+        let limit = limit.max(1);
+        let tables = self.tables()?;
+        let mut timers = sorted_by_fire_at(
+            tables
+                .timers
+                .values()
+                .filter(|entry| after.as_ref().is_none_or(|after| entry.cursor() > *after)),
+        );
+        let next = if timers.len() > limit {
+            timers.truncate(limit);
+            timers.last().map(TimerEntry::cursor)
+        } else {
+            None
+        };
+        Ok(TimerPage {
+            timers,
+            broken: Vec::new(),
+            next,
+        })
+    }
+
+    async fn timers_of(&self, workflow_id: &WorkflowId) -> Result<Vec<TimerEntry>> {
+        let tables = self.tables()?;
+        Ok(tables
+            .timers
+            .range((workflow_id.clone(), TimerId::from_stored(String::new()))..)
+            .take_while(|((owner, _), _)| owner == workflow_id)
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -136,29 +202,86 @@ impl VisibilityStore for MemoryStore {
         Ok(rows)
     }
 
-    async fn reconcile_visibility(&self) -> Result<ReconcileReport> {
+    async fn list_running_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+        without_pending_timers: bool,
+    ) -> Result<RunningPage> {
+        let limit = limit.max(1);
+        let tables = self.tables()?;
+        let mut rows: Vec<WorkflowSummary> = tables
+            .summaries
+            .values()
+            .filter(|row| after.is_none_or(|after| row.workflow_id > *after))
+            .filter(|row| row.status == WorkflowStatus::Running)
+            .filter(|row| !without_pending_timers || !tables.has_timers(&row.workflow_id))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|row| row.workflow_id.clone())
+        } else {
+            None
+        };
+        Ok(RunningPage {
+            rows,
+            broken: Vec::new(),
+            next,
+        })
+    }
+
+    // The memory store writes rows and histories under one lock, so they
+    // never disagree; this only checks, and is what the contract asks of a
+    // consistent store.
+    async fn reconcile_visibility_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+    ) -> Result<(ReconcileReport, Option<WorkflowId>)> {
+        let limit = limit.max(1);
         let mut tables = self.tables()?;
-        let Tables {
-            histories,
-            summaries,
-            ..
-        } = &mut *tables;
+        let mut ids: Vec<WorkflowId> = tables
+            .histories
+            .keys()
+            .filter(|id| after.is_none_or(|after| *id > after))
+            .cloned()
+            .collect();
+        ids.sort();
+        let next = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().cloned()
+        } else {
+            None
+        };
         let mut report = ReconcileReport::default();
-        for (workflow_id, history) in histories.iter() {
-            let head = history.last().map_or(0, RecordedEvent::seq);
-            if summaries.get(workflow_id).map(|row| row.head_seq) == Some(head) {
-                continue;
-            }
-            match WorkflowSummary::project(None, history) {
-                Ok(Some(row)) => {
-                    summaries.insert(workflow_id.clone(), row);
-                    report.rebuilt += 1;
+        for workflow_id in ids {
+            let history = &tables.histories[&workflow_id];
+            match (WorkflowSummary::project(None, history), RunSummary::project(None, history)) {
+                (Ok(Some(row)), Ok(runs)) => {
+                    let stale = tables.summaries.get(&workflow_id) != Some(&row)
+                        || tables.runs.get(&workflow_id) != Some(&runs);
+                    if stale {
+                        tables.summaries.insert(workflow_id.clone(), row);
+                        tables.runs.insert(workflow_id, runs);
+                        report.rebuilt += 1;
+                    }
                 }
-                Ok(None) => {}
-                Err(error) => report.broken.push((workflow_id.clone(), error.to_string())),
+                (Ok(None), _) => {}
+                (Err(error), _) | (_, Err(error)) => report.broken.push((workflow_id, error.to_string())),
             }
         }
-        Ok(report)
+        Ok((report, next))
+    }
+}
+
+impl Tables {
+    fn has_timers(&self, workflow_id: &WorkflowId) -> bool {
+        self.timers
+            .range((workflow_id.clone(), TimerId::from_stored(String::new()))..)
+            .next()
+            .is_some_and(|((owner, _), _)| owner == workflow_id)
     }
 }
 

@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::codec::CodecError;
 use crate::event::{Envelope, Event, RecordedEvent};
 use crate::ids::{TimerId, WorkflowId};
-use crate::status::{NotStarted, RunSummary, WorkflowStatus, WorkflowSummary, run_chain};
+use crate::status::{NotStarted, RunSummary, WorkflowStatus, WorkflowSummary, current_run, run_chain};
 use crate::time::Timestamp;
 
 pub mod memory;
@@ -23,7 +23,10 @@ pub mod sqlite;
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A store operation failed.
-#[derive(Debug, Error)]
+///
+/// `Clone`, so that a failure shared by several callers (a group commit whose
+/// transaction failed) reaches each of them with its kind intact.
+#[derive(Clone, Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The history's head is not where the append expected it: someone else
@@ -66,6 +69,15 @@ pub enum StoreError {
         location: String,
         /// Why.
         reason: String,
+    },
+    /// The store's database is used by another store: another engine, in
+    /// this process or another, opened the same file (by this path or any
+    /// other: a symlink, a hard link). Stop the other one, or give this one
+    /// its own file.
+    #[error("the store at {location} is in use by another Aion store")]
+    InUse {
+        /// The path given.
+        location: String,
     },
     /// The store's schema is newer than this Aion understands. Upgrade Aion.
     #[error("the store's schema version is {found}; this Aion supports up to {supported}")]
@@ -171,15 +183,45 @@ pub enum TimerEffect {
 pub struct AppendPlan {
     /// The visibility row after the append.
     pub summary: WorkflowSummary,
+    /// The rows of the runs table the append creates or changes, oldest
+    /// first (keyed by `(workflow_id, first_seq)`).
+    pub runs: Vec<RunSummary>,
     /// Changes to the timers table.
     pub timers: Vec<TimerEffect>,
 }
 
-/// Checks `request` against the stored head (`current`, the workflow's
-/// visibility row, `None` for no history) and computes what to write.
-pub fn plan_append(current: Option<&WorkflowSummary>, request: &AppendRequest) -> Result<AppendPlan> {
+/// Where a history stands, as the backend reads it from the history itself
+/// (never from the visibility row, which is only a projection).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryHead {
+    /// The seq of the history's last event; 0 for no history.
+    pub head_seq: u64,
+    /// The history's latest run; `None` for no history. Its `last_seq` is
+    /// `head_seq` (see [`HistoryHead::is_consistent`]).
+    pub latest_run: Option<RunSummary>,
+}
+
+impl HistoryHead {
+    /// Whether the latest run (from an index such as the runs table) ends
+    /// where the history does. A backend must not plan on an inconsistent
+    /// head: it rebuilds the run from the history first.
+    pub fn is_consistent(&self) -> bool {
+        match &self.latest_run {
+            None => self.head_seq == 0,
+            Some(run) => run.last_seq == self.head_seq && run.first_seq <= run.last_seq,
+        }
+    }
+}
+
+/// Checks `request` against the history's head and computes what to write.
+///
+/// The sequence check uses `head.head_seq`, which backends read from the
+/// history itself; the visibility row is never consulted, so a damaged or
+/// lagging row neither blocks an append nor lets a wrong seq through, and the
+/// row written by the plan repairs it.
+pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<AppendPlan> {
     let workflow_id = &request.workflow_id;
-    let found = current.map_or(0, |row| row.head_seq);
+    let found = head.head_seq;
     if found != request.expected_seq {
         return Err(StoreError::SequenceConflict {
             workflow_id: workflow_id.clone(),
@@ -191,9 +233,9 @@ pub fn plan_append(current: Option<&WorkflowSummary>, request: &AppendRequest) -
         workflow_id: workflow_id.clone(),
         reason,
     };
-    if request.events.is_empty() {
+    let Some(last) = request.events.last() else {
         return Err(invalid("no events".into()));
-    }
+    };
     for (recorded, seq) in request.events.iter().zip(request.expected_seq + 1..) {
         if recorded.envelope.seq != seq {
             return Err(invalid(format!("event has seq {}, expected {seq}", recorded.envelope.seq)));
@@ -202,11 +244,15 @@ pub fn plan_append(current: Option<&WorkflowSummary>, request: &AppendRequest) -
             return Err(invalid(format!("event belongs to {}", recorded.envelope.workflow_id)));
         }
     }
-    let summary = WorkflowSummary::project(current.cloned(), &request.events)
-        .map_err(|NotStarted { seq, kind, .. }| {
+    let runs = RunSummary::project(head.latest_run.clone(), &request.events).map_err(
+        |NotStarted { seq, kind, .. }| {
             invalid(format!("a history must begin with workflow_started, got {kind} at seq {seq}"))
-        })?
-        .ok_or_else(|| invalid("no events".into()))?;
+        },
+    )?;
+    // Every event extends the latest run or opens one, so the last touched
+    // run is the latest after the append.
+    let latest = runs.last().ok_or_else(|| invalid("no events".into()))?;
+    let summary = WorkflowSummary::of_run(workflow_id.clone(), latest, last.envelope.recorded_at);
     let timers = request
         .events
         .iter()
@@ -228,8 +274,62 @@ pub fn plan_append(current: Option<&WorkflowSummary>, request: &AppendRequest) -
             _ => None,
         })
         .collect();
-    Ok(AppendPlan { summary, timers })
+    Ok(AppendPlan { summary, runs, timers })
 }
+
+/// The latest run of a history and its events, from the suffix of the
+/// history that a backend read (from a run's `workflow_started` on, or the
+/// whole history): what [`EventLog::read_current_run`] returns. The runs
+/// table only says where to start reading; the answer is computed from the
+/// events themselves, so a lagging index can only make the read longer.
+pub fn current_run_of(mut suffix: Vec<RecordedEvent>) -> Option<(RunSummary, Vec<RecordedEvent>)> {
+    let start = current_run(&suffix).map(|(_, segment)| suffix.len() - segment.len())?;
+    let segment = suffix.split_off(start);
+    let run = RunSummary::project(None, &segment).ok()?.pop()?;
+    Some((run, segment))
+}
+
+/// A row that could not be decoded, reported beside a page instead of
+/// failing it: the row's raw key (workflow id, or workflow and timer id) and
+/// the error ([`StoreError::Corrupt`]).
+pub type BrokenRow = (String, StoreError);
+
+/// One page of [`VisibilityStore::list_running_page`].
+#[derive(Clone, Debug, Default)]
+pub struct RunningPage {
+    /// Running workflows, ordered by workflow id.
+    pub rows: Vec<WorkflowSummary>,
+    /// Rows of the page's range that do not decode, by raw workflow id.
+    pub broken: Vec<BrokenRow>,
+    /// Where the next page starts (pass it as `after`); `None` at the end.
+    pub next: Option<WorkflowId>,
+}
+
+/// The position of a timer in due order: `(fire_at, workflow_id, timer_id)`.
+pub type TimerCursor = (Timestamp, WorkflowId, TimerId);
+
+/// One page of [`TimerStore::pending_timers_page`].
+#[derive(Clone, Debug, Default)]
+pub struct TimerPage {
+    /// Pending timers, ordered by `(fire_at, workflow_id, timer_id)`.
+    pub timers: Vec<TimerEntry>,
+    /// Timer rows of the page's range that do not decode, by raw
+    /// `"workflow_id timer_id"`.
+    pub broken: Vec<BrokenRow>,
+    /// Where the next page starts (pass it as `after`); `None` at the end.
+    pub next: Option<TimerCursor>,
+}
+
+impl TimerEntry {
+    /// This timer's position in due order.
+    pub fn cursor(&self) -> TimerCursor {
+        (self.fire_at, self.workflow_id.clone(), self.timer_id.clone())
+    }
+}
+
+/// Rows per page when an unpaged method ([`VisibilityStore::list_active`],
+/// [`VisibilityStore::reconcile_visibility`]) walks the pages.
+pub const DEFAULT_PAGE: usize = 256;
 
 /// What [`VisibilityStore::reconcile_visibility`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -271,11 +371,19 @@ pub trait EventLog: Send + Sync {
     /// Appends each request of `batch`, in order, in one transaction.
     ///
     /// # Contract
-    /// - The outer `Err` means nothing of the batch was written.
+    /// - The outer `Err` means nothing of the batch was written, and is kept
+    ///   for failures of the transaction itself (it cannot begin or commit,
+    ///   the store is closed). Its kind is the real one: callers may retry on
+    ///   [`StoreError::is_transient`].
     /// - Otherwise the result holds one entry per request, in order. A request
     ///   whose head is not `expected_seq` (including because an earlier request
     ///   of the same batch moved it) gets [`StoreError::SequenceConflict`] and
     ///   writes nothing; other requests are unaffected.
+    /// - Any other failure that concerns one request only (a stored row of its
+    ///   workflow that does not decode: [`StoreError::Corrupt`]; an event that
+    ///   does not encode: [`StoreError::InvalidAppend`]; a statement of that
+    ///   request that fails) fails that request alone, with its kind, and
+    ///   writes nothing of it; the other requests commit.
     /// - When the call returns, every `Ok` request is durable: on the SQLite
     ///   backend it survives SIGKILL and power loss.
     /// - Visibility rows and the timers table are updated in the same
@@ -299,10 +407,40 @@ pub trait EventLog: Send + Sync {
         self.read_from(workflow_id, 1).await
     }
 
+    /// The seq of the last event of `workflow_id`'s history; 0 for none.
+    ///
+    /// # Contract
+    /// Read from the history itself, never from the visibility row: it is
+    /// the head [`EventLog::append_batch`] checks `expected_seq` against.
+    async fn head(&self, workflow_id: &WorkflowId) -> Result<u64> {
+        Ok(self
+            .read_current_run(workflow_id)
+            .await?
+            .and_then(|(_, events)| events.last().map(RecordedEvent::seq))
+            .unwrap_or(0))
+    }
+
     /// The runs recorded in the history, oldest first.
+    ///
+    /// # Contract
+    /// Backends answer from their runs index (one row per run, maintained in
+    /// the transaction of each append), without reading the events. A
+    /// history that does not begin with `workflow_started` has no runs.
     async fn read_run_chain(&self, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
         Ok(run_chain(&self.read_history(workflow_id).await?))
     }
+
+    /// The latest run's summary and its events, from its `workflow_started`
+    /// on; `None` for an unknown workflow.
+    ///
+    /// # Contract
+    /// - Never reads the history from seq 1 when the latest run starts later:
+    ///   the runs index says where the run starts, and the events are read
+    ///   from there (`read_from(first_seq)`).
+    /// - The summary and the events are one consistent snapshot: the
+    ///   summary's `last_seq` is the seq of the last event returned.
+    /// - An event that does not decode gives [`StoreError::Corrupt`].
+    async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>>;
 }
 
 /// Pending durable timers.
@@ -322,6 +460,26 @@ pub trait TimerStore: Send + Sync {
 
     /// All pending timers, earliest first.
     async fn pending_timers(&self) -> Result<Vec<TimerEntry>>;
+
+    /// Up to `limit` pending timers after `after` (from the first when
+    /// `None`), ordered by `(fire_at, workflow_id, timer_id)`.
+    ///
+    /// # Contract
+    /// - Bounded: reads about `limit` rows (a `limit` of 0 is read as 1).
+    /// - A timer row that does not decode goes to [`TimerPage::broken`] and
+    ///   counts towards `limit`; the page goes on.
+    /// - `next` is `None` once the last timer has been returned; otherwise
+    ///   pass it as `after` for the next page. A timer scheduled behind the
+    ///   cursor meanwhile is not seen by this walk.
+    async fn pending_timers_page(&self, after: Option<TimerCursor>, limit: usize) -> Result<TimerPage>;
+
+    /// The pending timers of one workflow, ordered by timer id.
+    ///
+    /// # Contract
+    /// Reads the `(workflow_id, timer_id)` key only: the cost follows the
+    /// workflow's timers, not the table. A row that does not decode gives
+    /// [`StoreError::Corrupt`] for this workflow.
+    async fn timers_of(&self, workflow_id: &WorkflowId) -> Result<Vec<TimerEntry>>;
 }
 
 /// The visibility projection: one summary row per workflow.
@@ -331,26 +489,89 @@ pub trait VisibilityStore: Send + Sync {
     async fn summary(&self, workflow_id: &WorkflowId) -> Result<Option<WorkflowSummary>>;
 
     /// Workflows whose latest run is [`WorkflowStatus::Running`], ordered by
-    /// start time.
+    /// start time then workflow id.
+    ///
+    /// # Contract
+    /// Walks [`VisibilityStore::list_running_page`]; rows that do not decode
+    /// are left out (they are in the pages' `broken` lists, and
+    /// [`VisibilityStore::reconcile_visibility`] rebuilds them), so one
+    /// damaged row never hides the others.
     async fn list_active(&self) -> Result<Vec<WorkflowSummary>> {
-        self.query(&WorkflowFilter {
-            status: Some(WorkflowStatus::Running),
-            ..WorkflowFilter::default()
-        })
-        .await
+        let mut rows = Vec::new();
+        let mut after: Option<WorkflowId> = None;
+        loop {
+            let page = self.list_running_page(after.as_ref(), DEFAULT_PAGE, false).await?;
+            rows.extend(page.rows);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        rows.sort_by(|a, b| (a.started_at, &a.workflow_id).cmp(&(b.started_at, &b.workflow_id)));
+        Ok(rows)
     }
+
+    /// Up to `limit` running workflows after `after` (from the first when
+    /// `None`), ordered by workflow id.
+    ///
+    /// # Contract
+    /// - Bounded: reads about `limit` rows (a `limit` of 0 is read as 1).
+    /// - With `without_pending_timers`, only running workflows with no row in
+    ///   the timers table: those a host must give a process, as the others
+    ///   sleep until a timer wakes them.
+    /// - A visibility row that does not decode (and may be running) goes to
+    ///   [`RunningPage::broken`] with its raw id and counts towards `limit`;
+    ///   the page goes on.
+    /// - `next` is `None` once the last row has been returned.
+    async fn list_running_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+        without_pending_timers: bool,
+    ) -> Result<RunningPage>;
 
     /// Rows matching `filter`, ordered by start time then workflow id.
     async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>>;
 
-    /// Rebuilds, from history, every row that disagrees with its history's
-    /// head (or is missing).
+    /// Rebuilds, from history, every row that disagrees with its history
+    /// (or is missing, or does not decode), and drops rows without history.
     ///
     /// # Contract
     /// Idempotent; a consistent store is left untouched. A history that cannot
     /// be projected is reported in [`ReconcileReport::broken`] and skipped; it
-    /// never stops the others from being repaired.
-    async fn reconcile_visibility(&self) -> Result<ReconcileReport>;
+    /// never stops the others from being repaired. Walks
+    /// [`VisibilityStore::reconcile_visibility_page`].
+    async fn reconcile_visibility(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let mut after: Option<WorkflowId> = None;
+        loop {
+            let (page, next) = self.reconcile_visibility_page(after.as_ref(), DEFAULT_PAGE).await?;
+            report.rebuilt += page.rebuilt;
+            report.broken.extend(page.broken);
+            match next {
+                Some(next) => after = Some(next),
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// [`VisibilityStore::reconcile_visibility`] for the workflows after
+    /// `after` (from the first when `None`), up to `limit` of them, ordered by
+    /// workflow id. Returns what it did and where the next page starts
+    /// (`None` at the end).
+    ///
+    /// # Contract
+    /// - Bounded: examines about `limit` histories (0 is read as 1), each in
+    ///   its own short transaction, so appends go on meanwhile.
+    /// - Each workflow is isolated: one that cannot be read or projected is
+    ///   reported in [`ReconcileReport::broken`]; the others are repaired.
+    /// - Also repairs the backend's runs index from the history, and drops
+    ///   visibility rows without history in the page's range.
+    async fn reconcile_visibility_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+    ) -> Result<(ReconcileReport, Option<WorkflowId>)>;
 }
 
 /// A complete store backend.

@@ -64,6 +64,12 @@ macro_rules! conformance_suite {
             visibility_query_filters_and_orders,
             reconcile_is_a_noop_on_a_consistent_store,
             a_closed_store_refuses_calls,
+            the_head_is_the_history_s_last_seq,
+            the_current_run_is_read_from_its_start,
+            running_pages_walk_running_workflows_by_id,
+            reconcile_pages_cover_every_history_once,
+            timer_pages_follow_due_order,
+            timers_of_one_workflow,
         );
     };
     (@tests $backend:ident, $fixture:path; $($test:ident),+ $(,)?) => {

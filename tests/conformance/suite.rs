@@ -5,6 +5,8 @@ use std::sync::Arc;
 use aion::event::{Envelope, Event, RecordedEvent};
 use aion::status::WorkflowStatus;
 use aion::store::{AppendRequest, ReconcileReport, Store, StoreError, TimerEntry, WorkflowFilter};
+use aion::time::Timestamp;
+use aion::ids::WorkflowId;
 use tokio::sync::Barrier;
 
 use super::histories::*;
@@ -617,4 +619,172 @@ pub async fn a_closed_store_refuses_calls(store: Arc<dyn Store>) {
     assert!(matches!(store.summary(&id).await, Err(StoreError::Closed)));
     assert!(matches!(store.pending_timers().await, Err(StoreError::Closed)));
     assert!(matches!(store.reconcile_visibility().await, Err(StoreError::Closed)));
+}
+
+pub async fn the_head_is_the_history_s_last_seq(store: Arc<dyn Store>) {
+    assert_eq!(store.head(&wf("unknown")).await.unwrap(), 0);
+    seed(&store, "counter", at(0), counter_continued_twice()).await;
+    assert_eq!(store.head(&wf("counter")).await.unwrap(), 6);
+    store
+        .append(request(&wf("counter"), 6, at(1), vec![marker(1, 1)]))
+        .await
+        .unwrap();
+    assert_eq!(store.head(&wf("counter")).await.unwrap(), 7);
+}
+
+pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
+    assert_eq!(store.read_current_run(&wf("unknown")).await.unwrap(), None);
+    let seeded = seed(&store, "counter", at(0), counter_continued_twice()).await;
+    let id = wf("counter");
+
+    let (run3, events) = store.read_current_run(&id).await.unwrap().expect("a current run");
+    assert_eq!(
+        (run3.run_id, run3.parent_run_id, run3.status, run3.first_seq, run3.last_seq),
+        (run(3), Some(run(2)), WorkflowStatus::Running, 6, 6)
+    );
+    assert_eq!(events, seeded.events[5..].to_vec());
+
+    // The run grows, then ends: the summary follows, the segment stays put.
+    let more = request(&id, 6, at(5), vec![marker(1, 1), completed()]);
+    store.append(more.clone()).await.unwrap();
+    let (ended, events) = store.read_current_run(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.run_id, ended.status, ended.first_seq, ended.last_seq, ended.closed_at),
+        (run(3), WorkflowStatus::Completed, 6, 8, Some(at(5)))
+    );
+    assert_eq!(events, [seeded.events[5..].to_vec(), more.events.clone()].concat());
+    assert_eq!(store.read_run_chain(&id).await.unwrap().last(), Some(&ended));
+
+    // A new run under the same id starts a new segment.
+    store
+        .append(request(&id, 8, at(9), vec![started(run(4), "Counter")]))
+        .await
+        .unwrap();
+    let (run4, events) = store.read_current_run(&id).await.unwrap().unwrap();
+    assert_eq!((run4.run_id, run4.parent_run_id, run4.first_seq), (run(4), None, 9));
+    assert_eq!(events.len(), 1);
+    assert_eq!(store.read_run_chain(&id).await.unwrap().len(), 4);
+}
+
+pub async fn running_pages_walk_running_workflows_by_id(store: Arc<dyn Store>) {
+    let empty = store.list_running_page(None, 10, false).await.unwrap();
+    assert!(empty.rows.is_empty() && empty.broken.is_empty() && empty.next.is_none());
+
+    // Seeded out of id order; "c" and "f" sleep on timers, "b" and "e" ended.
+    seed(&store, "f", at(1), reminder_sleeping(run(6), at(100))).await;
+    seed(&store, "a", at(2), order_placed(run(1))).await;
+    seed(&store, "e", at(3), order_fulfilled(run(5))).await;
+    seed(&store, "c", at(4), reminder_sleeping(run(3), at(100))).await;
+    seed(&store, "b", at(5), vec![started(run(2), "Shop.Order"), failed()]).await;
+    seed(&store, "d", at(6), order_placed(run(4))).await;
+    seed(&store, "g", at(7), order_placed(run(7))).await;
+
+    let walk = |without_timers: bool, limit: usize| {
+        let store = store.clone();
+        async move {
+            let mut pages = Vec::new();
+            let mut after: Option<WorkflowId> = None;
+            loop {
+                let page = store.list_running_page(after.as_ref(), limit, without_timers).await.unwrap();
+                assert!(page.broken.is_empty());
+                assert!(page.rows.len() <= limit.max(1));
+                pages.push(ids(&page.rows).iter().map(|id| id.to_string()).collect::<Vec<_>>());
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => return pages,
+                }
+            }
+        }
+    };
+    assert_eq!(walk(false, 2).await, vec![vec!["a", "c"], vec!["d", "f"], vec!["g"]]);
+    assert_eq!(walk(false, 10).await, vec![vec!["a", "c", "d", "f", "g"]]);
+    assert_eq!(walk(true, 2).await, vec![vec!["a", "d"], vec!["g"]]);
+    // A limit of 0 still makes progress.
+    assert_eq!(walk(true, 0).await.concat(), vec!["a", "d", "g"]);
+
+    let page = store.list_running_page(Some(&wf("c")), 1, false).await.unwrap();
+    assert_eq!(page.rows, vec![store.summary(&wf("d")).await.unwrap().unwrap()]);
+
+    // The timer fires: "c" needs a process again.
+    store
+        .append(request(&wf("c"), 2, at(100), vec![timer_fired(run(3), 1)]))
+        .await
+        .unwrap();
+    assert_eq!(walk(true, 10).await, vec![vec!["a", "c", "d", "g"]]);
+    // list_active keeps its order: start time, then id.
+    assert_eq!(ids(&store.list_active().await.unwrap()), vec!["f", "a", "c", "d", "g"]);
+}
+
+pub async fn reconcile_pages_cover_every_history_once(store: Arc<dyn Store>) {
+    for (n, id) in ["e", "a", "d", "b", "c"].into_iter().enumerate() {
+        seed(&store, id, at(n as u64), order_placed(run(n as u128 + 1))).await;
+    }
+    let mut after: Option<WorkflowId> = None;
+    let mut pages = 0;
+    loop {
+        let (report, next) = store.reconcile_visibility_page(after.as_ref(), 2).await.unwrap();
+        assert_eq!(report, ReconcileReport::default(), "a consistent store is left alone");
+        pages += 1;
+        match next {
+            Some(next) => {
+                assert!(after.as_ref().is_none_or(|after| next > *after), "the cursor moves on");
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+}
+
+pub async fn timer_pages_follow_due_order(store: Arc<dyn Store>) {
+    let entries = vec![
+        timer_entry("b", 2, 1, at(10)),
+        timer_entry("a", 1, 2, at(20)),
+        timer_entry("b", 2, 2, at(20)),
+        timer_entry("a", 1, 1, at(30)),
+        timer_entry("c", 3, 1, at(30)),
+    ];
+    for entry in entries.iter().rev() {
+        store.schedule_timer(entry).await.unwrap();
+    }
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.pending_timers_page(after, 2).await.unwrap();
+        assert!(page.broken.is_empty());
+        assert!(page.timers.len() <= 2);
+        walked.extend(page.timers);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked, entries);
+    assert_eq!(store.pending_timers().await.unwrap(), entries);
+
+    let tail = store
+        .pending_timers_page(Some((at(20), wf("a"), timer(run(1), 2))), 10)
+        .await
+        .unwrap();
+    assert_eq!(tail.timers, entries[2..].to_vec());
+    assert_eq!(tail.next, None);
+    let none = store
+        .pending_timers_page(Some((Timestamp::from_millis(i64::MAX / 1000), wf("z"), timer(run(9), 9))), 10)
+        .await
+        .unwrap();
+    assert!(none.timers.is_empty() && none.next.is_none());
+}
+
+pub async fn timers_of_one_workflow(store: Arc<dyn Store>) {
+    let mine = [timer_entry("a", 1, 2, at(5)), timer_entry("a", 1, 1, at(50))];
+    // Neighbours in key order on both sides ("ab" sorts right after "a").
+    for entry in [&mine[0], &mine[1], &timer_entry("ab", 2, 1, at(1)), &timer_entry("A", 3, 1, at(1))] {
+        store.schedule_timer(entry).await.unwrap();
+    }
+    let mut expected = mine.to_vec();
+    expected.sort_by(|x, y| x.timer_id.cmp(&y.timer_id));
+    assert_eq!(store.timers_of(&wf("a")).await.unwrap(), expected);
+    assert_eq!(store.timers_of(&wf("nobody")).await.unwrap(), vec![]);
+    store.cancel_timer(&wf("a"), &mine[0].timer_id).await.unwrap();
+    assert_eq!(store.timers_of(&wf("a")).await.unwrap(), vec![mine[1].clone()]);
 }

@@ -1,0 +1,129 @@
+//! The SQLite schema and its migrations. The version lives in the
+//! `aion_schema` table; released migrations are never edited.
+
+use sqlx::sqlite::SqlitePool;
+
+use super::errors::backend;
+use super::runs::backfill_runs;
+use crate::store::{Result, StoreError};
+
+/// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
+/// from version `i` to `i + 1`. Released entries are never edited; a change is
+/// a new entry.
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+
+/// The newest schema version this build can read and write.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE events (
+    workflow_id TEXT    NOT NULL,
+    seq         INTEGER NOT NULL CHECK (seq >= 1),
+    recorded_at INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    format      INTEGER NOT NULL,
+    body        BLOB    NOT NULL,
+    PRIMARY KEY (workflow_id, seq)
+);
+
+CREATE TABLE workflows (
+    workflow_id   TEXT    NOT NULL PRIMARY KEY,
+    workflow_type TEXT    NOT NULL,
+    run_id        TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    started_at    INTEGER NOT NULL,
+    closed_at     INTEGER,
+    updated_at    INTEGER NOT NULL,
+    head_seq      INTEGER NOT NULL
+);
+CREATE INDEX workflows_by_status ON workflows (status, started_at, workflow_id);
+CREATE INDEX workflows_by_type ON workflows (workflow_type, started_at, workflow_id);
+CREATE INDEX workflows_by_started_at ON workflows (started_at, workflow_id);
+
+CREATE TABLE timers (
+    workflow_id TEXT    NOT NULL,
+    timer_id    TEXT    NOT NULL,
+    command     INTEGER NOT NULL,
+    fire_at     INTEGER NOT NULL,
+    PRIMARY KEY (workflow_id, timer_id)
+);
+CREATE INDEX timers_by_fire_at ON timers (fire_at, workflow_id, timer_id);
+"#;
+
+/// Version 2: the runs table (one row per run segment, so that loading a run
+/// never reads a multi-run history from seq 1, DESIGN §7) and an index of the
+/// visibility rows that may be running, for paged recovery.
+///
+/// Rows for histories written before are filled in by [`backfill_runs`]
+/// in the same transaction. The partial index's condition must stay
+/// textually identical to [`MAYBE_RUNNING`], or SQLite will not use it.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE runs (
+    workflow_id   TEXT    NOT NULL,
+    first_seq     INTEGER NOT NULL CHECK (first_seq >= 1),
+    run_id        TEXT    NOT NULL,
+    parent_run_id TEXT,
+    workflow_type TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    started_at    INTEGER NOT NULL,
+    closed_at     INTEGER,
+    last_seq      INTEGER NOT NULL,
+    PRIMARY KEY (workflow_id, first_seq)
+);
+
+CREATE INDEX workflows_maybe_running ON workflows (workflow_id)
+    WHERE status NOT IN ('completed', 'failed', 'cancelled', 'timed_out', 'continued_as_new');
+"#;
+
+/// The visibility rows that may be running: every row whose status is not a
+/// known terminal one, so that a row with a damaged status is still seen
+/// (and reported) by recovery. Matches the `workflows_maybe_running` index.
+pub(super) const MAYBE_RUNNING: &str =
+    "status NOT IN ('completed', 'failed', 'cancelled', 'timed_out', 'continued_as_new')";
+
+pub(super) async fn migrate(writer: &SqlitePool) -> Result<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS aion_schema (
+             id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL
+         )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let found: i64 = sqlx::query_scalar("SELECT version FROM aion_schema WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let applied = usize::try_from(found).map_err(|_| StoreError::Corrupt {
+        location: "aion_schema".into(),
+        reason: format!("negative schema version {found}"),
+    })?;
+    if applied == MIGRATIONS.len() {
+        return Ok(());
+    }
+    for migration in &MIGRATIONS[applied..] {
+        sqlx::raw_sql(*migration).execute(&mut *tx).await.map_err(backend)?;
+    }
+    if applied < 2 {
+        // SQL alone cannot read run ids and types out of encoded events.
+        backfill_runs(&mut tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO aion_schema (id, version) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+    )
+    .bind(SCHEMA_VERSION)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    tx.commit().await.map_err(backend)
+}
