@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aion::engine::{Engine, EngineConfig, EngineError, EngineListener, StoreConfig};
+use aion::ids::WorkflowId;
 use aion::store::sqlite::SqliteOptions;
 use tempfile::TempDir;
 use tokio::runtime::Handle;
@@ -14,6 +15,12 @@ struct Quiet;
 impl EngineListener for Quiet {
     fn warning(&self, message: &str) {
         eprintln!("engine warning: {message}");
+    }
+
+    fn wake(&self, _workflow_id: &WorkflowId, _workflow_type: &str) {}
+
+    fn fatal(&self, message: &str) {
+        panic!("engine failed: {message}");
     }
 }
 

@@ -16,7 +16,6 @@ mod recovery;
 mod residency;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -236,7 +235,6 @@ struct Inner {
     generations: AtomicU64,
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    store_lock: Mutex<Option<File>>,
     blocked: Mutex<residency::BlockedRuns>,
 }
 
@@ -303,13 +301,12 @@ impl WorkflowCell {
 /// Opens the configured store. An SQLite store takes an exclusive lock on
 /// its database file itself (see `store::sqlite`), so that two engines never
 /// run the same workflows, whatever path each was given; the second one gets
-/// [`EngineError::StoreInUse`]. The returned file is always `None` now: the
-/// store holds and releases its own lock.
-async fn open_store(config: &StoreConfig) -> Result<(Arc<dyn Store>, Option<File>)> {
+/// [`EngineError::StoreInUse`].
+async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
     match config {
-        StoreConfig::Memory => Ok((Arc::new(MemoryStore::new()), None)),
+        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreConfig::Sqlite { path, options } => match SqliteStore::open(path, options.clone()).await {
-            Ok(store) => Ok((Arc::new(store), None)),
+            Ok(store) => Ok(Arc::new(store)),
             Err(StoreError::InUse { location }) => Err(EngineError::StoreInUse { location }),
             Err(error) => Err(error.into()),
         },
@@ -320,7 +317,7 @@ impl Engine {
     /// Opens the store (creating or migrating its schema) and starts the
     /// writer and timer tasks on `runtime`. Call [`Engine::recover`] next.
     pub async fn open(config: EngineConfig, listener: Arc<dyn EngineListener>, runtime: Handle) -> Result<Engine> {
-        let (store, store_lock) = open_store(&config.store).await?;
+        let store = open_store(&config.store).await?;
         let (writer, writer_task) = GroupCommitWriter::spawn(Arc::clone(&store), config.writer.clone(), &runtime);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let sink = timer_sink(weak.clone(), runtime.clone());
@@ -336,7 +333,6 @@ impl Engine {
                 generations: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(vec![writer_task, wheel_task]),
-                store_lock: Mutex::new(store_lock),
                 blocked: Mutex::new(residency::BlockedRuns::default()),
             }
         });
@@ -391,7 +387,6 @@ impl Engine {
             let _ = task.await;
         }
         self.inner.store.close().await;
-        lock(&self.inner.store_lock).take();
     }
 
     fn ensure_open(&self) -> Result<()> {
