@@ -450,14 +450,14 @@ impl Engine {
         let mut recorder = cell.recorder.lock().await;
         if generated {
             recorder.set_head(0);
-        } else if let Some(summary) = self.inner.store.summary(&workflow_id).await? {
-            if summary.status == WorkflowStatus::Running {
+        } else if let Some(latest) = self.latest_run(&workflow_id).await? {
+            if latest.status == WorkflowStatus::Running {
                 return Err(EngineError::AlreadyStarted {
                     workflow_id,
-                    run_id: summary.run_id,
+                    run_id: latest.run_id,
                 });
             }
-            recorder.set_head(summary.head_seq);
+            recorder.set_head(latest.last_seq);
         } else {
             recorder.set_head(0);
         }
@@ -473,10 +473,10 @@ impl Engine {
             Ok(recorded) => recorded,
             Err(StoreError::SequenceConflict { .. }) => {
                 // Someone started it between our read and our append.
-                return Err(match self.inner.store.summary(&workflow_id).await? {
-                    Some(summary) if summary.status == WorkflowStatus::Running => EngineError::AlreadyStarted {
+                return Err(match self.latest_run(&workflow_id).await? {
+                    Some(latest) if latest.status == WorkflowStatus::Running => EngineError::AlreadyStarted {
                         workflow_id,
-                        run_id: summary.run_id,
+                        run_id: latest.run_id,
                     },
                     _ => StoreError::Backend(format!("concurrent start of {workflow_id}; retry")).into(),
                 });
@@ -499,20 +499,20 @@ impl Engine {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
-        let history = self.inner.store.read_history(workflow_id).await?;
-        let Some((run_id, segment)) = current_run(&history) else {
+        // Only the latest run is read, from its workflow_started on.
+        let Some((run, segment)) = self.inner.store.read_current_run(workflow_id).await? else {
             return Err(EngineError::NotFound {
                 workflow_id: workflow_id.clone(),
             });
         };
-        if let Some(status) = segment.iter().rev().find_map(|r| WorkflowStatus::after(&r.event))
-            && status.is_terminal()
-        {
+        if run.status.is_terminal() {
             return Err(EngineError::NotRunning {
                 workflow_id: workflow_id.clone(),
-                status,
+                status: run.status,
             });
         }
+        let run_id = run.run_id;
+        let segment = segment.as_slice();
         let resolver = Resolver::from_segment(run_id, segment)?;
         let Event::WorkflowStarted {
             workflow_type, input, ..
@@ -531,7 +531,7 @@ impl Engine {
             input: input.clone(),
             started_at: segment[0].envelope.recorded_at,
         };
-        recorder.set_head(history.last().map_or(0, RecordedEvent::seq));
+        recorder.set_head(segment.last().map_or(0, RecordedEvent::seq));
         // Loading again is trying again: a blocked run blocks anew if its
         // code still does not replay.
         self.unblock(workflow_id);
@@ -545,13 +545,13 @@ impl Engine {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
-        let summary = self.summary(workflow_id).await?;
+        let latest = self.existing_run(workflow_id).await?;
         release_if(&cell, |run| run.resolver.run_id() == run_id);
-        if summary.run_id != run_id || summary.status != WorkflowStatus::Running {
+        if latest.run_id != run_id || latest.status != WorkflowStatus::Running {
             drop(recorder);
             return self.run_terminal(workflow_id, run_id).await;
         }
-        recorder.set_head(summary.head_seq);
+        recorder.set_head(latest.last_seq);
         let (status, value, event) = match outcome {
             RunOutcome::Completed(result) => (WorkflowStatus::Completed, result.clone(), Event::WorkflowCompleted { result }),
             RunOutcome::Failed(error) => (WorkflowStatus::Failed, error.clone(), Event::WorkflowFailed { error }),
@@ -573,46 +573,51 @@ impl Engine {
         }
     }
 
-    async fn summary(&self, workflow_id: &WorkflowId) -> Result<WorkflowSummary> {
-        self.inner
-            .store
-            .summary(workflow_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                workflow_id: workflow_id.clone(),
-            })
+    /// The latest run of a workflow, from the store's runs (never from the
+    /// visibility row, which is only a projection for listing).
+    async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunSummary>> {
+        Ok(self.inner.store.read_run_chain(workflow_id).await?.pop())
+    }
+
+    async fn existing_run(&self, workflow_id: &WorkflowId) -> Result<RunSummary> {
+        self.latest_run(workflow_id).await?.ok_or_else(|| EngineError::NotFound {
+            workflow_id: workflow_id.clone(),
+        })
     }
 
     /// How the latest run ended, or `None` while it runs.
     pub async fn terminal(&self, workflow_id: &WorkflowId) -> Result<Option<Terminal>> {
         self.ensure_open()?;
-        let summary = self.summary(workflow_id).await?;
-        if !summary.status.is_terminal() {
+        let latest = self.existing_run(workflow_id).await?;
+        if !latest.status.is_terminal() {
             return Ok(None);
         }
-        // A terminal latest run ends the history: its ending is the head.
-        let head = self.inner.store.read_from(workflow_id, summary.head_seq).await?;
+        // A terminal run ends with its ending.
+        let ending = self.inner.store.read_from(workflow_id, latest.last_seq).await?;
         Ok(Some(Terminal {
-            run_id: summary.run_id,
-            status: summary.status,
-            value: head.first().and_then(|recorded| ending_value(&recorded.event)),
+            run_id: latest.run_id,
+            status: latest.status,
+            value: ending.first().and_then(|recorded| ending_value(&recorded.event)),
         }))
     }
 
     /// How run `run_id` ended (an older run's ending needs the history).
     async fn run_terminal(&self, workflow_id: &WorkflowId, run_id: RunId) -> Result<Terminal> {
-        let history = self.inner.store.read_history(workflow_id).await?;
-        let run = run_chain(&history)
+        let run = self
+            .inner
+            .store
+            .read_run_chain(workflow_id)
+            .await?
             .into_iter()
             .find(|run| run.run_id == run_id)
             .ok_or_else(|| EngineError::NotFound {
                 workflow_id: workflow_id.clone(),
             })?;
-        let last = history.iter().find(|r| r.seq() == run.last_seq);
+        let last = self.inner.store.read_from(workflow_id, run.last_seq).await?;
         Ok(Terminal {
             run_id,
             status: run.status,
-            value: last.and_then(|recorded| ending_value(&recorded.event)),
+            value: last.first().and_then(|recorded| ending_value(&recorded.event)),
         })
     }
 
@@ -674,8 +679,8 @@ impl Engine {
         match cell.owner() {
             Some(owner) => owner.timer_fired(entry.command),
             None => {
-                let summary = self.summary(&entry.workflow_id).await?;
-                self.inner.listener.wake(&entry.workflow_id, &summary.workflow_type);
+                let run = self.existing_run(&entry.workflow_id).await?;
+                self.inner.listener.wake(&entry.workflow_id, &run.workflow_type);
             }
         }
         Ok(())

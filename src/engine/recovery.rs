@@ -8,10 +8,11 @@
 //!    that is not asleep on a timer (see [`Engine::runnable_page`]); replay in
 //!    that process brings it to the live handoff.
 //!
-//! A workflow whose timer cannot fire, or whose history cannot be projected,
-//! is reported and skipped; it never blocks the others.
+//! Each step walks the store page by page. A workflow whose timer cannot
+//! fire, or whose history cannot be projected, is reported and skipped; it
+//! never blocks the others.
 
-use crate::store::ReconcileReport;
+use crate::store::{DEFAULT_PAGE, ReconcileReport, TimerEntry};
 
 use super::{Engine, Result};
 
@@ -34,33 +35,57 @@ impl Engine {
     pub async fn recover(&self) -> Result<RecoveryReport> {
         self.ensure_open()?;
         let inner = &self.inner;
-        let mut report = RecoveryReport {
-            visibility: inner.store.reconcile_visibility().await?,
-            ..RecoveryReport::default()
-        };
-        for (workflow_id, reason) in &report.visibility.broken {
-            inner
-                .listener
-                .warning(&format!("recovery: history of {workflow_id} cannot be projected, skipped: {reason}"));
+        let mut report = RecoveryReport::default();
+
+        // Page by page: bounded memory and work per step, whatever the store holds.
+        let mut after = None;
+        loop {
+            let (page, next) = inner.store.reconcile_visibility_page(after.as_ref(), DEFAULT_PAGE).await?;
+            for (workflow_id, reason) in &page.broken {
+                inner
+                    .listener
+                    .warning(&format!("recovery: history of {workflow_id} cannot be projected, skipped: {reason}"));
+            }
+            report.visibility.rebuilt += page.rebuilt;
+            report.visibility.broken.extend(page.broken);
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
         }
 
         let now = inner.clock.now();
-        let (overdue, future): (Vec<_>, Vec<_>) = inner
-            .store
-            .pending_timers()
-            .await?
-            .into_iter()
-            .partition(|entry| entry.fire_at <= now);
-        report.timers_armed = future.len();
-        for entry in future {
-            inner.wheel.arm(entry);
+        let mut cursor = None;
+        loop {
+            let page = inner.store.pending_timers_page(cursor, DEFAULT_PAGE).await?;
+            for (timer, error) in &page.broken {
+                report.timer_failures.push(format!("timer row {timer} cannot be read: {error}"));
+            }
+            let (overdue, future): (Vec<_>, Vec<_>) = page.timers.into_iter().partition(|entry| entry.fire_at <= now);
+            report.timers_armed += future.len();
+            for entry in future {
+                inner.wheel.arm(entry);
+            }
+            self.fire_overdue(overdue, &mut report).await;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
-        // Fire concurrently so that the writer commits them in a few batches.
+        for failure in &report.timer_failures {
+            inner.listener.warning(&format!("recovery: {failure}"));
+        }
+        Ok(report)
+    }
+
+    /// Fires overdue timers concurrently, so that the writer commits them in
+    /// a few batches; a timer that cannot fire is armed for a retry.
+    async fn fire_overdue(&self, overdue: Vec<TimerEntry>, report: &mut RecoveryReport) {
         let firing: Vec<_> = overdue
             .into_iter()
             .map(|entry| {
                 let engine = self.clone();
-                inner.runtime.spawn(async move {
+                self.inner.runtime.spawn(async move {
                     let result = engine.fire_timer(&entry).await;
                     (entry, result)
                 })
@@ -73,15 +98,10 @@ impl Engine {
                     report
                         .timer_failures
                         .push(format!("timer {} of {}: {error}", entry.timer_id, entry.workflow_id));
-                    inner.wheel.arm(entry);
+                    self.inner.wheel.arm(entry);
                 }
                 Err(join_error) => report.timer_failures.push(format!("timer task failed: {join_error}")),
             }
         }
-        for failure in &report.timer_failures {
-            inner.listener.warning(&format!("recovery: {failure}"));
-        }
-
-        Ok(report)
     }
 }

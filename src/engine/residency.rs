@@ -8,7 +8,7 @@
 //! running, nothing is recorded, and it is left alone until code that may
 //! replay it cleanly is running.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::ids::{RunId, WorkflowId};
 use crate::replay::PendingWork;
@@ -66,31 +66,21 @@ impl Engine {
     /// from `after` (exclusive), at most `limit` of them.
     pub async fn runnable_page(&self, after: Option<&WorkflowId>, limit: usize) -> Result<RunnablePage> {
         self.ensure_open()?;
-        let store = &self.inner.store;
-        let sleeping: HashSet<WorkflowId> = store
-            .pending_timers()
-            .await?
-            .into_iter()
-            .map(|entry| entry.workflow_id)
-            .collect();
-        let mut running: Vec<WorkflowSummary> = store
-            .list_active()
-            .await?
-            .into_iter()
-            .filter(|summary| !sleeping.contains(&summary.workflow_id))
-            .filter(|summary| after.is_none_or(|after| summary.workflow_id > *after))
-            .collect();
-        running.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
-        let next = (running.len() > limit).then(|| running[limit - 1].workflow_id.clone());
-        running.truncate(limit);
-        let runs = running
+        let page = self.inner.store.list_running_page(after, limit, true).await?;
+        for (workflow_id, error) in &page.broken {
+            self.inner
+                .listener
+                .warning(&format!("visibility row of {workflow_id} cannot be read, skipped until repaired: {error}"));
+        }
+        let runs = page
+            .rows
             .into_iter()
             .map(|summary| {
                 let blocked = self.blocked(&summary.workflow_id);
                 (summary, blocked)
             })
             .collect();
-        Ok(RunnablePage { runs, next })
+        Ok(RunnablePage { runs, next: page.next })
     }
 }
 

@@ -44,6 +44,23 @@ defmodule Aion.BadInputTest do
       assert {:ok, %{result: 3}} = Aion.await(first, id)
     end
 
+    test "on a store another instance uses through a symlink or a hard link fails", %{tmp_dir: dir} do
+      path = Path.join(dir, "aion.db")
+      first = start_instance(store: {:sqlite, path}, workflows: [Sequence])
+      symlink = Path.join(dir, "symlink.db")
+      hard_link = Path.join(dir, "hard-link.db")
+      :ok = File.ln_s(path, symlink)
+      :ok = File.ln(path, hard_link)
+
+      for other <- [symlink, hard_link] do
+        error = start_link_error(store: {:sqlite, other}, workflows: [Sequence])
+        assert error.reason == :store_in_use, error.message
+      end
+
+      {:ok, id} = Aion.start_workflow(first, Sequence, %{n: 1})
+      assert {:ok, %{result: 3}} = Aion.await(first, id)
+    end
+
     test "with invalid options names the option" do
       assert start_link_error([]).message == "Aion: the :store option is required (:memory or {:sqlite, path})"
       assert start_link_error(store: :memory, durability: :eventual).message =~ "expected :durability to be :full or :normal"

@@ -44,6 +44,28 @@ defmodule Aion.RecoveryTest do
     refute_received {:gate, _, "b"}
   end
 
+  test "a damaged visibility row fails nobody: every workflow, its own included, goes on", %{tmp_dir: dir} do
+    db = Path.join(dir, "aion.db")
+    listener = listen()
+    aion = start_instance(store: {:sqlite, db}, workflows: [Gated])
+
+    gates =
+      for id <- ~w(a b c) do
+        {:ok, ^id} = Aion.start_workflow(aion, Gated, listener, id: id)
+        assert_receive {:gate, activity, ^id}, 5_000
+        {id, activity}
+      end
+
+    {_, 0} = System.cmd("sqlite3", [db, "UPDATE workflows SET status = 'bogus', head_seq = 'x' WHERE workflow_id = 'b'"])
+
+    for {id, activity} <- gates do
+      send(activity, :open)
+      assert Aion.await(aion, id) == {:ok, :done}
+    end
+
+    assert {:ok, %{status: :completed}} = Aion.describe(aion, "b")
+  end
+
   test "a workflow of a type the instance does not run waits for one that does", %{tmp_dir: dir} do
     db = Path.join(dir, "aion.db")
     aion = start_instance(store: {:sqlite, db}, workflows: [Sleeper])
