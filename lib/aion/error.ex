@@ -4,11 +4,8 @@ defmodule Aion.Error do
 
   Fields:
 
-    * `:reason` - a stable atom naming the kind of error (match on this), such as
-      `:invalid_option`, `:unknown_workflow`, `:unserializable`, `:already_started`,
-      `:not_found`, `:timeout`, `:nondeterminism`, `:store_open_failed`,
-      `:store_in_use`, `:workflow_raised`, `:activity_raised`, `:activity_exited`,
-      `:activity_timeout`, `:not_running`.
+    * `:reason` - a stable atom naming the kind of error (match on this); see
+      `t:reason/0`.
     * `:message` - a sentence for humans.
     * `:code` - a stable code for errors with a catalogue entry
       (`"AION-ND001"`, ...; see `docs/errors/`), else `nil`.
@@ -17,7 +14,52 @@ defmodule Aion.Error do
 
   defexception [:reason, :message, :code, :details]
 
-  @type t :: %__MODULE__{reason: atom(), message: String.t(), code: String.t() | nil, details: map() | nil}
+  @typedoc """
+  Every reason Aion produces:
+
+    * bad input: `:invalid_option`, `:invalid_workflow_id`, `:unknown_workflow`,
+      `:unserializable`;
+    * workflows: `:already_started`, `:not_found`, `:not_running` (also: no such
+      instance, or it stopped), `:timeout` (a wait ran out), `:nondeterminism`;
+    * how a run or activity failed: `:workflow_raised`, `:workflow_failed`,
+      `:activity_raised`, `:activity_exited`, `:activity_timeout`, `:cancelled`;
+      a run that ended otherwise: `:timed_out`, `:continued_as_new`;
+    * the store and engine: `:store_open_failed`, `:store_in_use`,
+      `:store_corrupt`, `:store_schema_too_new`, `:store_error` (transient:
+      retry), `:sequence_conflict`, `:closed`, `:engine_timeout`, `:superseded`,
+      `:invalid_command`, `:panic` (a bug in Aion: please report it).
+  """
+  @type reason ::
+          :invalid_option
+          | :invalid_workflow_id
+          | :unknown_workflow
+          | :unserializable
+          | :already_started
+          | :not_found
+          | :not_running
+          | :timeout
+          | :nondeterminism
+          | :workflow_raised
+          | :workflow_failed
+          | :activity_raised
+          | :activity_exited
+          | :activity_timeout
+          | :cancelled
+          | :timed_out
+          | :continued_as_new
+          | :store_open_failed
+          | :store_in_use
+          | :store_corrupt
+          | :store_schema_too_new
+          | :store_error
+          | :sequence_conflict
+          | :closed
+          | :engine_timeout
+          | :superseded
+          | :invalid_command
+          | :panic
+
+  @type t :: %__MODULE__{reason: reason(), message: String.t(), code: String.t() | nil, details: map() | nil}
 
   @doc false
   def new(reason, message, fields \\ []) do

@@ -129,9 +129,10 @@ defmodule Aion.Run.Process do
       {:error, %Aion.Error{reason: :not_running}} ->
         exit({:shutdown, :aion_not_running})
 
-      # Retrying cannot help a history that does not decode: the run is left
-      # alone (and tried again when the instance restarts).
-      {:error, %Aion.Error{reason: :store_corrupt} = error} ->
+      # Retrying cannot help a history that does not decode or does not fit
+      # together (AION-ND003): the run is left alone (and tried again when the
+      # instance restarts).
+      {:error, %Aion.Error{reason: reason} = error} when reason in [:store_corrupt, :nondeterminism] ->
         Logger.error("Aion: cannot resume workflow #{workflow_id}, skipping it: #{error.message}")
         exit({:shutdown, {:aion_broken, error}})
 
