@@ -2,6 +2,7 @@
 //! marker values), stored as bytes with the name of their encoding beside them
 //! so that the encoding can evolve without rewriting history.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use base64::Engine as _;
@@ -61,13 +62,72 @@ impl fmt::Debug for Payload {
     }
 }
 
+thread_local! {
+    /// While set, payload bytes serialize as an index into this list instead
+    /// of base64 text (see [`split_payloads`]).
+    static SPLIT: RefCell<Option<Vec<Vec<u8>>>> = const { RefCell::new(None) };
+    /// While set, a payload serialized as an index takes its bytes from here
+    /// (see [`join_payloads`]).
+    static JOIN: RefCell<Option<Vec<Option<Vec<u8>>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `serialize` with payload bytes set aside: each payload's `data` is
+/// written as its index in the returned list, so that a format can store the
+/// bytes raw, beside the text, instead of as base64 inside it.
+pub(crate) fn split_payloads<R>(serialize: impl FnOnce() -> R) -> (R, Vec<Vec<u8>>) {
+    let previous = SPLIT.with(|split| split.replace(Some(Vec::new())));
+    let result = serialize();
+    let blobs = SPLIT.with(|split| split.replace(previous)).unwrap_or_default();
+    (result, blobs)
+}
+
+/// Runs `deserialize` with `blobs` standing for the payloads that
+/// [`split_payloads`] set aside.
+pub(crate) fn join_payloads<R>(blobs: Vec<Vec<u8>>, deserialize: impl FnOnce() -> R) -> R {
+    let previous = JOIN.with(|join| join.replace(Some(blobs.into_iter().map(Some).collect())));
+    let result = deserialize();
+    JOIN.with(|join| join.replace(previous));
+    result
+}
+
 fn to_base64<S: Serializer>(data: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&BASE64.encode(data))
+    let index = SPLIT.with(|split| {
+        split.borrow_mut().as_mut().map(|blobs| {
+            blobs.push(data.to_vec());
+            blobs.len() - 1
+        })
+    });
+    match index {
+        Some(index) => serializer.serialize_u64(index as u64),
+        None => serializer.serialize_str(&BASE64.encode(data)),
+    }
 }
 
 fn from_base64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    BASE64.decode(text).map_err(serde::de::Error::custom)
+    struct Data;
+
+    impl serde::de::Visitor<'_> for Data {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("base64 text, or the index of a payload stored beside the event")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+            BASE64.decode(text).map_err(E::custom)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, index: u64) -> Result<Vec<u8>, E> {
+            JOIN.with(|join| {
+                join.borrow_mut()
+                    .as_mut()
+                    .and_then(|blobs| blobs.get_mut(usize::try_from(index).ok()?)?.take())
+                    .ok_or_else(|| E::custom(format!("no stored payload {index}")))
+            })
+        }
+    }
+
+    deserializer.deserialize_any(Data)
 }
 
 #[cfg(test)]

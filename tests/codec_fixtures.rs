@@ -1,8 +1,10 @@
-//! Format 1 of the stored event body is pinned: `fixtures/events_v1.jsonl`
-//! holds one event of every kind as Aion wrote it, and must decode to the same
-//! events, and re-encode to the same bytes, forever. A change that breaks this
-//! needs a new format number, a decoder for the old one and a fixture of its
-//! own, never an edit of this one.
+//! Every format of the stored event body is pinned: `fixtures/events_v1.jsonl`
+//! and `fixtures/events_v2.bin` hold one event of every kind as Aion wrote it,
+//! and must decode to the same events, and re-encode to the same bytes,
+//! forever. A change that breaks this needs a new format number, a decoder
+//! for the old one and a fixture of its own, never an edit of these.
+//! (`AION_WRITE_FIXTURES=1 cargo test codec` writes the v2 fixture once, when
+//! it is missing.)
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use aion::payload::Payload;
 use aion::time::Timestamp;
 
 const FIXTURE: &str = include_str!("fixtures/events_v1.jsonl");
+const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events_v2.bin");
 
 /// One event of every kind, in declaration order.
 fn corpus() -> Vec<Event> {
@@ -132,14 +135,47 @@ fn corpus() -> Vec<Event> {
 
 #[test]
 fn format_1_fixture_decodes_to_the_corpus_and_reencodes_byte_for_byte() {
-    assert_eq!(CURRENT_FORMAT, 1);
     let lines: Vec<&str> = FIXTURE.lines().collect();
     let corpus = corpus();
     assert_eq!(lines.len(), corpus.len(), "one fixture line per event kind");
     for (line, expected) in lines.iter().zip(&corpus) {
         let decoded = codec::decode(1, line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(&decoded, expected);
-        assert_eq!(String::from_utf8(codec::encode(&decoded).unwrap()).unwrap(), *line);
+        assert_eq!(String::from_utf8(codec::encode_format(1, &decoded).unwrap()).unwrap(), *line);
+    }
+}
+
+/// The v2 fixture: each body prefixed with its length (u32 LE).
+fn v2_records(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut records = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        records.push(&rest[4..4 + len]);
+        rest = &rest[4 + len..];
+    }
+    records
+}
+
+#[test]
+fn format_2_fixture_decodes_to_the_corpus_and_reencodes_byte_for_byte() {
+    assert_eq!(CURRENT_FORMAT, 2);
+    let corpus = corpus();
+    if std::env::var_os("AION_WRITE_FIXTURES").is_some() && !std::path::Path::new(FIXTURE_V2).exists() {
+        let mut file = Vec::new();
+        for event in &corpus {
+            let body = codec::encode_format(2, event).unwrap();
+            file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            file.extend_from_slice(&body);
+        }
+        std::fs::write(FIXTURE_V2, file).unwrap();
+    }
+    let fixture = std::fs::read(FIXTURE_V2).expect("tests/fixtures/events_v2.bin");
+    let records = v2_records(&fixture);
+    assert_eq!(records.len(), corpus.len(), "one fixture record per event kind");
+    for (body, expected) in records.iter().zip(&corpus) {
+        assert_eq!(&codec::decode(2, body).unwrap(), expected);
+        assert_eq!(codec::encode(expected).unwrap(), *body);
     }
 }
 

@@ -140,6 +140,17 @@ defmodule Aion.BadInputTest do
       end
     end
 
+    test "a large input is stored once: the store grows by about its size", %{tmp_dir: dir} do
+      db = Path.join(dir, "big.db")
+      aion = start_instance(store: {:sqlite, db}, workflows: [Aion.Test.Measures])
+      input = :crypto.strong_rand_bytes(20_000_000)
+      {:ok, id} = Aion.start_workflow(aion, Aion.Test.Measures, input)
+      assert {:ok, 20_000_000} = Aion.await(aion, id, 30_000)
+
+      on_disk = for file <- Path.wildcard(db <> "*"), reduce: 0, do: (total -> total + File.stat!(file).size)
+      assert on_disk < 26_000_000, "#{on_disk} bytes on disk for a 20,000,000-byte input"
+    end
+
     test "history of a workflow with a map of more than 128 keys", %{aion: aion} do
       input = Map.new(1..500, &{"field-#{&1}", &1})
       {:ok, id} = Aion.start_workflow(aion, Aion.Test.ActivityResults, {:big_map, [300], []})

@@ -198,3 +198,12 @@ defmodule Aion.Test.Trapper do
     {:ok, :woke}
   end
 end
+
+defmodule Aion.Test.Measures do
+  @moduledoc false
+  # Returns the size of its (binary) input.
+  use Aion.Workflow
+
+  @impl true
+  def run(input), do: {:ok, byte_size(input)}
+end

@@ -219,7 +219,7 @@ async fn reconcile_repairs_tampered_rows_and_reports_broken_histories() {
     )
     .await
     .unwrap();
-    let body = aion::codec::encode(&marker(1, 1)).unwrap();
+    let body = aion::codec::encode_format(1, &marker(1, 1)).unwrap();
     sqlx::query("INSERT INTO events VALUES ('headless', 1, 0, 'marker_recorded', 1, ?1)")
         .bind(body)
         .execute(&mut conn)
@@ -415,7 +415,7 @@ async fn a_request_failing_half_way_leaves_nothing_behind() {
     // savepoint would undo the rows written before the collision).
     let mut conn = raw(&path).await;
     sqlx::query("INSERT INTO events VALUES ('long', 70, 0, 'marker_recorded', 1, ?1)")
-        .bind(aion::codec::encode(&marker(70, 70)).unwrap())
+        .bind(aion::codec::encode_format(1, &marker(70, 70)).unwrap())
         .execute(&mut conn)
         .await
         .unwrap();

@@ -66,6 +66,9 @@ const BACKEND: &str = "sqlite";
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+/// Bytes the WAL file is truncated to after a checkpoint.
+const WAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
+
 /// Rows per multi-row `INSERT` into `events`: large batches cost a few
 /// statements instead of one per event, while staying far below SQLite's
 /// limit on bound parameters (6 per row).
@@ -180,7 +183,11 @@ impl SqliteStore {
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal),
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // A large commit grows the WAL to its size; without a
+                    // limit the file keeps that size after the checkpoint, a
+                    // second copy of every large payload on disk.
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string()),
             )
             .await
             .map_err(|error| open_error(describe_open_error(&error)))?;
