@@ -132,4 +132,33 @@ defmodule Aion.Run.LifecycleTest do
     stop_instance(aion)
     assert {:error, %Aion.Error{reason: :not_running}} = Task.await(awaiter, 2_000)
   end
+
+  # Loading the run elsewhere supersedes the process's replay state, as the
+  # engine also does when recorded history and replay state disagree.
+  defp supersede(aion, id) do
+    {:ok, instance} = Aion.Instance.lookup(aion)
+    {:ok, _run, _info} = Aion.Engine.load_run(instance.engine, id, 0)
+  end
+
+  test "a run whose replay state was dropped under its process is respawned, not left stuck", %{aion: aion} do
+    listener = listen()
+    {:ok, id} = Aion.start_workflow(aion, Gated, listener)
+    assert_receive {:gate, activity, ^id}, 5_000
+    supersede(aion, id)
+    send(activity, :open)
+
+    # Recording the result fails (superseded): the process stops, is
+    # respawned, replays, and runs the unfinished activity again.
+    assert_receive {:gate, again, ^id}, 5_000
+    send(again, :open)
+    assert Aion.await(aion, id) == {:ok, :done}
+  end
+
+  test "a sleeper that never hears its timer fire asks, instead of waiting forever", %{aion: aion} do
+    {:ok, id} = Aion.start_workflow(aion, Sleeper, 100)
+    eventually(fn -> match?({:ok, %{pending: [_]}}, Aion.describe(aion, id)) end)
+    # The timer's firing now goes to this test process, not to the sleeper.
+    supersede(aion, id)
+    assert {:ok, :woke} = Aion.await(aion, id, 5_000)
+  end
 end
