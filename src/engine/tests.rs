@@ -8,7 +8,8 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::replay::{CommandKind, Outcome};
+use crate::replay::{CommandKind, CommandSpec, Outcome, PendingWork, Resolution};
+use crate::status::WorkflowStatus;
 use crate::store::sqlite::SqliteOptions;
 use crate::time::ManualClock;
 

@@ -1,0 +1,132 @@
+//! How runs end: recording an ending (never over one history already holds),
+//! and reading how a run ended.
+
+use crate::event::Event;
+use crate::ids::{RunId, WorkflowId};
+use crate::payload::Payload;
+use crate::status::{RunSummary, WorkflowStatus};
+
+use super::{Engine, EngineError, LiveRun, Result, WorkflowCell, lock};
+
+/// How a run's process ended, as the host saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunOutcome {
+    /// The code returned this value.
+    Completed(Payload),
+    /// The code failed with this error.
+    Failed(Payload),
+}
+
+/// How a run ended, read from history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Terminal {
+    /// The run.
+    pub run_id: RunId,
+    /// Its final status.
+    pub status: WorkflowStatus,
+    /// The result, error or cancellation reason, when the status has one.
+    pub value: Option<Payload>,
+}
+
+impl Engine {
+    /// Records how run `run_id` ended, unless its history already holds an
+    /// ending (which is kept, never overwritten), and releases its replay
+    /// state. Returns the run's recorded ending.
+    pub async fn complete_run(&self, workflow_id: &WorkflowId, run_id: RunId, outcome: RunOutcome) -> Result<Terminal> {
+        self.ensure_open()?;
+        let cell = self.cell(workflow_id);
+        let mut recorder = cell.recorder.lock().await;
+        let latest = self.existing_run(workflow_id).await?;
+        release_if(&cell, |run| run.resolver.run_id() == run_id);
+        if latest.run_id != run_id || latest.status != WorkflowStatus::Running {
+            drop(recorder);
+            return self.run_terminal(workflow_id, run_id).await;
+        }
+        recorder.set_head(latest.last_seq);
+        let (status, value, event) = match outcome {
+            RunOutcome::Completed(result) => (WorkflowStatus::Completed, result.clone(), Event::WorkflowCompleted { result }),
+            RunOutcome::Failed(error) => (WorkflowStatus::Failed, error.clone(), Event::WorkflowFailed { error }),
+        };
+        cell.append(&mut recorder, vec![event]).await?;
+        self.inner.wheel.disarm_workflow(workflow_id);
+        Ok(Terminal {
+            run_id,
+            status,
+            value: Some(value),
+        })
+    }
+
+    /// Drops the replay state of a run whose process stopped without an
+    /// outcome (crash, shutdown), if `generation` still owns it.
+    pub fn release_run(&self, workflow_id: &WorkflowId, generation: u64) {
+        if let Some(cell) = self.existing_cell(workflow_id) {
+            release_if(&cell, |run| run.generation == generation);
+        }
+    }
+
+    /// The latest run of a workflow, from the store's runs (never from the
+    /// visibility row, which is only a projection for listing).
+    pub(super) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunSummary>> {
+        Ok(self.inner.store.read_run_chain(workflow_id).await?.pop())
+    }
+
+    pub(super) async fn existing_run(&self, workflow_id: &WorkflowId) -> Result<RunSummary> {
+        self.latest_run(workflow_id).await?.ok_or_else(|| EngineError::NotFound {
+            workflow_id: workflow_id.clone(),
+        })
+    }
+
+    /// How the latest run ended, or `None` while it runs.
+    pub async fn terminal(&self, workflow_id: &WorkflowId) -> Result<Option<Terminal>> {
+        self.ensure_open()?;
+        let latest = self.existing_run(workflow_id).await?;
+        if !latest.status.is_terminal() {
+            return Ok(None);
+        }
+        // A terminal run ends with its ending.
+        let ending = self.inner.store.read_from(workflow_id, latest.last_seq).await?;
+        Ok(Some(Terminal {
+            run_id: latest.run_id,
+            status: latest.status,
+            value: ending.first().and_then(|recorded| ending_value(&recorded.event)),
+        }))
+    }
+
+    /// How run `run_id` ended (an older run's ending needs the history).
+    async fn run_terminal(&self, workflow_id: &WorkflowId, run_id: RunId) -> Result<Terminal> {
+        let run = self
+            .inner
+            .store
+            .read_run_chain(workflow_id)
+            .await?
+            .into_iter()
+            .find(|run| run.run_id == run_id)
+            .ok_or_else(|| EngineError::NotFound {
+                workflow_id: workflow_id.clone(),
+            })?;
+        let last = self.inner.store.read_from(workflow_id, run.last_seq).await?;
+        Ok(Terminal {
+            run_id,
+            status: run.status,
+            value: last.first().and_then(|recorded| ending_value(&recorded.event)),
+        })
+    }
+}
+
+/// The value a run's ending carries: result, error, reason or successor input.
+fn ending_value(event: &Event) -> Option<Payload> {
+    match event {
+        Event::WorkflowCompleted { result } => Some(result.clone()),
+        Event::WorkflowFailed { error } => Some(error.clone()),
+        Event::WorkflowCancelled { reason } => Some(reason.clone()),
+        Event::WorkflowContinuedAsNew { input, .. } => Some(input.clone()),
+        _ => None,
+    }
+}
+
+fn release_if(cell: &WorkflowCell, owns: impl FnOnce(&LiveRun) -> bool) {
+    let mut live = lock(&cell.live);
+    if live.as_ref().is_some_and(owns) {
+        *live = None;
+    }
+}

@@ -1,0 +1,64 @@
+//! Operators' reads: a workflow's whole history and its description.
+
+use crate::event::RecordedEvent;
+use crate::ids::WorkflowId;
+use crate::replay::{PendingCommand, Resolver};
+use crate::status::{RunSummary, WorkflowSummary, current_run, run_chain};
+use crate::store::StoreError;
+
+use super::{Blocked, Engine, EngineError, Result};
+
+/// An operator's view of one workflow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Description {
+    /// The visibility row (latest run).
+    pub summary: WorkflowSummary,
+    /// All runs, oldest first.
+    pub runs: Vec<RunSummary>,
+    /// Commands of the latest run waiting for an outcome.
+    pub pending: Vec<PendingCommand>,
+    /// Why the latest run is blocked, if it is.
+    pub blocked: Option<Blocked>,
+}
+
+impl Engine {
+    /// The whole history of a workflow.
+    pub async fn history(&self, workflow_id: &WorkflowId) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        let history = self.inner.store.read_history(workflow_id).await?;
+        if history.is_empty() {
+            return Err(EngineError::NotFound {
+                workflow_id: workflow_id.clone(),
+            });
+        }
+        Ok(history)
+    }
+
+    /// Status, runs and pending work of a workflow.
+    pub async fn describe(&self, workflow_id: &WorkflowId) -> Result<Description> {
+        let history = self.history(workflow_id).await?;
+        let summary = WorkflowSummary::project(None, &history)
+            .map_err(|error| StoreError::Corrupt {
+                location: workflow_id.to_string(),
+                reason: error.to_string(),
+            })?
+            .ok_or_else(|| EngineError::NotFound {
+                workflow_id: workflow_id.clone(),
+            })?;
+        let pending = match current_run(&history) {
+            Some((run_id, segment)) if !summary.status.is_terminal() => {
+                Resolver::from_segment(run_id, segment)?.pending()
+            }
+            _ => Vec::new(),
+        };
+        let blocked = self.blocked(workflow_id).filter(|blocked| {
+            blocked.run_id == summary.run_id && !summary.status.is_terminal()
+        });
+        Ok(Description {
+            summary,
+            runs: run_chain(&history),
+            pending,
+            blocked,
+        })
+    }
+}

@@ -1,0 +1,240 @@
+//! A loaded run, driven by its owner: resolving the commands its code
+//! issues against replay state, and recording what happens live.
+
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::ids::TimerId;
+use crate::payload::Payload;
+use crate::replay::{CommandSpec, PendingWork, Resolution, Resolver};
+use crate::store::TimerEntry;
+
+use super::{Engine, EngineError, LiveRun, Result, RunInfo, RunOwner, WorkflowCell, lock};
+
+/// Something that happened live in a run, to record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RecordCommand {
+    /// An activity is about to run for the first time.
+    ActivityScheduled {
+        /// The command's ordinal (from [`Resolution::Live`]).
+        ordinal: u32,
+        /// What runs.
+        activity_type: String,
+        /// Its arguments.
+        input: Payload,
+    },
+    /// An activity returned.
+    ActivityCompleted {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// Its value.
+        result: Payload,
+    },
+    /// An activity failed for good.
+    ActivityFailed {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The failure.
+        error: Payload,
+    },
+    /// A durable sleep begins.
+    TimerStarted {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// How long, from now.
+        duration_ms: u64,
+    },
+    /// A value to replay later (`now`, a side effect's result).
+    Marker {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The marker's name.
+        name: String,
+        /// The value.
+        value: Payload,
+    },
+}
+
+impl RecordCommand {
+    /// The ordinal of the command this record opens, if it opens one.
+    fn opens(&self) -> Option<u32> {
+        match self {
+            RecordCommand::ActivityScheduled { ordinal, .. }
+            | RecordCommand::TimerStarted { ordinal, .. }
+            | RecordCommand::Marker { ordinal, .. } => Some(*ordinal),
+            RecordCommand::ActivityCompleted { .. } | RecordCommand::ActivityFailed { .. } => None,
+        }
+    }
+}
+
+/// One loaded run, driven by its owner.
+pub struct RunHandle {
+    pub(super) engine: Engine,
+    pub(super) cell: Arc<WorkflowCell>,
+    pub(super) generation: u64,
+    pub(super) info: RunInfo,
+}
+
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("info", &self.info)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl RunHandle {
+    /// The run's identity and input.
+    pub fn info(&self) -> &RunInfo {
+        &self.info
+    }
+
+    /// Which load of the run this handle is (see [`Engine::release_run`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(super) fn with_live<R>(&self, f: impl FnOnce(&mut LiveRun) -> Result<R>) -> Result<R> {
+        let mut live = lock(&self.cell.live);
+        match live.as_mut() {
+            Some(run) if run.generation == self.generation => f(run),
+            _ => Err(EngineError::Superseded {
+                workflow_id: self.info.workflow_id.clone(),
+                run_id: self.info.run_id,
+            }),
+        }
+    }
+
+    /// Sets who hears about this run's timers.
+    pub fn attach(&self, owner: Arc<dyn RunOwner>) -> Result<()> {
+        self.with_live(|run| {
+            run.owner = Some(owner);
+            Ok(())
+        })
+    }
+
+    /// Resolves the next command the run's code issues. A pending timer is
+    /// (re-)armed, so that waiting for it is all the caller has to do.
+    pub fn resolve(&self, issued: &CommandSpec) -> Result<Resolution> {
+        let resolution = self.with_live(|run| Ok(run.resolver.resolve(issued)?))?;
+        if let Resolution::Pending {
+            ordinal,
+            work: PendingWork::Timer { timer_id, fire_at },
+        } = &resolution
+        {
+            self.engine.inner.wheel.arm(TimerEntry {
+                workflow_id: self.info.workflow_id.clone(),
+                timer_id: timer_id.clone(),
+                command: *ordinal,
+                fire_at: *fire_at,
+            });
+        }
+        Ok(resolution)
+    }
+
+    /// Checks, when the code returned, that it issued every recorded command.
+    pub fn finish(&self) -> Result<()> {
+        self.with_live(|run| Ok(run.resolver.finish()?))
+    }
+
+    /// Records something that happened live; returns once it is durable.
+    pub async fn record(&self, command: RecordCommand) -> Result<()> {
+        self.engine.ensure_open()?;
+        let opens = command.opens();
+        let (events, timer) = self.with_live(|run| self.events_for(&run.resolver, command))?;
+        let mut recorder = self.cell.recorder.lock().await;
+        self.with_live(|_| Ok(()))?;
+        self.cell.append(&mut recorder, events).await?;
+        if let Some(ordinal) = opens {
+            // Recorded: the command now holds its ordinal.
+            self.with_live(|run| {
+                run.resolver.issued_live(ordinal);
+                Ok(())
+            })?;
+        }
+        drop(recorder);
+        if let Some(timer) = timer {
+            self.engine.inner.wheel.arm(timer);
+        }
+        Ok(())
+    }
+
+    /// Checks `command` against the replay state and builds its events.
+    fn events_for(&self, resolver: &Resolver, command: RecordCommand) -> Result<(Vec<Event>, Option<TimerEntry>)> {
+        let invalid = |reason: String| EngineError::InvalidCommand {
+            workflow_id: self.info.workflow_id.clone(),
+            reason,
+        };
+        let opening = |ordinal: u32| {
+            if resolver.is_live_edge(ordinal) {
+                Ok(())
+            } else {
+                Err(invalid(format!(
+                    "command #{ordinal} cannot be recorded now ({} recorded, {} issued)",
+                    resolver.recorded(),
+                    resolver.issued()
+                )))
+            }
+        };
+        let pending_activity = |ordinal: u32| match resolver.pending_at(ordinal) {
+            Some(PendingWork::Activity { .. }) => Ok(()),
+            _ => Err(invalid(format!("command #{ordinal} is not an activity waiting for its outcome"))),
+        };
+        Ok(match command {
+            RecordCommand::ActivityScheduled {
+                ordinal,
+                activity_type,
+                input,
+            } => {
+                opening(ordinal)?;
+                (
+                    vec![Event::ActivityScheduled {
+                        command: ordinal,
+                        activity_type,
+                        input,
+                    }],
+                    None,
+                )
+            }
+            RecordCommand::ActivityCompleted { ordinal, result } => {
+                pending_activity(ordinal)?;
+                (vec![Event::ActivityCompleted { command: ordinal, result }], None)
+            }
+            RecordCommand::ActivityFailed { ordinal, error } => {
+                pending_activity(ordinal)?;
+                (vec![Event::ActivityFailed { command: ordinal, error }], None)
+            }
+            RecordCommand::TimerStarted { ordinal, duration_ms } => {
+                opening(ordinal)?;
+                let timer_id = TimerId::for_command(self.info.run_id, ordinal);
+                let fire_at = self.engine.inner.clock.now().plus_millis(duration_ms);
+                let entry = TimerEntry {
+                    workflow_id: self.info.workflow_id.clone(),
+                    timer_id: timer_id.clone(),
+                    command: ordinal,
+                    fire_at,
+                };
+                (
+                    vec![Event::TimerStarted {
+                        command: ordinal,
+                        timer_id,
+                        fire_at,
+                    }],
+                    Some(entry),
+                )
+            }
+            RecordCommand::Marker { ordinal, name, value } => {
+                opening(ordinal)?;
+                (
+                    vec![Event::MarkerRecorded {
+                        command: ordinal,
+                        name,
+                        value,
+                    }],
+                    None,
+                )
+            }
+        })
+    }
+}
