@@ -11,9 +11,16 @@ defmodule Aion.Client.Await do
   @check_every 1_000
 
   def await(name, %Instance{} = instance, workflow_id, timeout) do
+    case Instance.engine_owner(name) do
+      nil -> {:error, Aion.Error.new(:not_running, "no Aion instance named #{inspect(name)} is running")}
+      owner -> await(name, instance, owner, workflow_id, timeout)
+    end
+  end
+
+  defp await(name, instance, owner, workflow_id, timeout) do
     key = {name, workflow_id}
     {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
-    owner = Process.monitor(Instance.engine_owner(name) || spawn(fn -> :ok end))
+    owner = Process.monitor(owner)
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
     wait = %{name: name, engine: instance.engine, id: workflow_id, owner: owner, deadline: deadline, timeout: timeout}
 

@@ -21,7 +21,7 @@ defmodule Aion.Run.Reconciler do
   alias Aion.Run.Process, as: RunProcess
   alias Aion.Workflow.Command
 
-  @sweep_every 5_000
+  @sweep_every 15_000
   @page 500
   @min_backoff 100
   @max_backoff 30_000
@@ -72,19 +72,7 @@ defmodule Aion.Run.Reconciler do
     {:noreply, %{state | broken: MapSet.put(state.broken, workflow_id)}}
   end
 
-  def handle_cast({:respawn, workflow_id, type}, state) do
-    if MapSet.member?(state.pending, workflow_id) do
-      {:noreply, state}
-    else
-      {failures, _at} = Map.get(state.failures, workflow_id, {0, nil})
-      delay = min(@max_backoff, @min_backoff * Integer.pow(2, min(failures, 16)))
-      Process.send_after(self(), {:respawn, workflow_id, type}, delay)
-      now = System.monotonic_time(:millisecond)
-
-      {:noreply,
-       %{state | pending: MapSet.put(state.pending, workflow_id), failures: Map.put(state.failures, workflow_id, {failures + 1, now})}}
-    end
-  end
+  def handle_cast({:respawn, workflow_id, type}, state), do: {:noreply, schedule_respawn(state, workflow_id, type)}
 
   @impl true
   def handle_info({:respawn, workflow_id, type}, state) do
@@ -166,8 +154,25 @@ defmodule Aion.Run.Reconciler do
 
       {:error, reason} ->
         Logger.error("Aion: could not spawn workflow #{workflow_id}, will retry: #{inspect(reason)}")
-        {:noreply, state} = handle_cast({:respawn, workflow_id, type}, state)
+        schedule_respawn(state, workflow_id, type)
+    end
+  end
+
+  # The delay doubles with each consecutive failure of the workflow.
+  defp schedule_respawn(state, workflow_id, type) do
+    if MapSet.member?(state.pending, workflow_id) do
+      state
+    else
+      {failures, _at} = Map.get(state.failures, workflow_id, {0, nil})
+      delay = min(@max_backoff, @min_backoff * Integer.pow(2, min(failures, 16)))
+      Process.send_after(self(), {:respawn, workflow_id, type}, delay)
+      now = System.monotonic_time(:millisecond)
+
+      %{
         state
+        | pending: MapSet.put(state.pending, workflow_id),
+          failures: Map.put(state.failures, workflow_id, {failures + 1, now})
+      }
     end
   end
 
