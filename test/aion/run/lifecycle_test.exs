@@ -115,10 +115,15 @@ defmodule Aion.Run.LifecycleTest do
     assert {:ok, _} = Aion.Instance.lookup(aion)
   end
 
-  test "stopping the instance records nothing for a workflow that traps exits", %{aion: aion, db: db} do
+  test "stopping the instance stops a workflow that traps exits at once, and records nothing", %{aion: aion, db: db} do
     {:ok, id} = Aion.start_workflow(aion, Trapper, 60_000)
     eventually(fn -> match?({:ok, %{pending: [_]}}, Aion.describe(aion, id)) end)
+    process = Process.monitor(owner!(aion, id))
     stop_instance(aion)
+
+    # It obeys the shutdown instead of being killed when its supervisor's
+    # patience runs out.
+    assert_received {:DOWN, ^process, :process, _, :shutdown}
 
     aion = start_instance(store: {:sqlite, db}, workflows: [Trapper])
     assert {:ok, %{status: :running}} = Aion.describe(aion, id)
