@@ -8,6 +8,8 @@
 //! - `AION_FAULT_PANIC_AFTER=<event_kind>:<n>` makes the group-commit writer
 //!   panic at the same point, once per OS process: the engine must then fail
 //!   its instance, which restarts.
+//! - `AION_FAULT_FAIL_LOADS=<n>` makes the first `n` loads of a run in the OS
+//!   process fail with a transient store error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,4 +67,14 @@ fn kill_self() -> ! {
     loop {
         std::thread::park();
     }
+}
+
+/// Whether this load of a run must fail (see `AION_FAULT_FAIL_LOADS`).
+pub fn fail_this_load() -> bool {
+    static LEFT: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        let n = std::env::var("AION_FAULT_FAIL_LOADS").ok().and_then(|n| n.trim().parse().ok());
+        AtomicU64::new(n.unwrap_or(0))
+    });
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
 }

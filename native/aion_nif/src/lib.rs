@@ -20,6 +20,7 @@ use aion::engine::{
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
 use aion::replay::CommandSpec;
+use aion::store::StoreError;
 use aion::store::sqlite::SqliteOptions;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use tokio::runtime::Runtime;
@@ -194,7 +195,12 @@ fn load_run<'a>(
     spawn_reply(
         env,
         reference,
-        async move { engine.load_run(&workflow_id(&id)?, Some(owner)).await },
+        async move {
+            if faults::fail_this_load() {
+                return Err(StoreError::Backend("AION_FAULT_FAIL_LOADS: this load fails, as asked".into()).into());
+            }
+            engine.load_run(&workflow_id(&id)?, Some(owner)).await
+        },
         |env, run| {
             let info = terms::encode_run_info(env, run.info(), run.generation());
             (atoms::ok(), ResourceArc::new(RunResource { run }), info).encode(env)
