@@ -21,6 +21,7 @@ mod start;
 mod timer_fire;
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -148,7 +149,7 @@ struct Inner {
     writer: GroupCommitWriter,
     clock: Arc<dyn Clock>,
     wheel: Arc<TimerWheel>,
-    cells: Mutex<Cells>,
+    cells: Cells,
     listener: Arc<dyn EngineListener>,
     runtime: Handle,
     generations: AtomicU64,
@@ -159,9 +160,32 @@ struct Inner {
 
 /// Per-workflow state shared by everyone touching that workflow in this
 /// engine; weakly held, and removed by the cell itself when the last user
-/// drops it (no scan of the map, ever).
+/// drops it (no scan of the map, ever). Sharded, so that a NIF on a BEAM
+/// scheduler (`release_run`, a resource's destructor) never waits for a lock
+/// held while a map of every workflow grows, or by many threads at once.
 struct Cells {
-    by_id: HashMap<WorkflowId, Weak<WorkflowCell>>,
+    shards: Vec<Mutex<HashMap<WorkflowId, Weak<WorkflowCell>>>>,
+}
+
+const CELL_SHARDS: usize = 64;
+
+impl Cells {
+    fn new() -> Self {
+        Self {
+            shards: (0..CELL_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, workflow_id: &WorkflowId) -> MutexGuard<'_, HashMap<WorkflowId, Weak<WorkflowCell>>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        workflow_id.hash(&mut hasher);
+        lock(&self.shards[hasher.finish() as usize % CELL_SHARDS])
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
 }
 
 struct WorkflowCell {
@@ -174,10 +198,10 @@ struct WorkflowCell {
 impl Drop for WorkflowCell {
     fn drop(&mut self) {
         if let Some(inner) = self.engine.upgrade() {
-            let mut cells = lock(&inner.cells);
+            let mut cells = inner.cells.shard(&self.workflow_id);
             // A newer cell for the same workflow may have taken the slot.
-            if cells.by_id.get(&self.workflow_id).is_some_and(|cell| cell.strong_count() == 0) {
-                cells.by_id.remove(&self.workflow_id);
+            if cells.get(&self.workflow_id).is_some_and(|cell| cell.strong_count() == 0) {
+                cells.remove(&self.workflow_id);
             }
         }
     }
@@ -246,7 +270,7 @@ impl Engine {
                 writer,
                 clock: config.clock,
                 wheel,
-                cells: Mutex::new(Cells { by_id: HashMap::new() }),
+                cells: Cells::new(),
                 listener,
                 runtime,
                 generations: AtomicU64::new(0),
@@ -317,8 +341,8 @@ impl Engine {
     }
 
     fn cell(&self, workflow_id: &WorkflowId) -> Arc<WorkflowCell> {
-        let mut cells = lock(&self.inner.cells);
-        if let Some(cell) = cells.by_id.get(workflow_id).and_then(Weak::upgrade) {
+        let mut cells = self.inner.cells.shard(workflow_id);
+        if let Some(cell) = cells.get(workflow_id).and_then(Weak::upgrade) {
             return cell;
         }
         let cell = Arc::new(WorkflowCell {
@@ -332,13 +356,13 @@ impl Engine {
             ),
             live: Mutex::new(None),
         });
-        cells.by_id.insert(workflow_id.clone(), Arc::downgrade(&cell));
+        cells.insert(workflow_id.clone(), Arc::downgrade(&cell));
         cell
     }
 
     /// The workflow's cell if someone uses it (never creates one).
     fn existing_cell(&self, workflow_id: &WorkflowId) -> Option<Arc<WorkflowCell>> {
-        lock(&self.inner.cells).by_id.get(workflow_id).and_then(Weak::upgrade)
+        self.inner.cells.shard(workflow_id).get(workflow_id).and_then(Weak::upgrade)
     }
 
     fn install(&self, cell: &Arc<WorkflowCell>, info: RunInfo, resolver: Resolver, owner: Option<Arc<dyn RunOwner>>) -> RunHandle {

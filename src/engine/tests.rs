@@ -353,7 +353,7 @@ async fn workflow_state_is_dropped_with_its_last_user() {
     for n in 0..50 {
         runs.push(engine.start_workflow(start(Some(&format!("w-{n}")))).await.unwrap());
     }
-    assert_eq!(lock(&engine.inner.cells).by_id.len(), 50);
+    assert_eq!(engine.inner.cells.len(), 50);
     drop(runs);
-    assert_eq!(lock(&engine.inner.cells).by_id.len(), 0, "each cell removes itself, no scan needed");
+    assert_eq!(engine.inner.cells.len(), 0, "each cell removes itself, no scan needed");
 }
