@@ -390,6 +390,17 @@ sleepers_result =
 
     # RSS moves by a few MiB on its own (allocator caches, the SQLite page
     # cache): with fewer sleepers than this, that noise outweighs them.
+    preemptions = fn
+      nil, _us ->
+        "scheduler threads preempted by the OS: n/a (no /proc)"
+
+      before, us ->
+        count = Bench.scheduler_preemptions() - before
+
+        "normal scheduler threads preempted by the OS #{count} times (involuntary context switches, " <>
+          "#{Bench.fmt(count / max(us / 1_000_000, 0.001), 0)}/s): each lengthens the NIF call or time slice it interrupts"
+    end
+
     verdict = fn
       _ when sleepers < 20_000 -> "too few sleepers to judge the target of <= #{target_per_evicted} B (RSS noise is MiBs)"
       nil -> "n/a"
@@ -409,6 +420,7 @@ sleepers_result =
 
     phase.(:start_evicting)
     cpu0 = Bench.cpu_snapshot()
+    preempted0 = Bench.scheduler_preemptions()
     ev = start_all.(ev_name)
 
     wait_evicted = fn wait, deadline ->
@@ -426,6 +438,7 @@ sleepers_result =
     wait_evicted.(wait_evicted, Bench.now_us() + 600_000_000)
     ev_done = Bench.now_us()
     ev_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    ev_preempted = preemptions.(preempted0, ev_done - ev.t0)
     phase.(:describe)
     ev_describe = describe_evicted.(ev_name, ev.ids)
     phase.(:evicted_idle)
@@ -440,6 +453,7 @@ sleepers_result =
        started #{sleepers} in #{Bench.fmt_s(ev.started - ev.t0)} (start_workflow calls, pool of #{concurrency}); all evicted after #{Bench.fmt_s(ev_done - ev.t0)} (#{Bench.fmt(ev_rate)} sleepers/s)
        start_workflow rate per tenth of the starts (workflows/s): #{ev.rates}
        #{ev_cpu}
+       #{ev_preempted}
        #{ev_describe}
        all evicted: #{Bench.memory_line(ev_mem)}
        #{per_line.("evicted sleeper", ev_mem, idle_mem)}
@@ -471,6 +485,7 @@ sleepers_result =
 
     phase.(:start_resident)
     cpu0 = Bench.cpu_snapshot()
+    preempted0 = Bench.scheduler_preemptions()
     res = start_all.(s_name)
 
     parked = fn ->
@@ -494,6 +509,7 @@ sleepers_result =
     wait_parked.(wait_parked, Bench.now_us() + 600_000_000)
     res_done = Bench.now_us()
     res_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    res_preempted = preemptions.(preempted0, res_done - res.t0)
     {:ok, last} = Aion.describe(s_name, res.last_id)
     true = last.resident and match?([%{kind: :timer}], last.pending)
     phase.(:resident_idle)
@@ -506,6 +522,7 @@ sleepers_result =
        started #{sleepers} in #{Bench.fmt_s(res.started - res.t0)}; every timer recorded after #{Bench.fmt_s(res_done - res.t0)} (#{Bench.fmt(res_rate)} sleepers/s)
        start_workflow rate per tenth of the starts (workflows/s): #{res.rates}
        #{res_cpu}
+       #{res_preempted}
        all resident: #{Bench.memory_line(res_mem)}
        #{per_line.("resident sleeper", res_mem, idle2_mem)}
        idle for 10 s with #{sleepers} resident sleepers: #{res_idle_cpu}

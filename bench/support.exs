@@ -555,6 +555,29 @@ defmodule Aion.Bench do
 
   def cpu_report(before, after_), do: cpu_format(cpu_delta(before, after_))
 
+  @doc """
+  How many times the OS took a core away from the VM's normal scheduler
+  threads (their involuntary context switches, summed), or nil without
+  /proc. A scheduler thread preempted in the middle of a NIF call or of a
+  process's time slice makes that call or slice last longer in wall time.
+  """
+  def scheduler_preemptions do
+    case File.ls("/proc/self/task") do
+      {:ok, tids} ->
+        for tid <- tids,
+            {:ok, comm} <- [File.read("/proc/self/task/#{tid}/comm")],
+            Regex.match?(~r/^\d+_scheduler$/, String.trim(comm)),
+            {:ok, status} <- [File.read("/proc/self/task/#{tid}/status")],
+            [_, count] <- [Regex.run(~r/^nonvoluntary_ctxt_switches:\s*(\d+)/m, status)],
+            reduce: 0 do
+          sum -> sum + String.to_integer(count)
+        end
+
+      _ ->
+        nil
+    end
+  end
+
   defp group(comm) do
     Enum.find_value(@groups, "other", fn {regex, name} -> if Regex.match?(regex, comm), do: name end)
   end
