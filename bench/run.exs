@@ -268,7 +268,7 @@ IO.puts("""
 #   a. evicted as they go (evict_idle_after: 0): each run process ends as
 #      soon as its timer is recorded, so there are never more than a few
 #      hundred processes; the memory left is what evicted sleepers cost.
-#      This comes first, while the VM has not yet grown for (c).
+#      This comes first, while the VM has not yet grown for (b).
 #   b. all resident (evict_idle_after: :never), then
 #   c. evicted by a restart on the same file with evict_idle_after: 0
 #      (recovery arms every timer and spawns no process for a sleeping run).
@@ -357,14 +357,27 @@ sleepers_result =
     end
 
     # Describes each sampled id; each must be running, not resident, with one
-    # pending timer. Returns the describe latencies.
+    # pending timer. The reconciler may have respawned a run a moment ago
+    # (its sweep can list a run just before the run records its timer): such
+    # a run replays and is evicted again at once, so a resident one is asked
+    # about again, a few times. Returns the describe latencies.
+    describe_one = fn describe_one, name, id, tries ->
+      t = Bench.now_us()
+      {:ok, d} = Aion.describe(name, id)
+      us = Bench.now_us() - t
+      ok = d.status == :running and match?([%{kind: :timer}], d.pending)
+
+      if ok and d.resident and tries > 0 do
+        Process.sleep(50)
+        {_, ok} = describe_one.(describe_one, name, id, tries - 1)
+        {us, ok}
+      else
+        {us, ok and not d.resident}
+      end
+    end
+
     describe_evicted = fn name, ids ->
-      described =
-        Enum.map(ids, fn id ->
-          t = Bench.now_us()
-          {:ok, d} = Aion.describe(name, id)
-          {Bench.now_us() - t, d.status == :running and not d.resident and match?([%{kind: :timer}], d.pending)}
-        end)
+      described = Enum.map(ids, &describe_one.(describe_one, name, &1, 20))
 
       bad = Enum.count(described, &(not elem(&1, 1)))
       if bad > 0, do: raise("#{bad} of #{length(described)} sampled sleepers are not evicted with a pending timer")
