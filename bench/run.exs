@@ -18,6 +18,13 @@
 #      the same file; recovery respawns the workflow, whose code replays the
 #      whole history, and runs the blocking activity again. Timed from the
 #      new instance's start until that activity runs, BENCH_RESTARTS times.
+#   4. Sleepers: BENCH_SLEEPERS workflows sleeping 1 hour on a durable timer,
+#      twice: evicted as they go (evict_idle_after: 0), then all resident
+#      (:never) and evicted by a restart. Start rate, memory per sleeper
+#      (RSS and the BEAM's share; target <= 2 KB RSS per evicted sleeper),
+#      recovery time, idle CPU, and how long NIF calls hold a normal
+#      scheduler (each call timed by tracing, and the VM's long_schedule
+#      reports; target <= 1 ms). Takes a few minutes at 100,000 on 2 cores.
 #
 # Environment:
 #
@@ -29,13 +36,16 @@
 #   BENCH_LATENCY_WARMUP latency warm-up runs, not measured (default 30)
 #   BENCH_REPLAY_EVENTS  target history length at the gate (default 10000)
 #   BENCH_RESTARTS       replay restarts measured (default 5)
+#   BENCH_SLEEPERS       sleeping workflows per population (default 100000; 0 skips 4.)
+#   BENCH_SLEEPERS_DESCRIBE  sleepers described to check eviction (default 4000)
+#   BENCH_TRACE_NIFS     1 (default): time every NIF call in 4. by call tracing; 0: don't
 #   BENCH_TMPDIR         parent of the temp directory (default System.tmp_dir!())
 #   BENCH_KEEP=1         keep the temp directory (SQLite files) afterwards
 
 Code.require_file("support.exs", __DIR__)
 
 alias Aion.Bench
-alias Aion.Bench.{Long, W1}
+alias Aion.Bench.{LongSchedules, Long, NifTimes, Sleeper, W1}
 
 # Aion logs warnings (none expected); keep the report readable otherwise.
 Logger.configure(level: :warning)
@@ -250,6 +260,415 @@ IO.puts("""
 """)
 
 # ---------------------------------------------------------------------------
+# 4. Sleepers: many workflows blocked on a 1-hour durable timer
+# ---------------------------------------------------------------------------
+
+# Two populations of BENCH_SLEEPERS workflows, each on its own SQLite store:
+#
+#   a. evicted as they go (evict_idle_after: 0): each run process ends as
+#      soon as its timer is recorded, so there are never more than a few
+#      hundred processes; the memory left is what evicted sleepers cost.
+#      This comes first, while the VM has not yet grown for (b).
+#   b. all resident (evict_idle_after: :never), then
+#   c. evicted by a restart on the same file with evict_idle_after: 0
+#      (recovery arms every timer and spawns no process for a sleeping run).
+#      Memory here includes what the allocators kept from (b)'s peak.
+#
+# Memory is read after a garbage collection of every process (Bench.memory/0):
+# the BEAM's own accounting (:erlang.memory), the carriers its allocators
+# hold from the OS, and the OS resident set (VmRSS), which also holds the
+# Rust side. Figures per workflow are deltas from an idle instance with no
+# workflows, divided by the number of sleepers.
+#
+# "Every timer recorded": a sleeper's process enters Aion.Workflow.Wait.next/3
+# (the one receive of a workflow process) only after its sleep's
+# timer_started is durable (Command.record returns after the commit), and
+# this workflow has no other wait. So with evict_idle_after: :never, counting
+# the run processes parked in Wait.next/3 counts durably recorded timers,
+# exactly. Evicted runs are checked from the store: Aion.describe/2 of a
+# sample must show each running, not resident, with one pending timer.
+#
+# Under this load it also measures how long NIF calls keep a normal
+# scheduler: every call of Aion.Native is timed by call tracing
+# (Aion.Bench.NifTimes), and the VM's long_schedule reports over 1 ms are
+# collected (Aion.Bench.LongSchedules), by phase.
+
+sleepers = Bench.env_int("BENCH_SLEEPERS", 100_000)
+sleep_ms = 3_600_000
+target_per_evicted = 2048
+
+sleepers_result =
+  if sleepers > 0 do
+    IO.puts("-- 4. Sleepers: #{sleepers} workflows sleeping 1 hour (own stores, durability #{durability})")
+
+    sleep_type = Aion.Workflow.type(Sleeper)
+    describe_n = min(sleepers, Bench.env_int("BENCH_SLEEPERS_DESCRIBE", 4000))
+    # Keep only a sample of the ids (every `stride`-th) and the last one: a
+    # list of every id would weigh on the BEAM memory being measured.
+    stride = max(div(sleepers, describe_n), 1)
+    tenth = max(div(sleepers, 10), 1)
+
+    collector = LongSchedules.start(1)
+    tracer = if System.get_env("BENCH_TRACE_NIFS", "1") == "1", do: NifTimes.start()
+
+    phase = fn phase ->
+      LongSchedules.phase(collector, phase)
+      if tracer, do: NifTimes.phase(tracer, phase)
+    end
+
+    # Starts `sleepers` workflows from a pool of `concurrency` processes.
+    # Notes the time at every tenth of the starts, to show whether the rate
+    # holds as the store and the number of sleepers grow.
+    start_all = fn name ->
+      t0 = Bench.now_us()
+
+      {sample, _done, checkpoints} =
+        1..sleepers//1
+        |> Task.async_stream(
+          fn i ->
+            {:ok, id} = Aion.start_workflow(name, Sleeper, sleep_ms)
+            if rem(i, stride) == 0 or i == sleepers, do: {i, id}, else: nil
+          end,
+          max_concurrency: concurrency,
+          ordered: false,
+          timeout: :infinity
+        )
+        |> Enum.reduce({[], 0, []}, fn {:ok, kept}, {sample, done, checkpoints} ->
+          done = done + 1
+          sample = if kept, do: [kept | sample], else: sample
+          checkpoints = if rem(done, tenth) == 0, do: [Bench.now_us() | checkpoints], else: checkpoints
+          {sample, done, checkpoints}
+        end)
+
+      rates =
+        [t0 | Enum.reverse(checkpoints)]
+        |> Enum.chunk_every(2, 1, :discard)
+        |> Enum.map_join(" ", fn [a, b] -> Bench.fmt(tenth / ((b - a) / 1_000_000), 0) end)
+
+      {_, last_id} = Enum.max_by(sample, &elem(&1, 0))
+
+      %{
+        t0: t0,
+        started: Bench.now_us(),
+        ids: sample |> Enum.map(&elem(&1, 1)) |> Enum.take(describe_n),
+        last_id: last_id,
+        rates: rates
+      }
+    end
+
+    # Describes each sampled id; each must be running, not resident, with one
+    # pending timer. The reconciler may have respawned a run a moment ago
+    # (its sweep can list a run just before the run records its timer): such
+    # a run replays and is evicted again at once, so a resident one is asked
+    # about again, a few times. Returns the describe latencies.
+    describe_one = fn describe_one, name, id, tries ->
+      t = Bench.now_us()
+      {:ok, d} = Aion.describe(name, id)
+      us = Bench.now_us() - t
+      ok = d.status == :running and match?([%{kind: :timer}], d.pending)
+
+      if ok and d.resident and tries > 0 do
+        Process.sleep(50)
+        {_, ok} = describe_one.(describe_one, name, id, tries - 1)
+        {us, ok}
+      else
+        {us, ok and not d.resident}
+      end
+    end
+
+    describe_evicted = fn name, ids ->
+      described = Enum.map(ids, &describe_one.(describe_one, name, &1, 20))
+
+      bad = Enum.count(described, &(not elem(&1, 1)))
+      if bad > 0, do: raise("#{bad} of #{length(described)} sampled sleepers are not evicted with a pending timer")
+      times = Enum.map(described, &elem(&1, 0))
+
+      "#{length(times)} Aion.describe of sampled sleepers (each running, evicted, timer pending): " <>
+        "p50 #{Bench.fmt_ms(Bench.percentile(times, 50))}  p99 #{Bench.fmt_ms(Bench.percentile(times, 99))}  max #{Bench.fmt_ms(Enum.max(times))}"
+    end
+
+    idle_cpu = fn ->
+      cpu0 = Bench.cpu_snapshot()
+      Process.sleep(10_000)
+      Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    end
+
+    per_line = fn label, mem, base ->
+      "per #{label}: RSS #{Bench.fmt_bytes(Bench.per(mem, base, :rss, sleepers))}, " <>
+        "BEAM allocated #{Bench.fmt_bytes(Bench.per(mem, base, :total, sleepers))} " <>
+        "(processes #{Bench.fmt_bytes(Bench.per(mem, base, :processes, sleepers))}, ets #{Bench.fmt_bytes(Bench.per(mem, base, :ets, sleepers))}), " <>
+        "BEAM carriers #{Bench.fmt_bytes(Bench.per(mem, base, :carriers, sleepers))}, " <>
+        "outside the BEAM (RSS - carriers) #{Bench.fmt_bytes(Bench.per(mem, base, :outside, sleepers))}"
+    end
+
+    # RSS moves by a few MiB on its own (allocator caches, the SQLite page
+    # cache): with fewer sleepers than this, that noise outweighs them.
+    preemptions = fn
+      nil, _us ->
+        "scheduler threads preempted by the OS: n/a (no /proc)"
+
+      before, us ->
+        count = Bench.scheduler_preemptions() - before
+
+        "normal scheduler threads preempted by the OS #{count} times (involuntary context switches, " <>
+          "#{Bench.fmt(count / max(us / 1_000_000, 0.001), 0)}/s): each lengthens the NIF call or time slice it interrupts"
+    end
+
+    verdict = fn
+      _ when sleepers < 20_000 -> "too few sleepers to judge the target of <= #{target_per_evicted} B (RSS noise is MiBs)"
+      nil -> "n/a"
+      bytes when bytes <= target_per_evicted -> "meets the target of <= #{target_per_evicted} B"
+      _ -> "does NOT meet the target of <= #{target_per_evicted} B"
+    end
+
+    # a. Evicted as they go.
+    phase.(:idle)
+    ev_name = :aion_bench_sleepers_evicted
+    ev_opts = [name: ev_name, store: db.("sleepers-evicted.db"), workflows: [Sleeper], durability: durability]
+    ev_pid = Bench.start_instance!(ev_opts ++ [evict_idle_after: 0])
+    ev_sup = Aion.Instance.workflows_supervisor(ev_name, sleep_type)
+    :sys.get_state(Aion.Instance.via(ev_name, :reconciler))
+    idle_mem = Bench.memory()
+    IO.puts("   idle instance, no workflows: #{Bench.memory_line(idle_mem)}")
+
+    phase.(:start_evicting)
+    cpu0 = Bench.cpu_snapshot()
+    preempted0 = Bench.scheduler_preemptions()
+    ev = start_all.(ev_name)
+
+    wait_evicted = fn wait, deadline ->
+      case DynamicSupervisor.count_children(ev_sup) do
+        %{active: 0} ->
+          :ok
+
+        %{active: n} ->
+          if Bench.now_us() > deadline,
+            do: raise("#{n} sleepers still resident"),
+            else: Process.sleep(50) && wait.(wait, deadline)
+      end
+    end
+
+    wait_evicted.(wait_evicted, Bench.now_us() + 600_000_000)
+    ev_done = Bench.now_us()
+    ev_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    ev_preempted = preemptions.(preempted0, ev_done - ev.t0)
+    phase.(:describe)
+    ev_describe = describe_evicted.(ev_name, ev.ids)
+    phase.(:evicted_idle)
+    ev_idle_cpu = idle_cpu.()
+    phase.(:measure)
+    ev_mem = Bench.memory()
+    per_evicted = Bench.per(ev_mem, idle_mem, :rss, sleepers)
+    ev_rate = sleepers / ((ev_done - ev.t0) / 1_000_000)
+
+    IO.puts("""
+       a. evict_idle_after: 0, each evicted once its timer is recorded
+       started #{sleepers} in #{Bench.fmt_s(ev.started - ev.t0)} (start_workflow calls, pool of #{concurrency}); all evicted after #{Bench.fmt_s(ev_done - ev.t0)} (#{Bench.fmt(ev_rate)} sleepers/s)
+       start_workflow rate per tenth of the starts (workflows/s): #{ev.rates}
+       #{ev_cpu}
+       #{ev_preempted}
+       #{ev_describe}
+       all evicted: #{Bench.memory_line(ev_mem)}
+       #{per_line.("evicted sleeper", ev_mem, idle_mem)}
+       => #{Bench.fmt_bytes(per_evicted)} RSS per evicted sleeper: #{verdict.(per_evicted)}
+       idle for 10 s with #{sleepers} evicted sleepers: #{ev_idle_cpu}
+    """)
+
+    phase.(:stop)
+    Bench.stop_instance!(ev_pid)
+    stopped_mem = Bench.memory()
+
+    IO.puts("""
+       after stopping that instance (engine closed, store kept): #{Bench.memory_line(stopped_mem)}
+       => its engine gave back #{Bench.fmt_bytes(Bench.per(ev_mem, stopped_mem, :rss, sleepers))} RSS per evicted sleeper on closing; the other #{Bench.fmt_bytes(Bench.per(stopped_mem, idle_mem, :rss, sleepers))} stay with the allocators
+    """)
+
+    # b. All resident.
+    phase.(:idle)
+    s_name = :aion_bench_sleepers
+    s_opts = [name: s_name, store: db.("sleepers.db"), workflows: [Sleeper], durability: durability]
+    s_sup = Aion.Instance.workflows_supervisor(s_name, sleep_type)
+    s_pid = Bench.start_instance!(s_opts ++ [evict_idle_after: :never])
+    :sys.get_state(Aion.Instance.via(s_name, :reconciler))
+    idle2_mem = Bench.memory()
+
+    IO.puts(
+      "   b. evict_idle_after: :never, on another store; idle instance, no workflows (the base for b and c): #{Bench.memory_line(idle2_mem)}"
+    )
+
+    phase.(:start_resident)
+    cpu0 = Bench.cpu_snapshot()
+    preempted0 = Bench.scheduler_preemptions()
+    res = start_all.(s_name)
+
+    parked = fn ->
+      s_sup
+      |> DynamicSupervisor.which_children()
+      |> Enum.count(fn {_, pid, _, _} ->
+        is_pid(pid) and Process.info(pid, :current_function) == {:current_function, {Aion.Workflow.Wait, :next, 3}}
+      end)
+    end
+
+    wait_parked = fn wait, deadline ->
+      count = parked.()
+
+      cond do
+        count >= sleepers -> count
+        Bench.now_us() > deadline -> raise "only #{count} of #{sleepers} sleepers recorded their timer in time"
+        true -> Process.sleep(100) && wait.(wait, deadline)
+      end
+    end
+
+    wait_parked.(wait_parked, Bench.now_us() + 600_000_000)
+    res_done = Bench.now_us()
+    res_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    res_preempted = preemptions.(preempted0, res_done - res.t0)
+    {:ok, last} = Aion.describe(s_name, res.last_id)
+    true = last.resident and match?([%{kind: :timer}], last.pending)
+    phase.(:resident_idle)
+    res_idle_cpu = idle_cpu.()
+    phase.(:measure)
+    res_mem = Bench.memory()
+    res_rate = sleepers / ((res_done - res.t0) / 1_000_000)
+
+    IO.puts("""
+       started #{sleepers} in #{Bench.fmt_s(res.started - res.t0)}; every timer recorded after #{Bench.fmt_s(res_done - res.t0)} (#{Bench.fmt(res_rate)} sleepers/s)
+       start_workflow rate per tenth of the starts (workflows/s): #{res.rates}
+       #{res_cpu}
+       #{res_preempted}
+       all resident: #{Bench.memory_line(res_mem)}
+       #{per_line.("resident sleeper", res_mem, idle2_mem)}
+       idle for 10 s with #{sleepers} resident sleepers: #{res_idle_cpu}
+    """)
+
+    # c. Evicted by a restart.
+    phase.(:stop_resident)
+    {stop_us, stopped} = Bench.timed(fn -> Bench.stop_instance_with_runs!(s_pid, s_name, [sleep_type]) end)
+    phase.(:restart)
+    cpu0 = Bench.cpu_snapshot()
+    rt0 = Bench.now_us()
+    s_pid = Bench.start_instance!(s_opts ++ [evict_idle_after: 0])
+    t_linked = Bench.now_us()
+    # The reconciler recovers in handle_continue: it answers once recovery
+    # (every timer armed) and its first sweep page are done.
+    :sys.get_state(Aion.Instance.via(s_name, :reconciler), 600_000)
+    t_recovered = Bench.now_us()
+    restart_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    %{active: active_after} = DynamicSupervisor.count_children(s_sup)
+    phase.(:describe)
+    rs_describe = describe_evicted.(s_name, res.ids)
+    phase.(:measure)
+    rs_mem = Bench.memory()
+
+    IO.puts("""
+       c. stopped that instance with #{stopped} resident in #{Bench.fmt_s(stop_us)} (see Bench.stop_instance_with_runs!/3), restarted it with evict_idle_after: 0
+       Aion.start_link returned after #{Bench.fmt_ms(t_linked - rt0)}; recovery (every timer armed) done after #{Bench.fmt_s(t_recovered - rt0)}; #{active_after} run processes
+       #{restart_cpu}
+       #{rs_describe}
+       all evicted after the restart: #{Bench.memory_line(rs_mem)}
+       #{per_line.("sleeper evicted by the restart (with what the allocators kept from b)", rs_mem, idle2_mem)}
+    """)
+
+    phase.(:stop)
+    Bench.stop_instance!(s_pid)
+    reports = LongSchedules.stop(collector)
+    nif_stats = if tracer, do: NifTimes.stop(tracer), else: %{}
+
+    # NIF calls, slowest first by their longest call. The NIFs marked
+    # schedule = "DirtyIo" in native/aion_nif/src/lib.rs run on a dirty I/O
+    # scheduler, not a normal one: they are shown apart.
+    dirty = [engine_open: 2, engine_close: 1]
+    {dirty_stats, normal_stats} = Enum.split_with(nif_stats, fn {fun, _} -> fun in dirty end)
+
+    nif_lines =
+      (Enum.sort_by(normal_stats, fn {_, s} -> -elem(hd(s.top), 0) end) ++ dirty_stats)
+      |> Enum.map(fn {{f, a} = fun, s} ->
+        {max_ns, max_phase} = hd(s.top)
+
+        "     #{String.pad_trailing("#{f}/#{a}#{if fun in dirty, do: " (dirty io)"}", 24)} #{String.pad_leading(Integer.to_string(s.count), 7)} calls, " <>
+          "mean #{Bench.fmt(s.total_ns / s.count / 1000, 1)} us, p99 #{NifTimes.percentile_us(s, 99)}, " <>
+          "p99.9 #{NifTimes.percentile_us(s, 99.9)}, max #{Bench.fmt(max_ns / 1_000_000, 2)} ms (#{max_phase}); " <>
+          "over 1 ms: #{Enum.sum(for {b, c} <- s.hist, b >= 6, do: c)}"
+      end)
+
+    # load_run is how a run with no process is made resident again (respawn
+    # and replay). No timer fires here, so every one is a respawn by the
+    # reconciler: in (a), a run its sweep listed as having no pending timer
+    # just before the run recorded one and was evicted.
+    loads =
+      case nif_stats do
+        %{{:load_run, 4} => s} -> Enum.map_join(Enum.sort(s.phases), ", ", fn {phase, count} -> "#{phase} #{count}" end)
+        _ -> "none"
+      end
+
+    longest_nif =
+      normal_stats
+      |> Enum.map(fn {{f, a}, s} -> {elem(hd(s.top), 0), "#{f}/#{a}", elem(hd(s.top), 1)} end)
+      |> Enum.max(fn -> nil end)
+
+    # Long schedules: the longest of each phase, and of those scheduled in
+    # or out at a NIF call site.
+    me = self()
+    label = fn r -> if r.who == me, do: "bench process", else: r.name end
+    describe_report = fn r -> "#{r.ms} ms #{label.(r)} (in #{LongSchedules.mfa(r.in)}, out #{LongSchedules.mfa(r.out)})" end
+    native = Enum.filter(reports, &LongSchedules.native?/1)
+    longest_native = Enum.max_by(native, & &1.ms, fn -> nil end)
+
+    by_phase =
+      reports
+      |> Enum.group_by(& &1.phase)
+      |> Enum.map(fn {phase, rs} -> {phase, length(rs), Enum.max_by(rs, & &1.ms)} end)
+
+    phase_lines =
+      for phase <- [
+            :idle,
+            :start_evicting,
+            :describe,
+            :evicted_idle,
+            :measure,
+            :stop,
+            :start_resident,
+            :resident_idle,
+            :stop_resident,
+            :restart
+          ],
+          {^phase, count, top} <- by_phase do
+        "     #{String.pad_trailing(Atom.to_string(phase) <> ":", 16)}#{String.pad_leading(Integer.to_string(count), 4)} over 1 ms, longest #{describe_report.(top)}"
+      end
+
+    IO.puts("""
+       NIF calls (Aion.Native), each timed by call tracing, slowest first (the phase of the longest in brackets):
+    #{if tracer, do: Enum.join(nif_lines, "\n"), else: "     not traced (BENCH_TRACE_NIFS=0)"}
+       runs made resident again (load_run) by phase: #{if tracer, do: loads, else: "not traced"}
+       longest NIF call on a normal scheduler: #{case longest_nif do
+      nil -> "n/a"
+      {ns, fun, ph} -> "#{Bench.fmt(ns / 1_000_000, 2)} ms, #{fun} (#{ph}); target <= 1 ms: #{if ns <= 1_000_000, do: "met", else: "NOT met"}"
+    end}
+       long schedules (> 1 ms on a normal scheduler): #{length(reports)}, #{length(native)} scheduled in or out at a NIF call site (Aion.Native, Aion.Engine)
+    #{Enum.join(phase_lines, "\n")}
+       longest at a NIF call site: #{if longest_native, do: describe_report.(longest_native), else: "none over 1 ms"}
+       (a long schedule is wall time: on a busy machine it includes the OS running another thread on that core;
+        "measure" is this bench forcing a GC of every process, "stop_resident" shutting down #{sleepers} run processes)
+    """)
+
+    %{
+      n: sleepers,
+      evicted_rate: ev_rate,
+      resident_rate: res_rate,
+      idle: idle_mem,
+      evicted: ev_mem,
+      per_evicted: per_evicted,
+      per_resident: Bench.per(res_mem, idle2_mem, :rss, sleepers),
+      per_evicted_restart: Bench.per(rs_mem, idle2_mem, :rss, sleepers),
+      recovery_us: t_recovered - rt0,
+      longest_nif: longest_nif,
+      longest_schedule: Enum.max_by(reports, & &1.ms, fn -> nil end)
+    }
+  else
+    nil
+  end
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 
@@ -258,39 +677,87 @@ total_us = Bench.now_us() - bench_started
 
 unless System.get_env("BENCH_KEEP") == "1", do: File.rm_rf!(tmp)
 
+opt = fn
+  nil, _decimals -> "n/a"
+  value, decimals -> Bench.fmt(value, decimals)
+end
+
+{sleepers_report, sleepers_keys} =
+  case sleepers_result do
+    nil ->
+      {"", ""}
+
+    r ->
+      longest_nif =
+        case r.longest_nif do
+          nil -> "n/a"
+          {ns, fun, phase} -> "#{Bench.fmt(ns / 1_000_000, 2)} ms (#{fun}, #{phase})"
+        end
+
+      longest_schedule =
+        case r.longest_schedule do
+          nil -> "none over 1 ms"
+          ls -> "#{ls.ms} ms (#{ls.phase})"
+        end
+
+      {"""
+         sleepers:           #{r.n} sleeping 1 h; started at #{Bench.fmt(r.evicted_rate, 0)}/s evicting, #{Bench.fmt(r.resident_rate, 0)}/s resident
+         per evicted:        #{Bench.fmt_bytes(r.per_evicted)} RSS (target <= 2048 B); after a restart #{Bench.fmt_bytes(r.per_evicted_restart)}
+         per resident:       #{Bench.fmt_bytes(r.per_resident)} RSS
+         recovery of them:   #{Bench.fmt_s(r.recovery_us)}
+         longest NIF:        #{longest_nif} on a normal scheduler; longest schedule #{longest_schedule}
+       """,
+       """
+       sleepers=#{r.n}
+       sleepers_evicting_per_s=#{Bench.fmt(r.evicted_rate, 1)}
+       sleepers_resident_per_s=#{Bench.fmt(r.resident_rate, 1)}
+       sleeper_evicted_rss_bytes=#{opt.(r.per_evicted, 0)}
+       sleeper_evicted_after_restart_rss_bytes=#{opt.(r.per_evicted_restart, 0)}
+       sleeper_resident_rss_bytes=#{opt.(r.per_resident, 0)}
+       sleepers_recovery_ms=#{Bench.fmt(Bench.ms(r.recovery_us), 1)}
+       longest_nif_ms=#{case r.longest_nif do
+         nil -> "n/a"
+         {ns, _, _} -> Bench.fmt(ns / 1_000_000, 3)
+       end}
+       """}
+  end
+
 machine = Enum.map_join(Bench.machine(), "\n", fn {k, v} -> "  #{String.pad_trailing(k <> ":", 19)} #{v}" end)
 
-IO.puts("""
-== Report ==
-Machine
-#{machine}
-  temp dir fs:        #{fs} (#{tmp}#{if System.get_env("BENCH_KEEP") == "1", do: ", kept", else: ", removed"})
-Settings
-  store:              SQLite, one file per scenario
-  durability:         #{durability}
-  N:                  #{n} (warm-up #{warmup_n}), pool of #{concurrency} starter/awaiter processes
-  latency runs:       #{latency_n} (warm-up #{latency_warmup})
-  replay history:     #{event_count} events (#{activities} no-op activities + gate), #{restarts} restarts
-Results
-  W1 throughput:      #{Bench.fmt(tp_wps)} workflows/s (#{n} in #{Bench.fmt_s(tp.total)})
-  W1 latency:         p50 #{Bench.fmt_ms(p50)}  p90 #{Bench.fmt_ms(p90)}  p99 #{Bench.fmt_ms(p99)}
-  #{String.pad_trailing("replay #{event_count} ev:", 19)} min #{Bench.fmt_ms(replay_min)}  median #{Bench.fmt_ms(replay_median)}
-  live build of it:   #{Bench.fmt_s(build_us)}
-  bench wall time:    #{Bench.fmt_s(total_us)}
+IO.write(
+  """
+  == Report ==
+  Machine
+  #{machine}
+    temp dir fs:        #{fs} (#{tmp}#{if System.get_env("BENCH_KEEP") == "1", do: ", kept", else: ", removed"})
+  Settings
+    store:              SQLite, one file per scenario
+    durability:         #{durability}
+    N:                  #{n} (warm-up #{warmup_n}), pool of #{concurrency} starter/awaiter processes
+    latency runs:       #{latency_n} (warm-up #{latency_warmup})
+    replay history:     #{event_count} events (#{activities} no-op activities + gate), #{restarts} restarts
+    sleepers:           #{if sleepers > 0, do: "#{sleepers} per population (BENCH_SLEEPERS)", else: "skipped (BENCH_SLEEPERS=0)"}
+  Results
+    W1 throughput:      #{Bench.fmt(tp_wps)} workflows/s (#{n} in #{Bench.fmt_s(tp.total)})
+    W1 latency:         p50 #{Bench.fmt_ms(p50)}  p90 #{Bench.fmt_ms(p90)}  p99 #{Bench.fmt_ms(p99)}
+    #{String.pad_trailing("replay #{event_count} ev:", 19)} min #{Bench.fmt_ms(replay_min)}  median #{Bench.fmt_ms(replay_median)}
+    live build of it:   #{Bench.fmt_s(build_us)}
+  #{sleepers_report}  bench wall time:    #{Bench.fmt_s(total_us)}
 
-Ratio-friendly (one key=value per line; same units in every run)
-durability=#{durability}
-n=#{n}
-concurrency=#{concurrency}
-w1_throughput_wf_per_s=#{Bench.fmt(tp_wps, 2)}
-w1_latency_p50_ms=#{Bench.fmt(Bench.ms(p50), 3)}
-w1_latency_p90_ms=#{Bench.fmt(Bench.ms(p90), 3)}
-w1_latency_p99_ms=#{Bench.fmt(Bench.ms(p99), 3)}
-w1_start_p50_ms=#{Bench.fmt(Bench.ms(s50), 3)}
-replay_events=#{event_count}
-replay_min_ms=#{Bench.fmt(Bench.ms(replay_min), 3)}
-replay_median_ms=#{Bench.fmt(Bench.ms(replay_median), 3)}
-replay_us_per_event=#{Bench.fmt(replay_median / max(event_count, 1), 3)}
-live_build_ms=#{Bench.fmt(Bench.ms(build_us), 3)}
-live_build_us_per_event=#{Bench.fmt(build_us / max(event_count, 1), 3)}
-""")
+  Ratio-friendly (one key=value per line; same units in every run)
+  durability=#{durability}
+  n=#{n}
+  concurrency=#{concurrency}
+  w1_throughput_wf_per_s=#{Bench.fmt(tp_wps, 2)}
+  w1_latency_p50_ms=#{Bench.fmt(Bench.ms(p50), 3)}
+  w1_latency_p90_ms=#{Bench.fmt(Bench.ms(p90), 3)}
+  w1_latency_p99_ms=#{Bench.fmt(Bench.ms(p99), 3)}
+  w1_start_p50_ms=#{Bench.fmt(Bench.ms(s50), 3)}
+  replay_events=#{event_count}
+  replay_min_ms=#{Bench.fmt(Bench.ms(replay_min), 3)}
+  replay_median_ms=#{Bench.fmt(Bench.ms(replay_median), 3)}
+  replay_us_per_event=#{Bench.fmt(replay_median / max(event_count, 1), 3)}
+  live_build_ms=#{Bench.fmt(Bench.ms(build_us), 3)}
+  live_build_us_per_event=#{Bench.fmt(build_us / max(event_count, 1), 3)}
+  """ <> sleepers_keys <> "\n"
+)
