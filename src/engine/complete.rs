@@ -37,7 +37,10 @@ impl Engine {
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
         let latest = self.existing_run(workflow_id).await?;
-        release_if(&cell, |run| run.resolver.run_id() == run_id);
+        // Without replay state (loaded elsewhere, or released), assume the
+        // run may have armed timers.
+        let may_have_timers = release_if(&cell, |run| run.resolver.run_id() == run_id)
+            .is_none_or(|run| run.resolver.has_pending_timer());
         if latest.run_id != run_id || latest.status != WorkflowStatus::Running {
             drop(recorder);
             return self.run_terminal(workflow_id, run_id).await;
@@ -48,7 +51,12 @@ impl Engine {
             RunOutcome::Failed(error) => (WorkflowStatus::Failed, error.clone(), Event::WorkflowFailed { error }),
         };
         cell.append(&mut recorder, vec![event]).await?;
-        self.inner.wheel.disarm_workflow(workflow_id);
+        if may_have_timers {
+            // A timer left armed would fire as a no-op (its row is gone);
+            // disarming frees it now. Most runs end with none pending, and
+            // then the wheel is not woken at all.
+            self.inner.wheel.disarm_workflow(workflow_id);
+        }
         Ok(Terminal {
             run_id,
             status,
@@ -67,7 +75,7 @@ impl Engine {
     /// The latest run of a workflow, from the store's runs (never from the
     /// visibility row, which is only a projection for listing).
     pub(super) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunSummary>> {
-        Ok(self.inner.store.read_run_chain(workflow_id).await?.pop())
+        Ok(self.inner.store.history_head(workflow_id).await?.latest_run)
     }
 
     pub(super) async fn existing_run(&self, workflow_id: &WorkflowId) -> Result<RunSummary> {
@@ -124,9 +132,8 @@ fn ending_value(event: &Event) -> Option<Payload> {
     }
 }
 
-fn release_if(cell: &WorkflowCell, owns: impl FnOnce(&LiveRun) -> bool) {
+/// Drops the cell's replay state if `owns` says so; returns what it dropped.
+fn release_if(cell: &WorkflowCell, owns: impl FnOnce(&LiveRun) -> bool) -> Option<LiveRun> {
     let mut live = lock(&cell.live);
-    if live.as_ref().is_some_and(owns) {
-        *live = None;
-    }
+    if live.as_ref().is_some_and(owns) { live.take() } else { None }
 }

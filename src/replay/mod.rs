@@ -485,6 +485,13 @@ impl Resolver {
         }
     }
 
+    /// Whether a recorded timer still waits to fire.
+    pub fn has_pending_timer(&self) -> bool {
+        self.commands
+            .iter()
+            .any(|entry| matches!(entry.machine.pending(), Some(PendingWork::Timer { .. })))
+    }
+
     /// Recorded commands without an outcome.
     pub fn pending(&self) -> Vec<PendingCommand> {
         self.commands

@@ -188,6 +188,11 @@ pub struct AppendPlan {
     pub runs: Vec<RunSummary>,
     /// Changes to the timers table.
     pub timers: Vec<TimerEffect>,
+    /// Whether the append only extends the latest run: no run starts, and
+    /// the run's status does not change. Then only the heads (`head_seq`,
+    /// `updated_at`, `last_seq`) of its rows move, which a backend may write
+    /// without rewriting the rows' indexed columns.
+    pub extends_latest_run: bool,
 }
 
 /// Where a history stands, as the backend reads it from the history itself
@@ -274,7 +279,16 @@ pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<Append
             _ => None,
         })
         .collect();
-    Ok(AppendPlan { summary, runs, timers })
+    let extends_latest_run = runs.len() == 1
+        && head.latest_run.as_ref().is_some_and(|before| {
+            (before.run_id, before.first_seq, before.status) == (latest.run_id, latest.first_seq, latest.status)
+        });
+    Ok(AppendPlan {
+        summary,
+        runs,
+        timers,
+        extends_latest_run,
+    })
 }
 
 /// The latest run of a history and its events, from the suffix of the
@@ -405,6 +419,22 @@ pub trait EventLog: Send + Sync {
     /// The whole history of `workflow_id`.
     async fn read_history(&self, workflow_id: &WorkflowId) -> Result<Vec<RecordedEvent>> {
         self.read_from(workflow_id, 1).await
+    }
+
+    /// Where the history of `workflow_id` stands: its head and its latest
+    /// run, for callers that need no events (the ending of a run, a new
+    /// run's start).
+    ///
+    /// # Contract
+    /// The result is consistent ([`HistoryHead::is_consistent`]) and read
+    /// from one snapshot; never from the visibility row.
+    async fn history_head(&self, workflow_id: &WorkflowId) -> Result<HistoryHead> {
+        let runs = self.read_run_chain(workflow_id).await?;
+        let head_seq = runs.last().map_or(0, |run| run.last_seq);
+        Ok(HistoryHead {
+            head_seq,
+            latest_run: runs.into_iter().next_back(),
+        })
     }
 
     /// The seq of the last event of `workflow_id`'s history; 0 for none.

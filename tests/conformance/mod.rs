@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             reconcile_is_a_noop_on_a_consistent_store,
             a_closed_store_refuses_calls,
             the_head_is_the_history_s_last_seq,
+            the_history_head_has_the_head_and_the_latest_run,
             the_current_run_is_read_from_its_start,
             running_pages_walk_running_workflows_by_id,
             reconcile_pages_cover_every_history_once,

@@ -632,6 +632,18 @@ pub async fn the_head_is_the_history_s_last_seq(store: Arc<dyn Store>) {
     assert_eq!(store.head(&wf("counter")).await.unwrap(), 7);
 }
 
+pub async fn the_history_head_has_the_head_and_the_latest_run(store: Arc<dyn Store>) {
+    let empty = store.history_head(&wf("unknown")).await.unwrap();
+    assert_eq!((empty.head_seq, empty.latest_run), (0, None));
+    seed(&store, "counter", at(0), counter_continued_twice()).await;
+    let id = wf("counter");
+    store.append(request(&id, 6, at(1), vec![marker(1, 1)])).await.unwrap();
+    let head = store.history_head(&id).await.unwrap();
+    assert!(head.is_consistent());
+    assert_eq!(head.head_seq, 7);
+    assert_eq!(head.latest_run, store.read_run_chain(&id).await.unwrap().pop());
+}
+
 pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
     assert_eq!(store.read_current_run(&wf("unknown")).await.unwrap(), None);
     let seeded = seed(&store, "counter", at(0), counter_continued_twice()).await;

@@ -3,12 +3,14 @@ defmodule Aion.Client.Await do
   # Waiting for a workflow's end. The run's monitor tells awaiters when it
   # records an ending, and the awaiter also asks the engine now and then, so
   # that an ending is never missed (a monitor that died between the commit
-  # and its message, an ending recorded by another path). An instance that
-  # stops ends the wait at once.
+  # and its message, an ending recorded by another path). That is a safety
+  # net, so it backs off: 5 s, 10 s, ... up to a minute between checks. An
+  # instance that stops ends the wait at once.
 
   alias Aion.{Engine, Instance, Payload}
 
-  @check_every 1_000
+  @first_check 5_000
+  @max_check 60_000
 
   def await(name, %Instance{} = instance, workflow_id, timeout) do
     case Instance.engine_owner(name) do
@@ -22,7 +24,15 @@ defmodule Aion.Client.Await do
     {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
     owner = Process.monitor(owner)
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
-    wait = %{name: name, engine: instance.engine, id: workflow_id, owner: owner, deadline: deadline, timeout: timeout}
+    wait = %{
+      name: name,
+      engine: instance.engine,
+      id: workflow_id,
+      owner: owner,
+      deadline: deadline,
+      timeout: timeout,
+      check_every: @first_check
+    }
 
     try do
       check(wait)
@@ -51,11 +61,11 @@ defmodule Aion.Client.Await do
       {:DOWN, ^owner, :process, _, _} ->
         {:error, Aion.Error.new(:not_running, "Aion instance #{inspect(name)} stopped while awaiting workflow #{id}")}
     after
-      min(left, @check_every) ->
+      min(left, wait.check_every) ->
         if left == 0 do
           {:error, Aion.Error.new(:timeout, "workflow #{id} did not finish within #{wait.timeout} ms")}
         else
-          check(wait)
+          check(%{wait | check_every: min(2 * wait.check_every, @max_check)})
         end
     end
   end

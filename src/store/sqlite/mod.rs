@@ -47,7 +47,7 @@ use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
 use self::errors::{backend, describe_open_error, is_unique_violation};
 use self::lock::{FileLock, LockError};
 use self::rows::{event_from_row, raw_key, summary_from_row, timer_from_row, to_u64};
-use self::runs::{load_head, load_latest_run, load_runs, upsert_run};
+use self::runs::{at_head, head_from, load_head, load_head_and_latest_run, load_latest_run, load_runs, upsert_run};
 use self::schema::{MAYBE_RUNNING, migrate};
 pub use self::schema::SCHEMA_VERSION;
 use super::{
@@ -245,6 +245,7 @@ impl SqliteStore {
         let Ok(latest_run) = load_latest_run(&mut tx, workflow_id).await else {
             return Ok(false);
         };
+        let latest_run = latest_run.map(|run| at_head(run, head_seq));
         let head = HistoryHead { head_seq, latest_run };
         if !head.is_consistent() {
             return Ok(false);
@@ -515,9 +516,11 @@ async fn write_plan(
         });
         insert.build().execute(&mut *conn).await?;
     }
-    upsert_summary(conn, &plan.summary).await?;
-    for run in &plan.runs {
-        upsert_run(conn, workflow_id, run).await?;
+    if !(plan.extends_latest_run && extend_latest_run(conn, plan).await?) {
+        upsert_summary(conn, &plan.summary).await?;
+        for run in &plan.runs {
+            upsert_run(conn, workflow_id, run).await?;
+        }
     }
     for effect in &plan.timers {
         match effect {
@@ -532,6 +535,23 @@ async fn write_plan(
         }
     }
     Ok(())
+}
+
+/// Moves the head of the visibility row, and nothing else: most appends
+/// only extend a run, and rewriting every column would rewrite every index
+/// of the row too. The run's own row is not written (see
+/// [`runs::at_head`]). Returns `false`, writing nothing, when the
+/// visibility row is missing (the full rows are written instead).
+async fn extend_latest_run(conn: &mut SqliteConnection, plan: &AppendPlan) -> sqlx::Result<bool> {
+    let summary = &plan.summary;
+    let head_seq = i64::try_from(summary.head_seq).unwrap_or(i64::MAX);
+    let moved = sqlx::query("UPDATE workflows SET head_seq = ?2, updated_at = ?3 WHERE workflow_id = ?1")
+        .bind(summary.workflow_id.as_str())
+        .bind(head_seq)
+        .bind(summary.updated_at.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved.rows_affected() > 0)
 }
 
 /// Why one request failed inside its savepoint.
@@ -558,7 +578,7 @@ async fn try_request(
     // overwritten, so a damaged one is repaired by the append. The seq is
     // checked before the runs index is, so that a conflict never costs a
     // read of the history, even when the index needs repairing.
-    let found = stored_head(conn, &request.workflow_id).await?;
+    let (found, latest_run) = load_head_and_latest_run(conn, &request.workflow_id).await?;
     if found != request.expected_seq {
         return Err(StoreError::SequenceConflict {
             workflow_id: request.workflow_id.clone(),
@@ -567,7 +587,7 @@ async fn try_request(
         }
         .into());
     }
-    let (head, _) = load_head(conn, &request.workflow_id).await?;
+    let (head, _) = head_from(conn, &request.workflow_id, found, latest_run).await?;
     let plan = plan_append(&head, request)?;
     let events = encoded?;
     write_plan(conn, &request.workflow_id, &events, &plan)
@@ -605,17 +625,18 @@ async fn apply_request(
     savepoint.rollback().await.map_err(backend)?;
     Ok(Err(match failure {
         RequestFailure::Store(error) => error,
-        RequestFailure::Duplicate => {
-            // Cannot happen while the head is read from the events under the
-            // write lock; the primary key stays the last line of defence.
-            let found = stored_head(tx, &request.workflow_id).await?;
-            StoreError::SequenceConflict {
-                workflow_id: request.workflow_id.clone(),
-                expected: request.expected_seq,
-                found,
-            }
-        }
+        // Cannot happen while the head is read from the events under the
+        // write lock; the primary key stays the last line of defence.
+        RequestFailure::Duplicate => conflict(request, stored_head(tx, &request.workflow_id).await?),
     }))
+}
+
+fn conflict(request: &AppendRequest, found: u64) -> StoreError {
+    StoreError::SequenceConflict {
+        workflow_id: request.workflow_id.clone(),
+        expected: request.expected_seq,
+        found,
+    }
 }
 
 #[async_trait]
@@ -625,8 +646,30 @@ impl EventLog for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let encoded: Vec<Result<Vec<EncodedEvent>>> = batch.iter().map(encode_request).collect();
+        let mut encoded: Vec<Result<Vec<EncodedEvent>>> = batch.iter().map(encode_request).collect();
         let mut tx = self.begin_write().await?;
+        if let [request] = batch {
+            // Alone in its transaction, a request needs no savepoint: rolling
+            // the transaction back undoes exactly that request.
+            let events = encoded.pop().unwrap_or_else(|| Ok(Vec::new()));
+            return match try_request(&mut tx, request, events).await {
+                Ok(()) => {
+                    tx.commit().await.map_err(backend)?;
+                    Ok(vec![Ok(())])
+                }
+                Err(failure) => {
+                    tx.rollback().await.map_err(backend)?;
+                    let error = match failure {
+                        RequestFailure::Store(error) => error,
+                        RequestFailure::Duplicate => {
+                            let mut conn = self.writer.acquire().await.map_err(backend)?;
+                            conflict(request, stored_head(&mut conn, &request.workflow_id).await?)
+                        }
+                    };
+                    Ok(vec![Err(error)])
+                }
+            };
+        }
         let mut results = Vec::with_capacity(batch.len());
         for (request, events) in batch.iter().zip(encoded) {
             results.push(apply_request(&mut tx, request, events).await?);
@@ -655,7 +698,10 @@ impl EventLog for SqliteStore {
         // One snapshot, so that the head compared against is the runs'.
         let mut tx = self.readers.begin().await.map_err(backend)?;
         let head_seq = stored_head(&mut tx, workflow_id).await?;
-        if let Ok(runs) = load_runs(&mut tx, workflow_id).await {
+        if let Ok(mut runs) = load_runs(&mut tx, workflow_id).await {
+            if let Some(latest) = runs.pop() {
+                runs.push(at_head(latest, head_seq));
+            }
             let head = HistoryHead {
                 head_seq,
                 latest_run: runs.last().cloned(),
@@ -668,6 +714,25 @@ impl EventLog for SqliteStore {
         // the store's back): the history is the truth. Reconciliation
         // rewrites the index.
         Ok(run_chain(&read_events(&mut tx, workflow_id, 1).await?))
+    }
+
+    async fn history_head(&self, workflow_id: &WorkflowId) -> Result<HistoryHead> {
+        self.ensure_open()?;
+        // One statement is one snapshot: no transaction needed when the
+        // index agrees with the history, the common case.
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        if let (head_seq, Ok(latest_run)) = load_head_and_latest_run(&mut conn, workflow_id).await? {
+            let head = HistoryHead { head_seq, latest_run };
+            if head.is_consistent() {
+                return Ok(head);
+            }
+        }
+        drop(conn);
+        let runs = self.read_run_chain(workflow_id).await?;
+        Ok(HistoryHead {
+            head_seq: runs.last().map_or(0, |run| run.last_seq),
+            latest_run: runs.into_iter().next_back(),
+        })
     }
 
     async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {

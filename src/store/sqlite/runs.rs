@@ -8,15 +8,58 @@
 use sqlx::sqlite::SqliteConnection;
 
 use super::errors::backend;
-use super::rows::run_from_row;
+use sqlx::Row;
+
+use super::rows::{column, run_from_row, to_u64};
 use super::{read_events, stored_head};
 use crate::ids::WorkflowId;
-use crate::status::RunSummary;
+use crate::status::{RunSummary, WorkflowStatus};
 use crate::store::{HistoryHead, Result, StoreError};
 use crate::time::Timestamp;
 
 const RUN_COLUMNS: &str =
     "first_seq, run_id, parent_run_id, workflow_type, status, started_at, closed_at, last_seq";
+
+/// The history's head (from the events) and its latest run (from the runs
+/// table), in one statement: an append reads both, and each statement is a
+/// round trip to SQLite's worker thread. The run is `Err` when its row does
+/// not decode.
+pub(super) async fn load_head_and_latest_run(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+) -> Result<(u64, Result<Option<RunSummary>>)> {
+    let sql = format!(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE workflow_id = ?1) AS head_seq, latest.*
+         FROM (SELECT 1) LEFT JOIN (SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?1
+                                    ORDER BY first_seq DESC LIMIT 1) AS latest ON 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(workflow_id.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let location = || format!("{workflow_id} events");
+    let head_seq = to_u64(column(&row, "head_seq", &location)?, "seq", &location)?;
+    let first_seq: Option<i64> = row.try_get("first_seq").unwrap_or(None);
+    let latest_run = match first_seq {
+        None => Ok(None),
+        Some(_) => run_from_row(workflow_id, &row).map(|run| Some(at_head(run, head_seq))),
+    };
+    Ok((head_seq, latest_run))
+}
+
+/// A running run as its row says, ending at the history's head.
+///
+/// An append that only extends the latest run does not write its row (one
+/// statement less on every append): the row of a running run keeps the
+/// `last_seq` it was written with, and the head is its real last seq. Rows
+/// of ended runs are written by the append that ends them, and are exact.
+pub(super) fn at_head(mut run: RunSummary, head_seq: u64) -> RunSummary {
+    if run.status == WorkflowStatus::Running && run.last_seq <= head_seq {
+        run.last_seq = head_seq;
+    }
+    run
+}
 
 /// The latest run of a history, as the runs table has it.
 pub(super) async fn load_latest_run(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<Option<RunSummary>> {
@@ -77,8 +120,20 @@ pub(super) async fn upsert_run(conn: &mut SqliteConnection, workflow_id: &Workfl
 /// history has to be read and does not decode or does not begin with
 /// `workflow_started`.
 pub(super) async fn load_head(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<(HistoryHead, bool)> {
-    let head_seq = stored_head(conn, workflow_id).await?;
-    let hint = match load_latest_run(conn, workflow_id).await {
+    let (head_seq, latest_run) = load_head_and_latest_run(conn, workflow_id).await?;
+    head_from(conn, workflow_id, head_seq, latest_run).await
+}
+
+/// The head of a history from what [`load_head_and_latest_run`] read,
+/// rebuilding the runs of the history when they disagree with its events;
+/// `true` when they were rebuilt.
+pub(super) async fn head_from(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+    head_seq: u64,
+    latest_run: Result<Option<RunSummary>>,
+) -> Result<(HistoryHead, bool)> {
+    let hint = match latest_run {
         Ok(latest_run) => {
             let head = HistoryHead { head_seq, latest_run };
             if head.is_consistent() {
