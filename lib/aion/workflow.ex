@@ -166,12 +166,12 @@ defmodule Aion.Workflow do
           )
         end
 
-        run_activity(context, ordinal, {module, function, recorded}, timeout)
+        run_activity(context, ordinal, {module, function, recorded}, timeout, :again)
 
       {:live, ordinal} ->
         input = Command.encode!(args, "the arguments of activity #{name}")
         Command.record(context, {:activity_scheduled, ordinal, name, input})
-        run_activity(context, ordinal, {module, function, args}, timeout)
+        run_activity(context, ordinal, {module, function, args}, timeout, :first)
     end
   end
 
@@ -249,8 +249,8 @@ defmodule Aion.Workflow do
   defp activity_result({:failed, payload}), do: {:error, Payload.decode(payload)}
   defp activity_result(:cancelled), do: {:error, Aion.Error.new(:cancelled, "the activity was cancelled")}
 
-  defp run_activity(context, ordinal, {module, function, args} = mfa, timeout) do
-    result = Runner.execute(context, ordinal, mfa, timeout)
+  defp run_activity(context, ordinal, {module, function, args} = mfa, timeout, dispatch) do
+    result = Runner.execute(context, ordinal, mfa, timeout, dispatch)
 
     {command, value} =
       case result do

@@ -14,9 +14,15 @@ defmodule Aion.Activity.Runner do
   alias Aion.Ownership
   alias Aion.Workflow.Wait
 
-  @doc "Runs `{module, function, args}` as command `ordinal`; returns {:ok, value} | {:error, reason}."
-  def execute(context, ordinal, {module, function, args} = mfa, timeout) do
+  @doc """
+  Runs `{module, function, args}` as command `ordinal`; returns {:ok, value}
+  | {:error, reason}. `dispatch` is `:first` for a command this process just
+  recorded (nothing can have run it yet) or `:again` for one recorded by an
+  earlier process of the run.
+  """
+  def execute(context, ordinal, {module, function, args} = mfa, timeout, dispatch) when dispatch in [:first, :again] do
     name = "#{inspect(module)}.#{function}/#{length(args)}"
+    if dispatch == :again, do: Ownership.stop_activities(context.instance, context.workflow_id, {context.run_id, ordinal})
     execution = dispatch(context, ordinal, mfa)
 
     case Wait.activity(context, ordinal, execution, timeout) do
@@ -35,7 +41,6 @@ defmodule Aion.Activity.Runner do
 
   defp dispatch(context, ordinal, mfa) do
     %{instance: instance, workflow_id: workflow_id, run_id: run_id, tag: tag} = context
-    Ownership.stop_activities(instance, workflow_id, {run_id, ordinal})
     owner = self()
     attempt = make_ref()
 
