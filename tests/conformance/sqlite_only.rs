@@ -480,6 +480,13 @@ async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
     )
     .await
     .unwrap();
+    // A short request (one INSERT, no savepoint) whose only INSERT fails.
+    conn.execute(
+        "CREATE TRIGGER refuse_short BEFORE INSERT ON events WHEN NEW.workflow_id = 'short'
+         BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END",
+    )
+    .await
+    .unwrap();
     conn.close().await.unwrap();
 
     let mut long_events = vec![started(run(9), "Counter")];
@@ -491,11 +498,19 @@ async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
         request(&wf("broken-history"), 1, at(1), vec![completed()]),
         request(&wf("long"), 0, at(1), long_events),
         request(&wf("fresh"), 0, at(1), order_placed(run(5))),
+        request(&wf("short"), 0, at(1), order_placed(run(6))),
     ];
     let results = store.append_batch(&batch).await.expect("the batch itself commits");
     for index in [0, 1, 2, 5] {
         assert!(results[index].is_ok(), "request {index}: {:?}", results[index]);
     }
+    assert!(
+        matches!(&results[6], Err(StoreError::Backend(reason)) if reason.contains("refused by trigger")),
+        "short: {:?}",
+        results[6]
+    );
+    assert!(store.read_history(&wf("short")).await.unwrap().is_empty());
+    assert_eq!(store.summary(&wf("short")).await.unwrap(), None);
     match &results[3] {
         Err(StoreError::Corrupt { location, .. }) => assert!(location.contains("broken-history"), "location: {location}"),
         other => panic!("broken-history: expected Corrupt, got {other:?}"),

@@ -500,6 +500,27 @@ async fn write_plan(
     workflow_id: &WorkflowId,
     events: &[EncodedEvent],
     plan: &AppendPlan,
+) -> std::result::Result<(), Written> {
+    // A statement that fails changes nothing, so a failure of the first
+    // statement leaves the request unwritten; later ones leave part of it.
+    let mut written = false;
+    write_rows(conn, workflow_id, events, plan, &mut written)
+        .await
+        .map_err(|error| Written { error, partly: written })
+}
+
+/// A failed write, and whether part of the request was written before it.
+struct Written {
+    error: sqlx::Error,
+    partly: bool,
+}
+
+async fn write_rows(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+    events: &[EncodedEvent],
+    plan: &AppendPlan,
+    written: &mut bool,
 ) -> sqlx::Result<()> {
     let format = i64::from(codec::CURRENT_FORMAT);
     for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
@@ -515,6 +536,7 @@ async fn write_plan(
                 .push_bind(event.body.as_slice());
         });
         insert.build().execute(&mut *conn).await?;
+        *written = true;
     }
     if !(plan.extends_latest_run && extend_latest_run(conn, plan).await?) {
         upsert_summary(conn, &plan.summary).await?;
@@ -574,46 +596,78 @@ async fn try_request(
     request: &AppendRequest,
     encoded: Result<Vec<EncodedEvent>>,
 ) -> std::result::Result<(), RequestFailure> {
+    try_request_tracked(conn, request, encoded).await.map_err(|(failure, _partly)| failure)
+}
+
+/// [`try_request`], saying on failure whether part of the request was
+/// written before it failed.
+async fn try_request_tracked(
+    conn: &mut SqliteConnection,
+    request: &AppendRequest,
+    encoded: Result<Vec<EncodedEvent>>,
+) -> std::result::Result<(), (RequestFailure, bool)> {
+    let unwritten = |failure: RequestFailure| (failure, false);
     // The head comes from the history; the visibility row is not read, only
     // overwritten, so a damaged one is repaired by the append. The seq is
     // checked before the runs index is, so that a conflict never costs a
     // read of the history, even when the index needs repairing.
-    let (found, latest_run) = load_head_and_latest_run(conn, &request.workflow_id).await?;
+    let (found, latest_run) = load_head_and_latest_run(conn, &request.workflow_id)
+        .await
+        .map_err(|error| unwritten(error.into()))?;
     if found != request.expected_seq {
-        return Err(StoreError::SequenceConflict {
-            workflow_id: request.workflow_id.clone(),
-            expected: request.expected_seq,
-            found,
-        }
-        .into());
+        return Err(unwritten(conflict(request, found).into()));
     }
-    let (head, _) = head_from(conn, &request.workflow_id, found, latest_run).await?;
-    let plan = plan_append(&head, request)?;
-    let events = encoded?;
+    // A repair of the runs index written here is right whatever follows.
+    let (head, _) = head_from(conn, &request.workflow_id, found, latest_run)
+        .await
+        .map_err(|error| unwritten(error.into()))?;
+    let plan = plan_append(&head, request).map_err(|error| unwritten(error.into()))?;
+    let events = encoded.map_err(|error| unwritten(error.into()))?;
     write_plan(conn, &request.workflow_id, &events, &plan)
         .await
-        .map_err(|error| {
-            if is_unique_violation(&error) {
+        .map_err(|Written { error, partly }| {
+            let failure = if is_unique_violation(&error) {
                 RequestFailure::Duplicate
             } else {
                 RequestFailure::Store(backend(error))
-            }
+            };
+            (failure, partly)
         })
 }
 
-/// Applies one request inside the batch transaction, in a savepoint of its
-/// own, so that whatever goes wrong with it (a row of its workflow that does
-/// not decode, an event that does not encode, a statement that fails) is
-/// rolled back and reported to that request only, with its own kind, while
-/// the rest of the batch commits.
+/// Applies one request inside the batch transaction, so that whatever goes
+/// wrong with it (a row of its workflow that does not decode, an event that
+/// does not encode, a statement that fails) is reported to that request only,
+/// with its own kind, while the rest of the batch commits.
 ///
-/// The outer error means the transaction itself is unusable (a savepoint
-/// cannot be opened, released or rolled back): the whole batch must fail.
+/// A request whose events fit one `INSERT` needs no savepoint (two
+/// statements less on nearly every append): everything that can fail for it
+/// alone fails before it writes, or on that first statement, which then
+/// changes nothing. Should a later statement of it fail (the rows it
+/// updates are its own, so only a broken transaction makes them fail), the
+/// batch fails. A longer request writes in a savepoint of its own.
+///
+/// The outer error means the transaction itself is unusable: the whole batch
+/// must fail.
 async fn apply_request(
     tx: &mut Transaction<'static, Sqlite>,
     request: &AppendRequest,
     encoded: Result<Vec<EncodedEvent>>,
 ) -> Result<Result<()>> {
+    if request.events.len() <= EVENT_ROWS_PER_INSERT {
+        return match try_request_tracked(tx, request, encoded).await {
+            Ok(()) => Ok(Ok(())),
+            Err((RequestFailure::Store(error), false)) => Ok(Err(error)),
+            Err((RequestFailure::Duplicate, false)) => {
+                Ok(Err(conflict(request, stored_head(tx, &request.workflow_id).await?)))
+            }
+            Err((RequestFailure::Store(error), true)) => Err(error),
+            Err((RequestFailure::Duplicate, true)) => Err(StoreError::Backend(format!(
+                "an append to {} was refused half-way; the batch is rolled back",
+                request.workflow_id
+            ))),
+        };
+    }
     let mut savepoint = Connection::begin(&mut **tx).await.map_err(backend)?;
     let failure = match try_request(&mut savepoint, request, encoded).await {
         Ok(()) => {
