@@ -46,7 +46,7 @@ use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
 
 use self::errors::{backend, describe_open_error, is_unique_violation};
 use self::lock::{FileLock, LockError};
-use self::rows::{event_from_row, raw_key, summary_from_row, timer_from_row, to_u64};
+use self::rows::{event_from_row, raw_key, run_from_row, summary_from_row, timer_from_row, to_u64};
 use self::runs::{at_head, head_from, load_head, load_head_and_latest_run, load_latest_run, load_runs, upsert_run};
 use self::schema::{MAYBE_RUNNING, migrate};
 pub use self::schema::SCHEMA_VERSION;
@@ -252,6 +252,78 @@ impl SqliteStore {
         }
         let expected = expected_summary(&mut tx, workflow_id, &head).await?;
         Ok(load_summary(&mut tx, workflow_id).await.ok().flatten() == expected)
+    }
+
+    /// The workflows with ids in `(after, until]` whose runs index and
+    /// visibility row agree with their history, found with two statements
+    /// for the whole range: a restart with many workflows checks them page
+    /// by page instead of one by one. A workflow not returned is checked
+    /// (and repaired) alone.
+    async fn consistent_in(
+        &self,
+        after: Option<&WorkflowId>,
+        until: Option<&WorkflowId>,
+    ) -> Result<std::collections::HashSet<WorkflowId>> {
+        let range = |query: &mut QueryBuilder<Sqlite>, column: &str| {
+            if let Some(after) = after {
+                query.push(format!(" AND {column} > ")).push_bind(after.as_str().to_owned());
+            }
+            if let Some(until) = until {
+                query.push(format!(" AND {column} <= ")).push_bind(until.as_str().to_owned());
+            }
+        };
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let mut heads = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT h.workflow_id, h.head_seq, e.recorded_at AS head_at, {}
+             FROM (SELECT workflow_id, MAX(seq) AS head_seq FROM events WHERE 1 = 1",
+            runs::RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+        ));
+        range(&mut heads, "workflow_id");
+        heads.push(
+            " GROUP BY workflow_id) AS h
+             JOIN events AS e ON e.workflow_id = h.workflow_id AND e.seq = h.head_seq
+             LEFT JOIN runs AS r ON r.workflow_id = h.workflow_id
+                 AND r.first_seq = (SELECT MAX(first_seq) FROM runs WHERE runs.workflow_id = h.workflow_id)",
+        );
+        let heads = heads.build().fetch_all(&mut *tx).await.map_err(backend)?;
+        let mut summaries = QueryBuilder::<Sqlite>::new(format!("SELECT {SUMMARY_COLUMNS} FROM workflows WHERE 1 = 1"));
+        range(&mut summaries, "workflow_id");
+        let summaries: std::collections::HashMap<String, std::result::Result<WorkflowSummary, StoreError>> = summaries
+            .build()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| (raw_key(row, "workflow_id"), summary_from_row(row)))
+            .collect();
+        let mut consistent = std::collections::HashSet::new();
+        for row in &heads {
+            let Ok(workflow_id) = WorkflowId::new(raw_key(row, "workflow_id")) else {
+                continue;
+            };
+            let Ok(head_seq) = sqlx::Row::try_get::<i64, _>(row, "head_seq") else {
+                continue;
+            };
+            let Ok(head_at) = sqlx::Row::try_get::<i64, _>(row, "head_at") else {
+                continue;
+            };
+            let Ok(run) = run_from_row(&workflow_id, row) else {
+                continue;
+            };
+            let head_seq = u64::try_from(head_seq).unwrap_or(0);
+            let head = HistoryHead {
+                head_seq,
+                latest_run: Some(at_head(run, head_seq)),
+            };
+            let Some(run) = head.latest_run.as_ref().filter(|_| head.is_consistent()) else {
+                continue;
+            };
+            let expected = WorkflowSummary::of_run(workflow_id.clone(), run, Timestamp::from_micros(head_at));
+            if matches!(summaries.get(workflow_id.as_str()), Some(Ok(row)) if *row == expected) {
+                consistent.insert(workflow_id);
+            }
+        }
+        Ok(consistent)
     }
 
     /// Repairs one workflow's runs and visibility row from its history, in a
@@ -1035,6 +1107,7 @@ impl VisibilityStore for SqliteStore {
         let orphans = orphans.build().execute(&self.writer).await.map_err(backend)?;
         report.rebuilt += usize::try_from(orphans.rows_affected()).unwrap_or(usize::MAX);
 
+        let consistent = self.consistent_in(after, next.as_ref()).await?;
         for row in &rows {
             // Ids are validated before they are ever written, so an invalid
             // one cannot be named in the report (it has no `WorkflowId`) and
@@ -1043,10 +1116,14 @@ impl VisibilityStore for SqliteStore {
             let Ok(workflow_id) = WorkflowId::new(raw_key(row, "workflow_id")) else {
                 continue;
             };
-            let outcome = match self.is_consistent(&workflow_id).await {
-                Ok(true) => Ok(false),
-                Ok(false) | Err(StoreError::Corrupt { .. }) => self.repair(&workflow_id).await,
-                Err(error) => Err(error),
+            let outcome = if consistent.contains(&workflow_id) {
+                Ok(false)
+            } else {
+                match self.is_consistent(&workflow_id).await {
+                    Ok(true) => Ok(false),
+                    Ok(false) | Err(StoreError::Corrupt { .. }) => self.repair(&workflow_id).await,
+                    Err(error) => Err(error),
+                }
             };
             match outcome {
                 Ok(rebuilt) => report.rebuilt += usize::from(rebuilt),

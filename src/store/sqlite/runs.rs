@@ -17,7 +17,7 @@ use crate::status::{RunSummary, WorkflowStatus};
 use crate::store::{HistoryHead, Result, StoreError};
 use crate::time::Timestamp;
 
-const RUN_COLUMNS: &str =
+pub(super) const RUN_COLUMNS: &str =
     "first_seq, run_id, parent_run_id, workflow_type, status, started_at, closed_at, last_seq";
 
 /// The history's head (from the events) and its latest run (from the runs
