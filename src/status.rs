@@ -260,37 +260,15 @@ impl WorkflowSummary {
     }
 }
 
-/// The runs of a history, oldest first.
+/// The runs of a history, oldest first (events before its first
+/// `workflow_started`, which no history written by Aion has, are skipped).
 pub fn run_chain(history: &[RecordedEvent]) -> Vec<RunSummary> {
-    let mut runs: Vec<RunSummary> = Vec::new();
-    for recorded in history {
-        let at = recorded.envelope.recorded_at;
-        if let Event::WorkflowStarted {
-            run_id,
-            parent_run_id,
-            workflow_type,
-            ..
-        } = &recorded.event
-        {
-            runs.push(RunSummary {
-                run_id: *run_id,
-                parent_run_id: *parent_run_id,
-                workflow_type: workflow_type.clone(),
-                status: WorkflowStatus::Running,
-                first_seq: recorded.seq(),
-                last_seq: recorded.seq(),
-                started_at: at,
-                closed_at: None,
-            });
-        } else if let Some(run) = runs.last_mut() {
-            run.last_seq = recorded.seq();
-            if let Some(status) = WorkflowStatus::after(&recorded.event) {
-                run.status = status;
-                run.closed_at = Some(at);
-            }
-        }
-    }
-    runs
+    let first_start = history
+        .iter()
+        .position(|recorded| matches!(recorded.event, Event::WorkflowStarted { .. }))
+        .unwrap_or(history.len());
+    // From a run's start, every event belongs to a run: the projection cannot fail.
+    RunSummary::project(None, &history[first_start..]).unwrap_or_default()
 }
 
 /// The latest run segment of a history: the events from its last
