@@ -136,7 +136,7 @@ impl TimerQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -145,7 +145,8 @@ mod tests {
     use super::*;
     use crate::time::{Clock, ManualClock};
 
-    fn entry(workflow: &str, timer: &str, fire_at_ms: i64) -> TimerEntry {
+    /// A timer of command 0, for the tests of the queue and of the wheel.
+    pub(in crate::timers) fn entry(workflow: &str, timer: &str, fire_at_ms: i64) -> TimerEntry {
         TimerEntry {
             workflow_id: WorkflowId::new(workflow).unwrap(),
             timer_id: TimerId::from_stored(timer),

@@ -220,17 +220,9 @@ mod tests {
     use tokio::sync::mpsc::UnboundedReceiver;
 
     use super::*;
-    use crate::ids::TimerId;
+    use crate::timers::queue::tests::entry;
     use crate::time::{ManualClock, SystemClock, Timestamp};
 
-    fn entry(workflow: &str, timer: &str, fire_at_ms: i64) -> TimerEntry {
-        TimerEntry {
-            workflow_id: WorkflowId::new(workflow).unwrap(),
-            timer_id: TimerId::from_stored(timer),
-            command: 0,
-            fire_at: Timestamp::from_millis(fire_at_ms),
-        }
-    }
 
     /// A wheel whose sink forwards `workflow/timer` of each fired timer, and
     /// runs `also` with the wheel (so a test can act from inside a firing).

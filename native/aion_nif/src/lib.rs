@@ -25,10 +25,10 @@ use aion::store::sqlite::SqliteOptions;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use tokio::runtime::Runtime;
 
-use reply::{send_from_anywhere, spawn_reply};
+use reply::{ok_reply, send_from_anywhere, spawn_reply, sync_reply};
 use terms::{
     BlockedTerm, CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec, atoms,
-    encode_description, encode_error, encode_event, encode_recovery, encode_resolution, encode_runnable,
+    encode_description, encode_event, encode_recovery, encode_resolution, encode_runnable,
     encode_terminal,
 };
 
@@ -130,10 +130,7 @@ fn engine_open<'a>(env: Env<'a>, config: OpenConfig, listener: LocalPid) -> Term
         Arc::new(PidListener(listener)),
         runtime().handle().clone(),
     ));
-    match opened {
-        Ok(engine) => (atoms::ok(), ResourceArc::new(EngineResource { engine })).encode(env),
-        Err(error) => encode_error(env, &error),
-    }
+    sync_reply(env, opened, |engine| (atoms::ok(), ResourceArc::new(EngineResource { engine })).encode(env))
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
@@ -215,18 +212,14 @@ fn run_info<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
 
 #[rustler::nif]
 fn attach<'a>(env: Env<'a>, run: ResourceArc<RunResource>, tag: u64) -> Term<'a> {
-    match run.run.attach(Arc::new(PidOwner { pid: env.pid(), tag })) {
-        Ok(()) => atoms::ok().encode(env),
-        Err(error) => encode_error(env, &error),
-    }
+    ok_reply(env, run.run.attach(Arc::new(PidOwner { pid: env.pid(), tag })))
 }
 
 #[rustler::nif]
 fn resolve<'a>(env: Env<'a>, run: ResourceArc<RunResource>, kind: CommandKindTerm, name: String) -> Term<'a> {
-    match run.run.resolve(&CommandSpec::new(kind.into(), name)) {
-        Ok(resolution) => encode_resolution(env, &resolution),
-        Err(error) => encode_error(env, &error),
-    }
+    sync_reply(env, run.run.resolve(&CommandSpec::new(kind.into(), name)), |resolution| {
+        encode_resolution(env, &resolution)
+    })
 }
 
 #[rustler::nif]
@@ -259,19 +252,14 @@ fn record<'a>(env: Env<'a>, run: ResourceArc<RunResource>, command: RecordTerm<'
 
 #[rustler::nif]
 fn evict<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
-    match run.run.evict(ordinal) {
-        Ok(true) => atoms::ok().encode(env),
-        Ok(false) => atoms::fired().encode(env),
-        Err(error) => encode_error(env, &error),
-    }
+    sync_reply(env, run.run.evict(ordinal), |evicted| {
+        if evicted { atoms::ok() } else { atoms::fired() }.encode(env)
+    })
 }
 
 #[rustler::nif]
 fn timer_fired<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
-    match run.run.timer_fired(ordinal) {
-        Ok(fired) => (atoms::ok(), fired).encode(env),
-        Err(error) => encode_error(env, &error),
-    }
+    sync_reply(env, run.run.timer_fired(ordinal), |fired| (atoms::ok(), fired).encode(env))
 }
 
 #[rustler::nif]
@@ -288,10 +276,7 @@ fn block<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, bloc
         );
         Ok(())
     });
-    match result {
-        Ok(()) => atoms::ok().encode(env),
-        Err(error) => encode_error(env, &error),
-    }
+    ok_reply(env, result)
 }
 
 #[rustler::nif]
@@ -316,10 +301,7 @@ fn runnable<'a>(
 
 #[rustler::nif]
 fn finish<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
-    match run.run.finish() {
-        Ok(()) => atoms::ok().encode(env),
-        Err(error) => encode_error(env, &error),
-    }
+    ok_reply(env, run.run.finish())
 }
 
 #[rustler::nif]

@@ -53,6 +53,20 @@ where
     Ok(atoms::ok().encode(env))
 }
 
+/// The answer of a synchronous NIF: `encode_ok(value)`, or
+/// `{:error, {reason, message, code}}`.
+pub fn sync_reply<'a, T>(env: Env<'a>, result: Result<T, EngineError>, encode_ok: impl FnOnce(T) -> Term<'a>) -> Term<'a> {
+    match result {
+        Ok(value) => encode_ok(value),
+        Err(error) => encode_error(env, &error),
+    }
+}
+
+/// `:ok`, or the error, for a synchronous NIF with nothing to return.
+pub fn ok_reply<'a>(env: Env<'a>, result: Result<(), EngineError>) -> Term<'a> {
+    sync_reply(env, result, |()| atoms::ok().encode(env))
+}
+
 /// Sends a message built by `build` to `pid`, from whatever thread we are on
 /// (`OwnedEnv::send_and_clear` refuses scheduler threads).
 pub fn send_from_anywhere<F>(pid: LocalPid, build: F)
