@@ -83,7 +83,8 @@ pub fn decode(format: u16, body: &[u8]) -> Result<Event, CodecError> {
                 .map(|_| {
                     let mut bytes = [0u8; 8];
                     bytes.copy_from_slice(take(&mut rest, 8)?);
-                    usize::try_from(u64::from_le_bytes(bytes)).map_err(|_| CodecError::Frame("payload too large"))
+                    usize::try_from(u64::from_le_bytes(bytes))
+                        .map_err(|_| CodecError::Frame("payload too large"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let payloads = lengths
@@ -93,7 +94,9 @@ pub fn decode(format: u16, body: &[u8]) -> Result<Event, CodecError> {
             if !rest.is_empty() {
                 return Err(CodecError::Frame("bytes after the last payload"));
             }
-            Ok(payload::join_payloads(payloads, || serde_json::from_slice(json))?)
+            Ok(payload::join_payloads(payloads, || {
+                serde_json::from_slice(json)
+            })?)
         }
         other => Err(CodecError::UnknownFormat(other)),
     }
@@ -128,23 +131,41 @@ mod tests {
     #[test]
     fn unknown_formats_are_refused_not_guessed() {
         let body = encode(&Event::ActivityCancelled { command: 1 }).unwrap();
-        assert!(matches!(decode(3, &body), Err(CodecError::UnknownFormat(3))));
+        assert!(matches!(
+            decode(3, &body),
+            Err(CodecError::UnknownFormat(3))
+        ));
     }
 
     #[test]
     fn format_2_stores_payload_bytes_once_and_raw() {
         let big = Payload::etf(vec![7u8; 100_000]);
-        let event = Event::WorkflowCompleted { result: big.clone() };
+        let event = Event::WorkflowCompleted {
+            result: big.clone(),
+        };
         let body = encode_format(2, &event).unwrap();
-        assert!(body.len() < 100_100, "{} bytes for a 100,000-byte payload", body.len());
+        assert!(
+            body.len() < 100_100,
+            "{} bytes for a 100,000-byte payload",
+            body.len()
+        );
         assert!(encode_format(1, &event).unwrap().len() > 133_000);
         assert_eq!(decode(2, &body).unwrap(), event);
     }
 
     #[test]
     fn damaged_format_2_frames_are_errors() {
-        let body = encode_format(2, &Event::WorkflowCompleted { result: Payload::etf(vec![1, 2, 3]) }).unwrap();
-        assert!(matches!(decode(2, &body[..body.len() - 1]), Err(CodecError::Frame(_))));
+        let body = encode_format(
+            2,
+            &Event::WorkflowCompleted {
+                result: Payload::etf(vec![1, 2, 3]),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            decode(2, &body[..body.len() - 1]),
+            Err(CodecError::Frame(_))
+        ));
         let mut longer = body.clone();
         longer.push(0);
         assert!(matches!(decode(2, &longer), Err(CodecError::Frame(_))));
@@ -153,7 +174,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors() {
-        assert!(matches!(decode(1, b"{\"type\":\"nope\"}"), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode(1, b"{\"type\":\"nope\"}"),
+            Err(CodecError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -173,7 +197,10 @@ mod tests {
             },
         ];
         for event in events {
-            assert_eq!(decode(CURRENT_FORMAT, &encode(&event).unwrap()).unwrap(), event);
+            assert_eq!(
+                decode(CURRENT_FORMAT, &encode(&event).unwrap()).unwrap(),
+                event
+            );
         }
     }
 }

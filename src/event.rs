@@ -500,7 +500,9 @@ impl Event {
             Event::ActivityCompleted { command, result } => {
                 vec![cmd(command), ("result", Payload(result))]
             }
-            Event::ActivityFailed { command, error } => vec![cmd(command), ("error", Payload(error))],
+            Event::ActivityFailed { command, error } => {
+                vec![cmd(command), ("error", Payload(error))]
+            }
             Event::ActivityCancelled { command } => vec![cmd(command)],
             Event::TimerStarted {
                 command,
@@ -511,7 +513,8 @@ impl Event {
                 ("timer_id", Text(timer_id.as_str())),
                 ("fire_at", Time(*fire_at)),
             ],
-            Event::TimerFired { command, timer_id } | Event::TimerCancelled { command, timer_id } => {
+            Event::TimerFired { command, timer_id }
+            | Event::TimerCancelled { command, timer_id } => {
                 vec![cmd(command), ("timer_id", Text(timer_id.as_str()))]
             }
             Event::WithTimeoutCompleted { command, timed_out } => {
@@ -520,7 +523,10 @@ impl Event {
             Event::SignalReceived {
                 signal_name,
                 payload,
-            } => vec![("signal_name", Text(signal_name)), ("payload", Payload(payload))],
+            } => vec![
+                ("signal_name", Text(signal_name)),
+                ("payload", Payload(payload)),
+            ],
             Event::SignalSent {
                 command,
                 target_workflow_id,
@@ -564,12 +570,19 @@ impl Event {
             Event::ChildWorkflowCancelled {
                 command,
                 child_workflow_id,
-            } => vec![cmd(command), ("child_workflow_id", Text(child_workflow_id.as_str()))],
+            } => vec![
+                cmd(command),
+                ("child_workflow_id", Text(child_workflow_id.as_str())),
+            ],
             Event::MarkerRecorded {
                 command,
                 name,
                 value,
-            } => vec![cmd(command), ("name", Text(name)), ("value", Payload(value))],
+            } => vec![
+                cmd(command),
+                ("name", Text(name)),
+                ("value", Payload(value)),
+            ],
             Event::SearchAttributesUpdated { attributes } => {
                 vec![("attributes", Attributes(attributes))]
             }

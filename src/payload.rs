@@ -58,7 +58,12 @@ impl Payload {
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Payload({}, {} bytes)", self.encoding.as_str(), self.data.len())
+        write!(
+            f,
+            "Payload({}, {} bytes)",
+            self.encoding.as_str(),
+            self.data.len()
+        )
     }
 }
 
@@ -77,7 +82,9 @@ thread_local! {
 pub(crate) fn split_payloads<R>(serialize: impl FnOnce() -> R) -> (R, Vec<Vec<u8>>) {
     let previous = SPLIT.with(|split| split.replace(Some(Vec::new())));
     let result = serialize();
-    let blobs = SPLIT.with(|split| split.replace(previous)).unwrap_or_default();
+    let blobs = SPLIT
+        .with(|split| split.replace(previous))
+        .unwrap_or_default();
     (result, blobs)
 }
 

@@ -34,7 +34,12 @@ pub struct RecorderGuard<'a> {
 
 impl Recorder {
     /// A recorder that will read the head from the store on first use.
-    pub fn new(workflow_id: WorkflowId, writer: GroupCommitWriter, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        workflow_id: WorkflowId,
+        writer: GroupCommitWriter,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             workflow_id,
             writer,
@@ -76,7 +81,12 @@ impl RecorderGuard<'_> {
     pub async fn append(&mut self, events: Vec<Event>) -> Result<Vec<RecordedEvent>> {
         let head = self.head().await?;
         let recorder = self.recorder;
-        let request = AppendRequest::new(recorder.workflow_id.clone(), head, recorder.clock.now(), events);
+        let request = AppendRequest::new(
+            recorder.workflow_id.clone(),
+            head,
+            recorder.clock.now(),
+            events,
+        );
         let new_head = request.new_head();
         match recorder.writer.append(request).await {
             Ok(recorded) => {
@@ -116,20 +126,50 @@ mod tests {
     #[tokio::test]
     async fn appends_continue_from_the_head_and_reload_it_after_a_conflict() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let (writer, _task) = GroupCommitWriter::spawn(Arc::clone(&store), WriterConfig::default(), &Handle::current());
+        let (writer, _task) = GroupCommitWriter::spawn(
+            Arc::clone(&store),
+            WriterConfig::default(),
+            &Handle::current(),
+        );
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(7)));
         let id = WorkflowId::new("wf").unwrap();
-        let ours = Recorder::new(id.clone(), writer.clone(), Arc::clone(&store), clock.clone());
+        let ours = Recorder::new(
+            id.clone(),
+            writer.clone(),
+            Arc::clone(&store),
+            clock.clone(),
+        );
         let theirs = Recorder::new(id.clone(), writer, Arc::clone(&store), clock);
 
         let first = ours.lock().await.append(vec![started()]).await.unwrap();
-        assert_eq!((first[0].seq(), first[0].envelope.recorded_at), (1, Timestamp::from_millis(7)));
-        theirs.lock().await.append(vec![Event::ActivityCancelled { command: 0 }]).await.unwrap();
+        assert_eq!(
+            (first[0].seq(), first[0].envelope.recorded_at),
+            (1, Timestamp::from_millis(7))
+        );
+        theirs
+            .lock()
+            .await
+            .append(vec![Event::ActivityCancelled { command: 0 }])
+            .await
+            .unwrap();
 
         let mut guard = ours.lock().await;
-        let conflict = guard.append(vec![Event::ActivityCancelled { command: 1 }]).await.unwrap_err();
-        assert!(matches!(conflict, StoreError::SequenceConflict { expected: 1, found: 2, .. }));
-        let retried = guard.append(vec![Event::ActivityCancelled { command: 1 }]).await.unwrap();
+        let conflict = guard
+            .append(vec![Event::ActivityCancelled { command: 1 }])
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            conflict,
+            StoreError::SequenceConflict {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ));
+        let retried = guard
+            .append(vec![Event::ActivityCancelled { command: 1 }])
+            .await
+            .unwrap();
         assert_eq!(retried[0].seq(), 3);
         assert_eq!(store.read_history(&id).await.unwrap().len(), 3);
     }

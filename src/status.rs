@@ -101,7 +101,9 @@ pub struct WorkflowSummary {
 
 /// A history that cannot be projected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("history of {workflow_id} does not begin with workflow_started (first event: seq {seq}, {kind})")]
+#[error(
+    "history of {workflow_id} does not begin with workflow_started (first event: seq {seq}, {kind})"
+)]
 pub struct NotStarted {
     /// The workflow.
     pub workflow_id: WorkflowId,
@@ -191,7 +193,10 @@ impl RunSummary {
     ///
     /// This is the projection behind the stores' runs table: every backend
     /// writes exactly these rows in the transaction of the append.
-    pub fn project(latest: Option<RunSummary>, events: &[RecordedEvent]) -> Result<Vec<RunSummary>, NotStarted> {
+    pub fn project(
+        latest: Option<RunSummary>,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<RunSummary>, NotStarted> {
         let mut touched: Vec<RunSummary> = Vec::new();
         // The run events go to, and whether any has yet: a run that only
         // existed before `events` is not rewritten.
@@ -246,7 +251,11 @@ impl WorkflowSummary {
     /// The visibility row of `workflow_id` whose latest run is `run` and whose
     /// last event (seq `run.last_seq`) was recorded at `updated_at`: the same
     /// row [`WorkflowSummary::project`] computes from the whole history.
-    pub fn of_run(workflow_id: WorkflowId, run: &RunSummary, updated_at: Timestamp) -> WorkflowSummary {
+    pub fn of_run(
+        workflow_id: WorkflowId,
+        run: &RunSummary,
+        updated_at: Timestamp,
+    ) -> WorkflowSummary {
         WorkflowSummary {
             workflow_id,
             workflow_type: run.workflow_type.clone(),
@@ -274,10 +283,14 @@ pub fn run_chain(history: &[RecordedEvent]) -> Vec<RunSummary> {
 /// The latest run segment of a history: the events from its last
 /// `workflow_started` on, with that run's id. `None` for an empty history.
 pub fn current_run(history: &[RecordedEvent]) -> Option<(RunId, &[RecordedEvent])> {
-    history.iter().enumerate().rev().find_map(|(index, recorded)| match &recorded.event {
-        Event::WorkflowStarted { run_id, .. } => Some((*run_id, &history[index..])),
-        _ => None,
-    })
+    history
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(index, recorded)| match &recorded.event {
+            Event::WorkflowStarted { run_id, .. } => Some((*run_id, &history[index..])),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -311,11 +324,14 @@ mod tests {
     fn status_follows_the_latest_run_segment() {
         let history = vec![
             at(1, started(1, None)),
-            at(2, Event::WorkflowContinuedAsNew {
-                new_run_id: RunId::from_u128(2),
-                workflow_type: "T".into(),
-                input: Payload::etf(vec![]),
-            }),
+            at(
+                2,
+                Event::WorkflowContinuedAsNew {
+                    new_run_id: RunId::from_u128(2),
+                    workflow_type: "T".into(),
+                    input: Payload::etf(vec![]),
+                },
+            ),
         ];
         let summary = WorkflowSummary::project(None, &history).unwrap().unwrap();
         assert_eq!(summary.status, WorkflowStatus::ContinuedAsNew);
@@ -324,13 +340,18 @@ mod tests {
         let next = WorkflowSummary::project(Some(summary), &[at(3, started(2, Some(1)))])
             .unwrap()
             .unwrap();
-        assert_eq!((next.status, next.run_id, next.head_seq), (WorkflowStatus::Running, RunId::from_u128(2), 3));
+        assert_eq!(
+            (next.status, next.run_id, next.head_seq),
+            (WorkflowStatus::Running, RunId::from_u128(2), 3)
+        );
         assert_eq!(next.closed_at, None);
     }
 
     #[test]
     fn a_history_must_begin_with_workflow_started() {
-        let error = WorkflowSummary::project(None, &[at(1, Event::ActivityCancelled { command: 0 })]).unwrap_err();
+        let error =
+            WorkflowSummary::project(None, &[at(1, Event::ActivityCancelled { command: 0 })])
+                .unwrap_err();
         assert_eq!(error.kind, "activity_cancelled");
     }
 
@@ -338,18 +359,27 @@ mod tests {
     fn run_chain_and_current_segment() {
         let history = vec![
             at(1, started(1, None)),
-            at(2, Event::WorkflowContinuedAsNew {
-                new_run_id: RunId::from_u128(2),
-                workflow_type: "T".into(),
-                input: Payload::etf(vec![]),
-            }),
+            at(
+                2,
+                Event::WorkflowContinuedAsNew {
+                    new_run_id: RunId::from_u128(2),
+                    workflow_type: "T".into(),
+                    input: Payload::etf(vec![]),
+                },
+            ),
             at(3, started(2, Some(1))),
             at(4, Event::ActivityCancelled { command: 0 }),
         ];
         let chain = run_chain(&history);
         assert_eq!(chain.len(), 2);
-        assert_eq!((chain[0].status, chain[0].first_seq, chain[0].last_seq), (WorkflowStatus::ContinuedAsNew, 1, 2));
-        assert_eq!((chain[1].parent_run_id, chain[1].status, chain[1].last_seq), (Some(RunId::from_u128(1)), WorkflowStatus::Running, 4));
+        assert_eq!(
+            (chain[0].status, chain[0].first_seq, chain[0].last_seq),
+            (WorkflowStatus::ContinuedAsNew, 1, 2)
+        );
+        assert_eq!(
+            (chain[1].parent_run_id, chain[1].status, chain[1].last_seq),
+            (Some(RunId::from_u128(1)), WorkflowStatus::Running, 4)
+        );
         let (run, segment) = current_run(&history).unwrap();
         assert_eq!(run, RunId::from_u128(2));
         assert_eq!(segment.len(), 2);

@@ -34,7 +34,9 @@ impl Timestamp {
 
     /// This instant moved forward by `millis` milliseconds (saturating).
     pub fn plus_millis(self, millis: u64) -> Self {
-        let delta = i64::try_from(millis).unwrap_or(i64::MAX).saturating_mul(1000);
+        let delta = i64::try_from(millis)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
         Self(self.0.saturating_add(delta))
     }
 
@@ -116,8 +118,17 @@ mod tests {
 
     #[test]
     fn arithmetic_saturates_instead_of_overflowing() {
-        assert_eq!(Timestamp::from_micros(i64::MAX).plus_millis(u64::MAX), Timestamp::from_micros(i64::MAX));
-        assert_eq!(Timestamp::from_millis(10).until(Timestamp::from_millis(4)), Duration::ZERO);
-        assert_eq!(Timestamp::from_millis(4).until(Timestamp::from_millis(10)), Duration::from_millis(6));
+        assert_eq!(
+            Timestamp::from_micros(i64::MAX).plus_millis(u64::MAX),
+            Timestamp::from_micros(i64::MAX)
+        );
+        assert_eq!(
+            Timestamp::from_millis(10).until(Timestamp::from_millis(4)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Timestamp::from_millis(4).until(Timestamp::from_millis(10)),
+            Duration::from_millis(6)
+        );
     }
 }

@@ -60,7 +60,11 @@ pub struct GroupCommitWriter {
 
 impl GroupCommitWriter {
     /// Starts the writer task on `runtime`.
-    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig, runtime: &Handle) -> (Self, JoinHandle<()>) {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        config: WriterConfig,
+        runtime: &Handle,
+    ) -> (Self, JoinHandle<()>) {
         Self::spawn_on_log(store, config, runtime)
     }
 
@@ -93,11 +97,17 @@ impl GroupCommitWriter {
     }
 }
 
-async fn run(store: Arc<dyn EventLog>, config: WriterConfig, mut inbox: mpsc::UnboundedReceiver<Message>) {
+async fn run(
+    store: Arc<dyn EventLog>,
+    config: WriterConfig,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+) {
     let max_batch = config.max_batch.max(1);
     let mut closing = false;
     while !closing {
-        let Some(first) = inbox.recv().await else { break };
+        let Some(first) = inbox.recv().await else {
+            break;
+        };
         let mut requests = Vec::new();
         let mut replies = Vec::new();
         let mut next = Some(first);
@@ -182,11 +192,14 @@ mod tests {
         let seen = Arc::clone(&batches);
         let config = WriterConfig {
             max_batch: 64,
-            after_commit: Some(Arc::new(move |batch: &[AppendRequest], _: &[Result<()>]| {
-                seen.lock().unwrap().push(batch.len());
-            })),
+            after_commit: Some(Arc::new(
+                move |batch: &[AppendRequest], _: &[Result<()>]| {
+                    seen.lock().unwrap().push(batch.len());
+                },
+            )),
         };
-        let (writer, _task) = GroupCommitWriter::spawn(Arc::clone(&store), config, &Handle::current());
+        let (writer, _task) =
+            GroupCommitWriter::spawn(Arc::clone(&store), config, &Handle::current());
         let appends = (0..500).map(|n| {
             let writer = writer.clone();
             tokio::spawn(async move { writer.append(start(&format!("wf-{n}"))).await })
@@ -195,7 +208,14 @@ mod tests {
             assert_eq!(append.await.unwrap().unwrap().len(), 1);
         }
         for n in 0..500 {
-            assert_eq!(store.read_history(&WorkflowId::new(format!("wf-{n}")).unwrap()).await.unwrap().len(), 1);
+            assert_eq!(
+                store
+                    .read_history(&WorkflowId::new(format!("wf-{n}")).unwrap())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
         }
         let batches = batches.lock().unwrap();
         assert_eq!(batches.iter().sum::<usize>(), 500);
@@ -205,21 +225,36 @@ mod tests {
     #[tokio::test]
     async fn a_conflict_fails_only_its_own_request() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let (writer, _task) = GroupCommitWriter::spawn(Arc::clone(&store), WriterConfig::default(), &Handle::current());
+        let (writer, _task) = GroupCommitWriter::spawn(
+            Arc::clone(&store),
+            WriterConfig::default(),
+            &Handle::current(),
+        );
         writer.append(start("a")).await.unwrap();
         let conflict = writer.append(start("a")).await.unwrap_err();
-        assert!(matches!(conflict, StoreError::SequenceConflict { expected: 0, found: 1, .. }));
+        assert!(matches!(
+            conflict,
+            StoreError::SequenceConflict {
+                expected: 0,
+                found: 1,
+                ..
+            }
+        ));
         writer.append(start("b")).await.unwrap();
     }
 
     #[tokio::test]
     async fn after_close_appends_fail_cleanly() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let (writer, task) = GroupCommitWriter::spawn(store, WriterConfig::default(), &Handle::current());
+        let (writer, task) =
+            GroupCommitWriter::spawn(store, WriterConfig::default(), &Handle::current());
         writer.append(start("a")).await.unwrap();
         writer.close();
         task.await.unwrap();
-        assert!(matches!(writer.append(start("b")).await, Err(StoreError::Closed)));
+        assert!(matches!(
+            writer.append(start("b")).await,
+            Err(StoreError::Closed)
+        ));
     }
 
     /// A log whose next batch fails as a whole with a chosen error.
@@ -237,7 +272,11 @@ mod tests {
             self.inner.append_batch(batch).await
         }
 
-        async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>> {
+        async fn read_from(
+            &self,
+            workflow_id: &WorkflowId,
+            from_seq: u64,
+        ) -> Result<Vec<RecordedEvent>> {
             self.inner.read_from(workflow_id, from_seq).await
         }
 
@@ -255,8 +294,11 @@ mod tests {
             inner: MemoryStore::new(),
             next_batch_error: Mutex::new(None),
         });
-        let (writer, _task) =
-            GroupCommitWriter::spawn_on_log(log.clone(), WriterConfig::default(), &Handle::current());
+        let (writer, _task) = GroupCommitWriter::spawn_on_log(
+            log.clone(),
+            WriterConfig::default(),
+            &Handle::current(),
+        );
 
         *log.next_batch_error.lock().unwrap() = Some(StoreError::Corrupt {
             location: "sqlite database file".into(),
@@ -264,11 +306,17 @@ mod tests {
         });
         let error = writer.append(start("a")).await.unwrap_err();
         assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
-        assert!(!error.is_transient(), "a corrupt store is not worth retrying");
+        assert!(
+            !error.is_transient(),
+            "a corrupt store is not worth retrying"
+        );
 
         *log.next_batch_error.lock().unwrap() = Some(StoreError::Backend("disk I/O error".into()));
         let error = writer.append(start("a")).await.unwrap_err();
-        assert!(matches!(error, StoreError::Backend(_)) && error.is_transient(), "{error:?}");
+        assert!(
+            matches!(error, StoreError::Backend(_)) && error.is_transient(),
+            "{error:?}"
+        );
 
         writer.append(start("a")).await.unwrap();
     }
@@ -279,26 +327,35 @@ mod tests {
     async fn a_corrupt_row_fails_only_its_own_request_in_a_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("aion.db");
-        let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).await.unwrap());
+        let store = Arc::new(
+            SqliteStore::open(&path, SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
         for id in ["healthy-1", "broken", "healthy-2"] {
             store.append(start(id)).await.unwrap();
         }
         // "broken": its runs index is gone and its history does not decode,
         // so the store must read the history and cannot. "healthy-2": only
         // its visibility row is damaged, which an append does not depend on.
-        tamper(&path, &[
-            "DELETE FROM runs WHERE workflow_id = 'broken'",
-            "UPDATE events SET body = x'00ff' WHERE workflow_id = 'broken'",
-            "UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'healthy-2'",
-        ])
+        tamper(
+            &path,
+            &[
+                "DELETE FROM runs WHERE workflow_id = 'broken'",
+                "UPDATE events SET body = x'00ff' WHERE workflow_id = 'broken'",
+                "UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'healthy-2'",
+            ],
+        )
         .await;
 
         let batches = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&batches);
         let config = WriterConfig {
-            after_commit: Some(Arc::new(move |batch: &[AppendRequest], _: &[Result<()>]| {
-                seen.lock().unwrap().push(batch.len());
-            })),
+            after_commit: Some(Arc::new(
+                move |batch: &[AppendRequest], _: &[Result<()>]| {
+                    seen.lock().unwrap().push(batch.len());
+                },
+            )),
             ..WriterConfig::default()
         };
         let (writer, _task) = GroupCommitWriter::spawn(store.clone(), config, &Handle::current());
@@ -306,7 +363,12 @@ mod tests {
             .into_iter()
             .map(|id| {
                 let writer = writer.clone();
-                let request = AppendRequest::new(WorkflowId::new(id).unwrap(), 1, Timestamp::EPOCH, [completed()]);
+                let request = AppendRequest::new(
+                    WorkflowId::new(id).unwrap(),
+                    1,
+                    Timestamp::EPOCH,
+                    [completed()],
+                );
                 tokio::spawn(async move { writer.append(request).await })
             })
             .collect();
@@ -314,17 +376,36 @@ mod tests {
         for append in appends {
             results.push(append.await.unwrap());
         }
-        assert_eq!(*batches.lock().unwrap(), vec![3], "the three appends shared one batch");
+        assert_eq!(
+            *batches.lock().unwrap(),
+            vec![3],
+            "the three appends shared one batch"
+        );
 
         assert_eq!(results[0].as_ref().unwrap().len(), 1);
-        assert!(matches!(results[1], Err(StoreError::Corrupt { .. })), "{:?}", results[1]);
+        assert!(
+            matches!(results[1], Err(StoreError::Corrupt { .. })),
+            "{:?}",
+            results[1]
+        );
         assert_eq!(results[2].as_ref().unwrap().len(), 1);
         for id in ["healthy-1", "healthy-2"] {
             let id = WorkflowId::new(id).unwrap();
             assert_eq!(store.read_history(&id).await.unwrap().len(), 2, "{id}");
-            assert_eq!(store.summary(&id).await.unwrap().unwrap().head_seq, 2, "{id}: row written");
+            assert_eq!(
+                store.summary(&id).await.unwrap().unwrap().head_seq,
+                2,
+                "{id}: row written"
+            );
         }
-        assert_eq!(store.head(&WorkflowId::new("broken").unwrap()).await.unwrap(), 1, "broken wrote nothing");
+        assert_eq!(
+            store
+                .head(&WorkflowId::new("broken").unwrap())
+                .await
+                .unwrap(),
+            1,
+            "broken wrote nothing"
+        );
     }
 
     fn completed() -> Event {
@@ -336,11 +417,15 @@ mod tests {
     /// Damages rows behind the store's back, as an operator's SQL shell might.
     async fn tamper(path: &std::path::Path, statements: &[&'static str]) {
         use sqlx::{Connection, Executor};
-        let mut conn = sqlx::SqliteConnection::connect_with(&sqlx::sqlite::SqliteConnectOptions::new().filename(path))
-            .await
-            .unwrap();
+        let mut conn = sqlx::SqliteConnection::connect_with(
+            &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+        )
+        .await
+        .unwrap();
         for statement in statements {
-            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))).await.unwrap();
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(*statement)))
+                .await
+                .unwrap();
         }
         conn.close().await.unwrap();
     }

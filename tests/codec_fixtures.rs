@@ -46,9 +46,18 @@ fn corpus() -> Vec<Event> {
             activity_type: "Shop.charge".into(),
             input: p(6),
         },
-        Event::ActivityStarted { command: 0, attempt: 2 },
-        Event::ActivityCompleted { command: 0, result: p(7) },
-        Event::ActivityFailed { command: 1, error: p(8) },
+        Event::ActivityStarted {
+            command: 0,
+            attempt: 2,
+        },
+        Event::ActivityCompleted {
+            command: 0,
+            result: p(7),
+        },
+        Event::ActivityFailed {
+            command: 1,
+            error: p(8),
+        },
         Event::ActivityCancelled { command: 2 },
         Event::TimerStarted {
             command: 3,
@@ -59,8 +68,14 @@ fn corpus() -> Vec<Event> {
             command: 3,
             timer_id: timer.clone(),
         },
-        Event::TimerCancelled { command: 3, timer_id: timer },
-        Event::WithTimeoutCompleted { command: 4, timed_out: true },
+        Event::TimerCancelled {
+            command: 3,
+            timer_id: timer,
+        },
+        Event::WithTimeoutCompleted {
+            command: 4,
+            timed_out: true,
+        },
         Event::SignalReceived {
             signal_name: "approve".into(),
             payload: p(9),
@@ -102,7 +117,10 @@ fn corpus() -> Vec<Event> {
                 ("items".to_owned(), SearchAttribute::Int(3)),
                 ("total".to_owned(), SearchAttribute::Float(42.5)),
                 ("vip".to_owned(), SearchAttribute::Bool(true)),
-                ("due".to_owned(), SearchAttribute::Time(Timestamp::from_micros(7))),
+                (
+                    "due".to_owned(),
+                    SearchAttribute::Time(Timestamp::from_micros(7)),
+                ),
             ]),
         },
         Event::ScheduleCreated {
@@ -141,7 +159,10 @@ fn format_1_fixture_decodes_to_the_corpus_and_reencodes_byte_for_byte() {
     for (line, expected) in lines.iter().zip(&corpus) {
         let decoded = codec::decode(1, line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(&decoded, expected);
-        assert_eq!(String::from_utf8(codec::encode_format(1, &decoded).unwrap()).unwrap(), *line);
+        assert_eq!(
+            String::from_utf8(codec::encode_format(1, &decoded).unwrap()).unwrap(),
+            *line
+        );
     }
 }
 
@@ -161,7 +182,9 @@ fn v2_records(bytes: &[u8]) -> Vec<&[u8]> {
 fn format_2_fixture_decodes_to_the_corpus_and_reencodes_byte_for_byte() {
     assert_eq!(CURRENT_FORMAT, 2);
     let corpus = corpus();
-    if std::env::var_os("AION_WRITE_FIXTURES").is_some() && !std::path::Path::new(FIXTURE_V2).exists() {
+    if std::env::var_os("AION_WRITE_FIXTURES").is_some()
+        && !std::path::Path::new(FIXTURE_V2).exists()
+    {
         let mut file = Vec::new();
         for event in &corpus {
             let body = codec::encode_format(2, event).unwrap();
@@ -172,7 +195,11 @@ fn format_2_fixture_decodes_to_the_corpus_and_reencodes_byte_for_byte() {
     }
     let fixture = std::fs::read(FIXTURE_V2).expect("tests/fixtures/events_v2.bin");
     let records = v2_records(&fixture);
-    assert_eq!(records.len(), corpus.len(), "one fixture record per event kind");
+    assert_eq!(
+        records.len(),
+        corpus.len(),
+        "one fixture record per event kind"
+    );
     for (body, expected) in records.iter().zip(&corpus) {
         assert_eq!(&codec::decode(2, body).unwrap(), expected);
         assert_eq!(codec::encode(expected).unwrap(), *body);

@@ -44,7 +44,11 @@ async fn a_second_engine_is_refused_through_any_path_to_the_same_file() {
     let first = open_engine(&path).await.unwrap();
     std::os::unix::fs::symlink(&path, &symlink).unwrap();
     std::fs::hard_link(&path, &hard_link).unwrap();
-    for (through, candidate) in [("same path", &path), ("symlink", &symlink), ("hard link", &hard_link)] {
+    for (through, candidate) in [
+        ("same path", &path),
+        ("symlink", &symlink),
+        ("hard link", &hard_link),
+    ] {
         match open_engine(candidate).await {
             Err(error) => assert_eq!(error.kind(), "store_in_use", "{through}: {error}"),
             Ok(_) => panic!("{through}: a second engine opened a store in use"),
@@ -54,7 +58,10 @@ async fn a_second_engine_is_refused_through_any_path_to_the_same_file() {
 
     for candidate in [&symlink, &hard_link, &path] {
         let engine = open_engine(candidate).await.unwrap();
-        assert_eq!(open_engine(&path).await.err().map(|e| e.kind()), Some("store_in_use"));
+        assert_eq!(
+            open_engine(&path).await.err().map(|e| e.kind()),
+            Some("store_in_use")
+        );
         engine.close().await;
     }
 }

@@ -32,7 +32,12 @@ impl Engine {
     /// Records how run `run_id` ended, unless its history already holds an
     /// ending (which is kept, never overwritten), and releases its replay
     /// state. Returns the run's recorded ending.
-    pub async fn complete_run(&self, workflow_id: &WorkflowId, run_id: RunId, outcome: RunOutcome) -> Result<Terminal> {
+    pub async fn complete_run(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+        outcome: RunOutcome,
+    ) -> Result<Terminal> {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
@@ -47,8 +52,16 @@ impl Engine {
         }
         recorder.set_head(latest.last_seq);
         let (status, value, event) = match outcome {
-            RunOutcome::Completed(result) => (WorkflowStatus::Completed, result.clone(), Event::WorkflowCompleted { result }),
-            RunOutcome::Failed(error) => (WorkflowStatus::Failed, error.clone(), Event::WorkflowFailed { error }),
+            RunOutcome::Completed(result) => (
+                WorkflowStatus::Completed,
+                result.clone(),
+                Event::WorkflowCompleted { result },
+            ),
+            RunOutcome::Failed(error) => (
+                WorkflowStatus::Failed,
+                error.clone(),
+                Event::WorkflowFailed { error },
+            ),
         };
         cell.append(&mut recorder, vec![event]).await?;
         if may_have_timers {
@@ -79,9 +92,11 @@ impl Engine {
     }
 
     pub(super) async fn existing_run(&self, workflow_id: &WorkflowId) -> Result<RunSummary> {
-        self.latest_run(workflow_id).await?.ok_or_else(|| EngineError::NotFound {
-            workflow_id: workflow_id.clone(),
-        })
+        self.latest_run(workflow_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                workflow_id: workflow_id.clone(),
+            })
     }
 
     /// How the latest run ended, or `None` while it runs.
@@ -92,11 +107,17 @@ impl Engine {
             return Ok(None);
         }
         // A terminal run ends with its ending.
-        let ending = self.inner.store.read_from(workflow_id, latest.last_seq).await?;
+        let ending = self
+            .inner
+            .store
+            .read_from(workflow_id, latest.last_seq)
+            .await?;
         Ok(Some(Terminal {
             run_id: latest.run_id,
             status: latest.status,
-            value: ending.first().and_then(|recorded| ending_value(&recorded.event)),
+            value: ending
+                .first()
+                .and_then(|recorded| ending_value(&recorded.event)),
         }))
     }
 
@@ -112,11 +133,17 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound {
                 workflow_id: workflow_id.clone(),
             })?;
-        let last = self.inner.store.read_from(workflow_id, run.last_seq).await?;
+        let last = self
+            .inner
+            .store
+            .read_from(workflow_id, run.last_seq)
+            .await?;
         Ok(Terminal {
             run_id,
             status: run.status,
-            value: last.first().and_then(|recorded| ending_value(&recorded.event)),
+            value: last
+                .first()
+                .and_then(|recorded| ending_value(&recorded.event)),
         })
     }
 }
@@ -135,5 +162,9 @@ fn ending_value(event: &Event) -> Option<Payload> {
 /// Drops the cell's replay state if `owns` says so; returns what it dropped.
 fn release_if(cell: &WorkflowCell, owns: impl FnOnce(&LiveRun) -> bool) -> Option<LiveRun> {
     let mut live = lock(&cell.live);
-    if live.as_ref().is_some_and(owns) { live.take() } else { None }
+    if live.as_ref().is_some_and(owns) {
+        live.take()
+    } else {
+        None
+    }
 }

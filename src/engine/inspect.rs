@@ -51,9 +51,9 @@ impl Engine {
             }
             _ => Vec::new(),
         };
-        let blocked = self.blocked(workflow_id).filter(|blocked| {
-            blocked.run_id == summary.run_id && !summary.status.is_terminal()
-        });
+        let blocked = self
+            .blocked(workflow_id)
+            .filter(|blocked| blocked.run_id == summary.run_id && !summary.status.is_terminal());
         Ok(Description {
             summary,
             runs: run_chain(&history),

@@ -106,10 +106,30 @@ pub trait EngineListener: Send + Sync + 'static {
     fn fatal(&self, message: &str);
 }
 
+/// Something the engine recorded for a run that its owner must hear about.
+/// Every notice is sent after the events it announces are durable and fed
+/// to the run's replay state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// The durable timer of command `ordinal` fired.
+    TimerFired(u32),
+    /// The engine recorded the outcome of command `ordinal` (a signal or an
+    /// update delivered to the wait that asked for it).
+    Resolved(u32),
+    /// A signal or an update arrived for the run.
+    Inbox,
+    /// Cancellation of the run was requested.
+    CancelRequested,
+    /// The run ended without its code (terminated, timed out): the owner
+    /// must stop running it.
+    Ended,
+}
+
 /// The host-side owner of a loaded run (for the BEAM: its process).
 pub trait RunOwner: Send + Sync + 'static {
-    /// The durable timer of command `ordinal` fired and its `timer_fired` is durable.
-    fn timer_fired(&self, ordinal: u32);
+    /// Tells the owner about `notice`.
+    fn notify(&self, notice: Notice);
 }
 
 /// A request to start a workflow.
@@ -172,11 +192,16 @@ const CELL_SHARDS: usize = 64;
 impl Cells {
     fn new() -> Self {
         Self {
-            shards: (0..CELL_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..CELL_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
         }
     }
 
-    fn shard(&self, workflow_id: &WorkflowId) -> MutexGuard<'_, HashMap<WorkflowId, Weak<WorkflowCell>>> {
+    fn shard(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> MutexGuard<'_, HashMap<WorkflowId, Weak<WorkflowCell>>> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         workflow_id.hash(&mut hasher);
         lock(&self.shards[hasher.finish() as usize % CELL_SHARDS])
@@ -200,7 +225,10 @@ impl Drop for WorkflowCell {
         if let Some(inner) = self.engine.upgrade() {
             let mut cells = inner.cells.shard(&self.workflow_id);
             // A newer cell for the same workflow may have taken the slot.
-            if cells.get(&self.workflow_id).is_some_and(|cell| cell.strong_count() == 0) {
+            if cells
+                .get(&self.workflow_id)
+                .is_some_and(|cell| cell.strong_count() == 0)
+            {
                 cells.remove(&self.workflow_id);
             }
         }
@@ -216,13 +244,19 @@ struct LiveRun {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here leaves its data consistent at each step, so
     // a panic elsewhere must not wedge the engine.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl WorkflowCell {
     /// Appends under the recorder lock and feeds the live run, so the
     /// resolver sees events in history order.
-    async fn append(&self, recorder: &mut RecorderGuard<'_>, events: Vec<Event>) -> Result<Vec<RecordedEvent>> {
+    async fn append(
+        &self,
+        recorder: &mut RecorderGuard<'_>,
+        events: Vec<Event>,
+    ) -> Result<Vec<RecordedEvent>> {
         let recorded = recorder.append(events).await?;
         let mut live = lock(&self.live);
         if let Some(run) = live.as_mut()
@@ -248,20 +282,27 @@ impl WorkflowCell {
 async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
     match config {
         StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreConfig::Sqlite { path, options } => match SqliteStore::open(path, options.clone()).await {
-            Ok(store) => Ok(Arc::new(store)),
-            Err(StoreError::InUse { location }) => Err(EngineError::StoreInUse { location }),
-            Err(error) => Err(error.into()),
-        },
+        StoreConfig::Sqlite { path, options } => {
+            match SqliteStore::open(path, options.clone()).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(StoreError::InUse { location }) => Err(EngineError::StoreInUse { location }),
+                Err(error) => Err(error.into()),
+            }
+        }
     }
 }
 
 impl Engine {
     /// Opens the store (creating or migrating its schema) and starts the
     /// writer and timer tasks on `runtime`. Call [`Engine::recover`] next.
-    pub async fn open(config: EngineConfig, listener: Arc<dyn EngineListener>, runtime: Handle) -> Result<Engine> {
+    pub async fn open(
+        config: EngineConfig,
+        listener: Arc<dyn EngineListener>,
+        runtime: Handle,
+    ) -> Result<Engine> {
         let store = open_store(&config.store).await?;
-        let (writer, writer_task) = GroupCommitWriter::spawn(Arc::clone(&store), config.writer.clone(), &runtime);
+        let (writer, writer_task) =
+            GroupCommitWriter::spawn(Arc::clone(&store), config.writer.clone(), &runtime);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let sink = timer_sink(weak.clone(), runtime.clone());
             let (wheel, wheel_task) = TimerWheel::spawn(Arc::clone(&config.clock), sink, &runtime);
@@ -305,7 +346,9 @@ impl Engine {
                     {
                         inner.wheel.shutdown();
                         inner.writer.close();
-                        inner.listener.fatal(&format!("the engine's {name} {ended}; the engine is closed"));
+                        inner.listener.fatal(&format!(
+                            "the engine's {name} {ended}; the engine is closed"
+                        ));
                     }
                 })
             })
@@ -362,10 +405,20 @@ impl Engine {
 
     /// The workflow's cell if someone uses it (never creates one).
     fn existing_cell(&self, workflow_id: &WorkflowId) -> Option<Arc<WorkflowCell>> {
-        self.inner.cells.shard(workflow_id).get(workflow_id).and_then(Weak::upgrade)
+        self.inner
+            .cells
+            .shard(workflow_id)
+            .get(workflow_id)
+            .and_then(Weak::upgrade)
     }
 
-    fn install(&self, cell: &Arc<WorkflowCell>, info: RunInfo, resolver: Resolver, owner: Option<Arc<dyn RunOwner>>) -> RunHandle {
+    fn install(
+        &self,
+        cell: &Arc<WorkflowCell>,
+        info: RunInfo,
+        resolver: Resolver,
+        owner: Option<Arc<dyn RunOwner>>,
+    ) -> RunHandle {
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *lock(&cell.live) = Some(LiveRun {
             generation,
@@ -379,7 +432,6 @@ impl Engine {
             info,
         }
     }
-
 }
 
 #[cfg(test)]

@@ -40,11 +40,14 @@ impl Engine {
         // Page by page: bounded memory and work per step, whatever the store holds.
         let mut after = None;
         loop {
-            let (page, next) = inner.store.reconcile_visibility_page(after.as_ref(), DEFAULT_PAGE).await?;
+            let (page, next) = inner
+                .store
+                .reconcile_visibility_page(after.as_ref(), DEFAULT_PAGE)
+                .await?;
             for (workflow_id, reason) in &page.broken {
-                inner
-                    .listener
-                    .warning(&format!("recovery: history of {workflow_id} cannot be projected, skipped: {reason}"));
+                inner.listener.warning(&format!(
+                    "recovery: history of {workflow_id} cannot be projected, skipped: {reason}"
+                ));
             }
             report.visibility.rebuilt += page.rebuilt;
             report.visibility.broken.extend(page.broken);
@@ -57,11 +60,19 @@ impl Engine {
         let now = inner.clock.now();
         let mut cursor = None;
         loop {
-            let page = inner.store.pending_timers_page(cursor, DEFAULT_PAGE).await?;
+            let page = inner
+                .store
+                .pending_timers_page(cursor, DEFAULT_PAGE)
+                .await?;
             for (timer, error) in &page.broken {
-                report.timer_failures.push(format!("timer row {timer} cannot be read: {error}"));
+                report
+                    .timer_failures
+                    .push(format!("timer row {timer} cannot be read: {error}"));
             }
-            let (overdue, future): (Vec<_>, Vec<_>) = page.timers.into_iter().partition(|entry| entry.fire_at <= now);
+            let (overdue, future): (Vec<_>, Vec<_>) = page
+                .timers
+                .into_iter()
+                .partition(|entry| entry.fire_at <= now);
             report.timers_armed += future.len();
             for entry in future {
                 inner.wheel.arm(entry);
@@ -95,12 +106,15 @@ impl Engine {
             match task.await {
                 Ok((_, Ok(()))) => report.timers_fired += 1,
                 Ok((entry, Err(error))) => {
-                    report
-                        .timer_failures
-                        .push(format!("timer {} of {}: {error}", entry.timer_id, entry.workflow_id));
+                    report.timer_failures.push(format!(
+                        "timer {} of {}: {error}",
+                        entry.timer_id, entry.workflow_id
+                    ));
                     self.inner.wheel.arm(entry);
                 }
-                Err(join_error) => report.timer_failures.push(format!("timer task failed: {join_error}")),
+                Err(join_error) => report
+                    .timer_failures
+                    .push(format!("timer task failed: {join_error}")),
             }
         }
     }

@@ -50,7 +50,9 @@ pub(super) struct BlockedRuns(HashMap<WorkflowId, Blocked>);
 impl Engine {
     /// Marks the running run of `workflow_id` blocked (see [`Blocked`]).
     pub fn block(&self, workflow_id: &WorkflowId, blocked: Blocked) {
-        lock(&self.inner.blocked).0.insert(workflow_id.clone(), blocked);
+        lock(&self.inner.blocked)
+            .0
+            .insert(workflow_id.clone(), blocked);
     }
 
     /// Why the run of `workflow_id` is blocked, if it is.
@@ -64,13 +66,21 @@ impl Engine {
 
     /// Running workflows that have no pending timer, ordered by workflow id,
     /// from `after` (exclusive), at most `limit` of them.
-    pub async fn runnable_page(&self, after: Option<&WorkflowId>, limit: usize) -> Result<RunnablePage> {
+    pub async fn runnable_page(
+        &self,
+        after: Option<&WorkflowId>,
+        limit: usize,
+    ) -> Result<RunnablePage> {
         self.ensure_open()?;
-        let page = self.inner.store.list_running_page(after, limit, true).await?;
+        let page = self
+            .inner
+            .store
+            .list_running_page(after, limit, true)
+            .await?;
         for (workflow_id, error) in &page.broken {
-            self.inner
-                .listener
-                .warning(&format!("visibility row of {workflow_id} cannot be read, skipped until repaired: {error}"));
+            self.inner.listener.warning(&format!(
+                "visibility row of {workflow_id} cannot be read, skipped until repaired: {error}"
+            ));
         }
         let runs = page
             .rows
@@ -80,7 +90,10 @@ impl Engine {
                 (summary, blocked)
             })
             .collect();
-        Ok(RunnablePage { runs, next: page.next })
+        Ok(RunnablePage {
+            runs,
+            next: page.next,
+        })
     }
 }
 
@@ -96,7 +109,10 @@ impl RunHandle {
         let mut live = lock(&self.cell.live);
         match live.as_ref() {
             Some(run) if run.generation == self.generation => {
-                if !matches!(run.resolver.pending_at(ordinal), Some(PendingWork::Timer { .. })) {
+                if !matches!(
+                    run.resolver.pending_at(ordinal),
+                    Some(PendingWork::Timer { .. })
+                ) {
                     return Ok(false);
                 }
                 *live = None;

@@ -161,7 +161,11 @@ impl RunHandle {
     }
 
     /// Checks `command` against the replay state and builds its events.
-    fn events_for(&self, resolver: &Resolver, command: RecordCommand) -> Result<(Vec<Event>, Option<TimerEntry>)> {
+    fn events_for(
+        &self,
+        resolver: &Resolver,
+        command: RecordCommand,
+    ) -> Result<(Vec<Event>, Option<TimerEntry>)> {
         let invalid = |reason: String| EngineError::InvalidCommand {
             workflow_id: self.info.workflow_id.clone(),
             reason,
@@ -179,7 +183,9 @@ impl RunHandle {
         };
         let pending_activity = |ordinal: u32| match resolver.pending_at(ordinal) {
             Some(PendingWork::Activity { .. }) => Ok(()),
-            _ => Err(invalid(format!("command #{ordinal} is not an activity waiting for its outcome"))),
+            _ => Err(invalid(format!(
+                "command #{ordinal} is not an activity waiting for its outcome"
+            ))),
         };
         Ok(match command {
             RecordCommand::ActivityScheduled {
@@ -199,13 +205,28 @@ impl RunHandle {
             }
             RecordCommand::ActivityCompleted { ordinal, result } => {
                 pending_activity(ordinal)?;
-                (vec![Event::ActivityCompleted { command: ordinal, result }], None)
+                (
+                    vec![Event::ActivityCompleted {
+                        command: ordinal,
+                        result,
+                    }],
+                    None,
+                )
             }
             RecordCommand::ActivityFailed { ordinal, error } => {
                 pending_activity(ordinal)?;
-                (vec![Event::ActivityFailed { command: ordinal, error }], None)
+                (
+                    vec![Event::ActivityFailed {
+                        command: ordinal,
+                        error,
+                    }],
+                    None,
+                )
             }
-            RecordCommand::TimerStarted { ordinal, duration_ms } => {
+            RecordCommand::TimerStarted {
+                ordinal,
+                duration_ms,
+            } => {
                 opening(ordinal)?;
                 let timer_id = TimerId::for_command(self.info.run_id, ordinal);
                 let fire_at = self.engine.inner.clock.now().plus_millis(duration_ms);
@@ -224,7 +245,11 @@ impl RunHandle {
                     Some(entry),
                 )
             }
-            RecordCommand::Marker { ordinal, name, value } => {
+            RecordCommand::Marker {
+                ordinal,
+                name,
+                value,
+            } => {
                 opening(ordinal)?;
                 (
                     vec![Event::MarkerRecorded {

@@ -48,11 +48,14 @@ impl Engine {
             Err(StoreError::SequenceConflict { .. }) => {
                 // Someone started it between our read and our append.
                 return Err(match self.latest_run(&workflow_id).await? {
-                    Some(latest) if latest.status == WorkflowStatus::Running => EngineError::AlreadyStarted {
-                        workflow_id,
-                        run_id: latest.run_id,
-                    },
-                    _ => StoreError::Backend(format!("concurrent start of {workflow_id}; retry")).into(),
+                    Some(latest) if latest.status == WorkflowStatus::Running => {
+                        EngineError::AlreadyStarted {
+                            workflow_id,
+                            run_id: latest.run_id,
+                        }
+                    }
+                    _ => StoreError::Backend(format!("concurrent start of {workflow_id}; retry"))
+                        .into(),
                 });
             }
             Err(error) => return Err(error.into()),
@@ -69,7 +72,11 @@ impl Engine {
 
     /// Loads the latest run of a running workflow for replay, owned by `owner`.
     /// Any earlier handle on the workflow is superseded.
-    pub async fn load_run(&self, workflow_id: &WorkflowId, owner: Option<Arc<dyn RunOwner>>) -> Result<RunHandle> {
+    pub async fn load_run(
+        &self,
+        workflow_id: &WorkflowId,
+        owner: Option<Arc<dyn RunOwner>>,
+    ) -> Result<RunHandle> {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
@@ -89,7 +96,9 @@ impl Engine {
         let segment = segment.as_slice();
         let resolver = Resolver::from_segment(run_id, segment)?;
         let Event::WorkflowStarted {
-            workflow_type, input, ..
+            workflow_type,
+            input,
+            ..
         } = &segment[0].event
         else {
             return Err(StoreError::Corrupt {

@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::store::{StoreError, TimerEntry};
 use crate::timers::TimerSink;
 
-use super::{Engine, EngineError, Inner, Result};
+use super::{Engine, EngineError, Inner, Notice, Result};
 
 impl Engine {
     /// Records `timer_fired` for a due timer (if it is still pending) and
@@ -19,7 +19,13 @@ impl Engine {
         self.ensure_open()?;
         let cell = self.cell(&entry.workflow_id);
         let mut recorder = cell.recorder.lock().await;
-        if self.inner.store.timer(&entry.workflow_id, &entry.timer_id).await?.is_none() {
+        if self
+            .inner
+            .store
+            .timer(&entry.workflow_id, &entry.timer_id)
+            .await?
+            .is_none()
+        {
             return Ok(());
         }
         let fired = Event::TimerFired {
@@ -29,10 +35,12 @@ impl Engine {
         cell.append(&mut recorder, vec![fired]).await?;
         drop(recorder);
         match cell.owner() {
-            Some(owner) => owner.timer_fired(entry.command),
+            Some(owner) => owner.notify(Notice::TimerFired(entry.command)),
             None => {
                 let run = self.existing_run(&entry.workflow_id).await?;
-                self.inner.listener.wake(&entry.workflow_id, &run.workflow_type);
+                self.inner
+                    .listener
+                    .wake(&entry.workflow_id, &run.workflow_type);
             }
         }
         Ok(())
@@ -44,18 +52,27 @@ const TIMER_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) fn timer_sink(engine: Weak<Inner>, runtime: Handle) -> TimerSink {
     Arc::new(move |entry: TimerEntry| {
-        let Some(inner) = engine.upgrade() else { return };
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
         let engine = Engine { inner };
         runtime.spawn(async move {
             if let Err(error) = engine.fire_timer(&entry).await {
-                if matches!(error, EngineError::Closed | EngineError::Store(StoreError::Closed)) {
+                if matches!(
+                    error,
+                    EngineError::Closed | EngineError::Store(StoreError::Closed)
+                ) {
                     return;
                 }
                 engine.inner.listener.warning(&format!(
                     "timer {} of workflow {} failed to fire, retrying in {TIMER_RETRY:?}: {error}",
                     entry.timer_id, entry.workflow_id
                 ));
-                let retry_at = engine.inner.clock.now().plus_millis(TIMER_RETRY.as_millis() as u64);
+                let retry_at = engine
+                    .inner
+                    .clock
+                    .now()
+                    .plus_millis(TIMER_RETRY.as_millis() as u64);
                 engine.inner.wheel.arm(TimerEntry {
                     fire_at: retry_at,
                     ..entry

@@ -8,7 +8,11 @@ use super::{Outcome, PendingWork, Transition};
 /// States of one activity command.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum ActivityMachine {
-    Scheduled { activity_type: String, input: Payload, attempts: u32 },
+    Scheduled {
+        activity_type: String,
+        input: Payload,
+        attempts: u32,
+    },
     Completed(Payload),
     Failed(Payload),
     Cancelled,
@@ -25,7 +29,10 @@ impl ActivityMachine {
 
     pub(crate) fn on_event(&mut self, event: &Event) -> Transition {
         match (&mut *self, event) {
-            (ActivityMachine::Scheduled { attempts, .. }, Event::ActivityStarted { attempt, .. }) => {
+            (
+                ActivityMachine::Scheduled { attempts, .. },
+                Event::ActivityStarted { attempt, .. },
+            ) => {
                 *attempts = (*attempts).max(*attempt);
                 Transition::Applied
             }
@@ -89,7 +96,10 @@ mod tests {
             result: Payload::etf(vec![2]),
         };
         assert_eq!(machine.on_event(&done), Transition::Applied);
-        assert_eq!(machine.outcome(), Some(Outcome::Completed(Payload::etf(vec![2]))));
+        assert_eq!(
+            machine.outcome(),
+            Some(Outcome::Completed(Payload::etf(vec![2])))
+        );
         assert_eq!(machine.on_event(&done), Transition::Unexpected);
     }
 
@@ -100,18 +110,33 @@ mod tests {
             command: 0,
             error: Payload::etf(vec![3]),
         });
-        assert_eq!(machine.on_event(&Event::ActivityCancelled { command: 0 }), Transition::Applied);
-        assert_eq!(machine.outcome(), Some(Outcome::Failed(Payload::etf(vec![3]))));
+        assert_eq!(
+            machine.on_event(&Event::ActivityCancelled { command: 0 }),
+            Transition::Applied
+        );
+        assert_eq!(
+            machine.outcome(),
+            Some(Outcome::Failed(Payload::etf(vec![3])))
+        );
     }
 
     #[test]
     fn counts_attempts_while_pending() {
         let mut machine = scheduled();
-        machine.on_event(&Event::ActivityStarted { command: 0, attempt: 2 });
-        assert!(matches!(machine.pending(), Some(PendingWork::Activity { attempts: 2, .. })));
-        assert_eq!(machine.on_event(&Event::TimerFired {
+        machine.on_event(&Event::ActivityStarted {
             command: 0,
-            timer_id: crate::ids::TimerId::from_stored("t"),
-        }), Transition::Unexpected);
+            attempt: 2,
+        });
+        assert!(matches!(
+            machine.pending(),
+            Some(PendingWork::Activity { attempts: 2, .. })
+        ));
+        assert_eq!(
+            machine.on_event(&Event::TimerFired {
+                command: 0,
+                timer_id: crate::ids::TimerId::from_stored("t"),
+            }),
+            Transition::Unexpected
+        );
     }
 }

@@ -28,6 +28,9 @@ mod tests {
         let mut marker = MarkerMachine {
             outcome: Outcome::Recorded(Payload::etf(vec![1])),
         };
-        assert_eq!(marker.on_event(&Event::ActivityCancelled { command: 0 }), Transition::Unexpected);
+        assert_eq!(
+            marker.on_event(&Event::ActivityCancelled { command: 0 }),
+            Transition::Unexpected
+        );
     }
 }

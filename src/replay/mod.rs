@@ -288,7 +288,10 @@ impl Machine {
             Machine::Activity(machine) => machine.pending(),
             Machine::Timer(machine) => machine.pending(),
             Machine::Marker(_) => None,
-            Machine::Child(machine) => machine.outcome().is_none().then_some(PendingWork::ChildWorkflow),
+            Machine::Child(machine) => machine
+                .outcome()
+                .is_none()
+                .then_some(PendingWork::ChildWorkflow),
         }
     }
 }
@@ -302,9 +305,14 @@ fn opened_by(event: &Event) -> Option<(CommandSpec, Machine)> {
             ..
         } => (
             CommandSpec::new(CommandKind::Activity, activity_type.clone()),
-            Machine::Activity(ActivityMachine::scheduled(activity_type.clone(), input.clone())),
+            Machine::Activity(ActivityMachine::scheduled(
+                activity_type.clone(),
+                input.clone(),
+            )),
         ),
-        Event::TimerStarted { timer_id, fire_at, .. } => (
+        Event::TimerStarted {
+            timer_id, fire_at, ..
+        } => (
             CommandSpec::new(CommandKind::Timer, ""),
             Machine::Timer(TimerMachine::Started {
                 timer_id: timer_id.clone(),
@@ -330,7 +338,9 @@ fn opened_by(event: &Event) -> Option<(CommandSpec, Machine)> {
         Event::WithTimeoutCompleted { timed_out, .. } => (
             CommandSpec::new(CommandKind::WithTimeout, ""),
             Machine::Marker(MarkerMachine {
-                outcome: Outcome::Decided { timed_out: *timed_out },
+                outcome: Outcome::Decided {
+                    timed_out: *timed_out,
+                },
             }),
         ),
         Event::ChildWorkflowStarted { workflow_type, .. } => (
@@ -412,7 +422,10 @@ impl Resolver {
             self.commands.push(Entry { spec, machine });
             return Ok(());
         }
-        let entry = self.commands.get_mut(ordinal as usize).ok_or_else(unexpected)?;
+        let entry = self
+            .commands
+            .get_mut(ordinal as usize)
+            .ok_or_else(unexpected)?;
         match entry.machine.on_event(event) {
             Transition::Applied => Ok(()),
             Transition::Unexpected => Err(unexpected()),
@@ -469,7 +482,9 @@ impl Resolver {
 
     /// What recorded command `ordinal` still waits on, if it has no outcome.
     pub fn pending_at(&self, ordinal: u32) -> Option<PendingWork> {
-        self.commands.get(ordinal as usize).and_then(|entry| entry.machine.pending())
+        self.commands
+            .get(ordinal as usize)
+            .and_then(|entry| entry.machine.pending())
     }
 
     /// Checks, when the code has finished, that it issued every recorded command.

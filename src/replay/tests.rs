@@ -125,7 +125,9 @@ fn run_live(program: &[Step]) -> Vec<RecordedEvent> {
         };
         let step_events = step.events(ordinal);
         let seq = events.len() as u64 + 2;
-        resolver.apply(&recorded_at(seq, step_events[0].clone())).unwrap();
+        resolver
+            .apply(&recorded_at(seq, step_events[0].clone()))
+            .unwrap();
         assert!(resolver.issued_live(ordinal));
         events.extend(step_events);
     }
@@ -141,10 +143,16 @@ fn run_live(program: &[Step]) -> Vec<RecordedEvent> {
 #[test]
 fn replays_recorded_outcomes_in_program_order() {
     let program = [
-        Step::Activity { name: "Shop.reserve", ok: true },
+        Step::Activity {
+            name: "Shop.reserve",
+            ok: true,
+        },
         Step::Sleep,
         Step::Marker { name: "now" },
-        Step::Activity { name: "Shop.charge", ok: false },
+        Step::Activity {
+            name: "Shop.charge",
+            ok: false,
+        },
     ];
     let history = run_live(&program);
     let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
@@ -158,7 +166,10 @@ fn replays_recorded_outcomes_in_program_order() {
             }
         );
     }
-    assert_eq!(resolver.resolve(&Step::Sleep.spec()).unwrap(), Resolution::Live { ordinal: 4 });
+    assert_eq!(
+        resolver.resolve(&Step::Sleep.spec()).unwrap(),
+        Resolution::Live { ordinal: 4 }
+    );
     resolver.finish().unwrap();
 }
 
@@ -170,12 +181,17 @@ fn scheduled_without_outcome_resumes_waiting() {
             activity_type: "Shop.charge".into(),
             input: Payload::etf(vec![9]),
         },
-        Event::ActivityStarted { command: 0, attempt: 1 },
+        Event::ActivityStarted {
+            command: 0,
+            attempt: 1,
+        },
     ]);
     let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
     assert_eq!(resolver.pending().len(), 1);
     assert_eq!(
-        resolver.resolve(&CommandSpec::new(CommandKind::Activity, "Shop.charge")).unwrap(),
+        resolver
+            .resolve(&CommandSpec::new(CommandKind::Activity, "Shop.charge"))
+            .unwrap(),
         Resolution::Pending {
             ordinal: 0,
             work: PendingWork::Activity {
@@ -189,7 +205,10 @@ fn scheduled_without_outcome_resumes_waiting() {
 
 #[test]
 fn a_different_command_is_nondeterminism_naming_key_expected_and_found() {
-    let history = run_live(&[Step::Activity { name: "Shop.reserve", ok: true }]);
+    let history = run_live(&[Step::Activity {
+        name: "Shop.reserve",
+        ok: true,
+    }]);
     let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
     let error = resolver.resolve(&Step::Sleep.spec()).unwrap_err();
     assert_eq!(error.code(), "AION-ND001");
@@ -203,7 +222,10 @@ fn a_different_command_is_nondeterminism_naming_key_expected_and_found() {
 
 #[test]
 fn a_renamed_activity_is_nondeterminism() {
-    let history = run_live(&[Step::Activity { name: "Shop.reserve", ok: true }]);
+    let history = run_live(&[Step::Activity {
+        name: "Shop.reserve",
+        ok: true,
+    }]);
     let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
     let error = resolver
         .resolve(&CommandSpec::new(CommandKind::Activity, "Shop.hold"))
@@ -218,7 +240,10 @@ fn finishing_early_is_nondeterminism() {
     resolver.resolve(&Step::Sleep.spec()).unwrap();
     let error = resolver.finish().unwrap_err();
     assert_eq!(error.code(), "AION-ND002");
-    assert!(error.to_string().contains("command #1 was marker `now`"), "{error}");
+    assert!(
+        error.to_string().contains("command #1 was marker `now`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -266,7 +291,10 @@ fn a_duplicate_timer_fired_is_a_damaged_history() {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (prop::sample::select(vec!["A.a", "A.b", "B.c"]), any::<bool>())
+        (
+            prop::sample::select(vec!["A.a", "A.b", "B.c"]),
+            any::<bool>()
+        )
             .prop_map(|(name, ok)| Step::Activity { name, ok }),
         Just(Step::Sleep),
         prop::sample::select(vec!["now", "side_effect"]).prop_map(|name| Step::Marker { name }),
@@ -330,17 +358,28 @@ proptest! {
 #[test]
 fn a_live_command_takes_its_ordinal_only_when_recorded() {
     let mut resolver = Resolver::new(RUN);
-    let marker = Step::Marker { name: "side_effect" };
+    let marker = Step::Marker {
+        name: "side_effect",
+    };
     // Issued, but the code raised before recording it: nothing is consumed,
     // and the next command (here a different one) gets the same ordinal.
-    assert_eq!(resolver.resolve(&marker.spec()).unwrap(), Resolution::Live { ordinal: 0 });
+    assert_eq!(
+        resolver.resolve(&marker.spec()).unwrap(),
+        Resolution::Live { ordinal: 0 }
+    );
     assert!(resolver.is_live_edge(0));
     assert!(!resolver.issued_live(0), "nothing recorded at 0 yet");
-    assert_eq!(resolver.resolve(&Step::Sleep.spec()).unwrap(), Resolution::Live { ordinal: 0 });
+    assert_eq!(
+        resolver.resolve(&Step::Sleep.spec()).unwrap(),
+        Resolution::Live { ordinal: 0 }
+    );
     let events = Step::Sleep.events(0);
     resolver.apply(&recorded_at(2, events[0].clone())).unwrap();
     assert!(resolver.issued_live(0));
     assert!(!resolver.issued_live(0), "an ordinal is consumed once");
-    assert_eq!(resolver.resolve(&marker.spec()).unwrap(), Resolution::Live { ordinal: 1 });
+    assert_eq!(
+        resolver.resolve(&marker.spec()).unwrap(),
+        Resolution::Live { ordinal: 1 }
+    );
     resolver.finish().unwrap();
 }

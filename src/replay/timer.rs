@@ -9,7 +9,10 @@ use super::{Outcome, PendingWork, Transition};
 /// States of one timer command.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum TimerMachine {
-    Started { timer_id: TimerId, fire_at: Timestamp },
+    Started {
+        timer_id: TimerId,
+        fire_at: Timestamp,
+    },
     Fired,
     Cancelled,
 }
@@ -28,7 +31,9 @@ impl TimerMachine {
             // A cancel that lost the race with the fire (or a repeated cancel)
             // changes nothing: the workflow asked to stop waiting on a timer
             // that had already ended, and history stays well-formed.
-            (TimerMachine::Fired | TimerMachine::Cancelled, Event::TimerCancelled { .. }) => Transition::Applied,
+            (TimerMachine::Fired | TimerMachine::Cancelled, Event::TimerCancelled { .. }) => {
+                Transition::Applied
+            }
             // The engine records `timer_fired` only after finding the timer in
             // the timers table under the workflow's recorder lock, and both
             // `timer_fired` and `timer_cancelled` remove that row in the same
@@ -123,6 +128,9 @@ mod tests {
     #[test]
     fn other_events_are_unexpected() {
         let mut machine = started();
-        assert_eq!(machine.on_event(&Event::ActivityCancelled { command: 1 }), Transition::Unexpected);
+        assert_eq!(
+            machine.on_event(&Event::ActivityCancelled { command: 1 }),
+            Transition::Unexpected
+        );
     }
 }

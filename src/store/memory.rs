@@ -7,8 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store, StoreError, TimerCursor,
-    TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore, WorkflowFilter, plan_append,
+    AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store, StoreError,
+    TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore, WorkflowFilter,
+    plan_append,
 };
 use crate::event::RecordedEvent;
 use crate::ids::{TimerId, WorkflowId};
@@ -51,15 +52,23 @@ impl MemoryStore {
 
 fn sorted_by_fire_at<'a>(entries: impl Iterator<Item = &'a TimerEntry>) -> Vec<TimerEntry> {
     let mut entries: Vec<TimerEntry> = entries.cloned().collect();
-    entries.sort_by(|a, b| (a.fire_at, &a.workflow_id, &a.timer_id).cmp(&(b.fire_at, &b.workflow_id, &b.timer_id)));
+    entries.sort_by(|a, b| {
+        (a.fire_at, &a.workflow_id, &a.timer_id).cmp(&(b.fire_at, &b.workflow_id, &b.timer_id))
+    });
     entries
 }
 
 impl Tables {
     fn head(&self, workflow_id: &WorkflowId) -> HistoryHead {
         HistoryHead {
-            head_seq: self.histories.get(workflow_id).map_or(0, |history| history.len() as u64),
-            latest_run: self.runs.get(workflow_id).and_then(|runs| runs.last().cloned()),
+            head_seq: self
+                .histories
+                .get(workflow_id)
+                .map_or(0, |history| history.len() as u64),
+            latest_run: self
+                .runs
+                .get(workflow_id)
+                .and_then(|runs| runs.last().cloned()),
         }
     }
 
@@ -75,7 +84,8 @@ impl Tables {
         for effect in plan.timers {
             match effect {
                 TimerEffect::Schedule(entry) => {
-                    self.timers.insert((entry.workflow_id.clone(), entry.timer_id.clone()), entry);
+                    self.timers
+                        .insert((entry.workflow_id.clone(), entry.timer_id.clone()), entry);
                 }
                 TimerEffect::Remove(workflow_id, timer_id) => {
                     self.timers.remove(&(workflow_id, timer_id));
@@ -89,7 +99,8 @@ impl Tables {
             .entry(request.workflow_id.clone())
             .or_default()
             .extend(request.events.iter().cloned());
-        self.summaries.insert(request.workflow_id.clone(), plan.summary);
+        self.summaries
+            .insert(request.workflow_id.clone(), plan.summary);
         Ok(())
     }
 }
@@ -101,9 +112,17 @@ impl EventLog for MemoryStore {
         Ok(batch.iter().map(|request| tables.apply(request)).collect())
     }
 
-    async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>> {
+    async fn read_from(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
         let tables = self.tables()?;
-        let history = tables.histories.get(workflow_id).map(Vec::as_slice).unwrap_or_default();
+        let history = tables
+            .histories
+            .get(workflow_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let skip = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(history.iter().skip(skip).cloned().collect())
     }
@@ -113,48 +132,83 @@ impl EventLog for MemoryStore {
     }
 
     async fn read_run_chain(&self, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
-        Ok(self.tables()?.runs.get(workflow_id).cloned().unwrap_or_default())
+        Ok(self
+            .tables()?
+            .runs
+            .get(workflow_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
-    async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {
+    async fn read_current_run(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {
         let tables = self.tables()?;
         let Some(run) = tables.runs.get(workflow_id).and_then(|runs| runs.last()) else {
             return Ok(None);
         };
-        let history = tables.histories.get(workflow_id).map(Vec::as_slice).unwrap_or_default();
+        let history = tables
+            .histories
+            .get(workflow_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let start = usize::try_from(run.first_seq - 1).unwrap_or(usize::MAX);
-        Ok(Some((run.clone(), history.get(start..).unwrap_or_default().to_vec())))
+        Ok(Some((
+            run.clone(),
+            history.get(start..).unwrap_or_default().to_vec(),
+        )))
     }
 }
 
 #[async_trait]
 impl TimerStore for MemoryStore {
     async fn schedule_timer(&self, entry: &TimerEntry) -> Result<()> {
-        self.tables()?
-            .timers
-            .insert((entry.workflow_id.clone(), entry.timer_id.clone()), entry.clone());
+        self.tables()?.timers.insert(
+            (entry.workflow_id.clone(), entry.timer_id.clone()),
+            entry.clone(),
+        );
         Ok(())
     }
 
     async fn cancel_timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<()> {
-        self.tables()?.timers.remove(&(workflow_id.clone(), timer_id.clone()));
+        self.tables()?
+            .timers
+            .remove(&(workflow_id.clone(), timer_id.clone()));
         Ok(())
     }
 
-    async fn timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<Option<TimerEntry>> {
-        Ok(self.tables()?.timers.get(&(workflow_id.clone(), timer_id.clone())).cloned())
+    async fn timer(
+        &self,
+        workflow_id: &WorkflowId,
+        timer_id: &TimerId,
+    ) -> Result<Option<TimerEntry>> {
+        Ok(self
+            .tables()?
+            .timers
+            .get(&(workflow_id.clone(), timer_id.clone()))
+            .cloned())
     }
 
     async fn due_timers(&self, as_of: Timestamp) -> Result<Vec<TimerEntry>> {
         let tables = self.tables()?;
-        Ok(sorted_by_fire_at(tables.timers.values().filter(|entry| entry.fire_at <= as_of)))
+        Ok(sorted_by_fire_at(
+            tables
+                .timers
+                .values()
+                .filter(|entry| entry.fire_at <= as_of),
+        ))
     }
 
     async fn pending_timers(&self) -> Result<Vec<TimerEntry>> {
         Ok(sorted_by_fire_at(self.tables()?.timers.values()))
     }
 
-    async fn pending_timers_page(&self, after: Option<TimerCursor>, limit: usize) -> Result<TimerPage> {
+    async fn pending_timers_page(
+        &self,
+        after: Option<TimerCursor>,
+        limit: usize,
+    ) -> Result<TimerPage> {
         let limit = limit.max(1);
         let tables = self.tables()?;
         let mut timers = sorted_by_fire_at(
@@ -195,8 +249,12 @@ impl VisibilityStore for MemoryStore {
 
     async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>> {
         let tables = self.tables()?;
-        let mut rows: Vec<WorkflowSummary> =
-            tables.summaries.values().filter(|row| filter.matches(row)).cloned().collect();
+        let mut rows: Vec<WorkflowSummary> = tables
+            .summaries
+            .values()
+            .filter(|row| filter.matches(row))
+            .cloned()
+            .collect();
         rows.sort_by(|a, b| (a.started_at, &a.workflow_id).cmp(&(b.started_at, &b.workflow_id)));
         rows.truncate(filter.limit.unwrap_or(usize::MAX));
         Ok(rows)
@@ -258,7 +316,10 @@ impl VisibilityStore for MemoryStore {
         let mut report = ReconcileReport::default();
         for workflow_id in ids {
             let history = &tables.histories[&workflow_id];
-            match (WorkflowSummary::project(None, history), RunSummary::project(None, history)) {
+            match (
+                WorkflowSummary::project(None, history),
+                RunSummary::project(None, history),
+            ) {
                 (Ok(Some(row)), Ok(runs)) => {
                     let stale = tables.summaries.get(&workflow_id) != Some(&row)
                         || tables.runs.get(&workflow_id) != Some(&runs);
@@ -269,7 +330,9 @@ impl VisibilityStore for MemoryStore {
                     }
                 }
                 (Ok(None), _) => {}
-                (Err(error), _) | (_, Err(error)) => report.broken.push((workflow_id, error.to_string())),
+                (Err(error), _) | (_, Err(error)) => {
+                    report.broken.push((workflow_id, error.to_string()))
+                }
             }
         }
         Ok((report, next))

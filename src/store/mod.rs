@@ -13,7 +13,9 @@ use thiserror::Error;
 use crate::codec::CodecError;
 use crate::event::{Envelope, Event, RecordedEvent};
 use crate::ids::{TimerId, WorkflowId};
-use crate::status::{NotStarted, RunSummary, WorkflowStatus, WorkflowSummary, current_run, run_chain};
+use crate::status::{
+    NotStarted, RunSummary, WorkflowStatus, WorkflowSummary, current_run, run_chain,
+};
 use crate::time::Timestamp;
 
 pub mod memory;
@@ -243,15 +245,23 @@ pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<Append
     };
     for (recorded, seq) in request.events.iter().zip(request.expected_seq + 1..) {
         if recorded.envelope.seq != seq {
-            return Err(invalid(format!("event has seq {}, expected {seq}", recorded.envelope.seq)));
+            return Err(invalid(format!(
+                "event has seq {}, expected {seq}",
+                recorded.envelope.seq
+            )));
         }
         if &recorded.envelope.workflow_id != workflow_id {
-            return Err(invalid(format!("event belongs to {}", recorded.envelope.workflow_id)));
+            return Err(invalid(format!(
+                "event belongs to {}",
+                recorded.envelope.workflow_id
+            )));
         }
     }
     let runs = RunSummary::project(head.latest_run.clone(), &request.events).map_err(
         |NotStarted { seq, kind, .. }| {
-            invalid(format!("a history must begin with workflow_started, got {kind} at seq {seq}"))
+            invalid(format!(
+                "a history must begin with workflow_started, got {kind} at seq {seq}"
+            ))
         },
     )?;
     // Every event extends the latest run or opens one, so the last touched
@@ -281,7 +291,8 @@ pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<Append
         .collect();
     let extends_latest_run = runs.len() == 1
         && head.latest_run.as_ref().is_some_and(|before| {
-            (before.run_id, before.first_seq, before.status) == (latest.run_id, latest.first_seq, latest.status)
+            (before.run_id, before.first_seq, before.status)
+                == (latest.run_id, latest.first_seq, latest.status)
         });
     Ok(AppendPlan {
         summary,
@@ -337,7 +348,11 @@ pub struct TimerPage {
 impl TimerEntry {
     /// This timer's position in due order.
     pub fn cursor(&self) -> TimerCursor {
-        (self.fire_at, self.workflow_id.clone(), self.timer_id.clone())
+        (
+            self.fire_at,
+            self.workflow_id.clone(),
+            self.timer_id.clone(),
+        )
     }
 }
 
@@ -372,9 +387,13 @@ pub struct WorkflowFilter {
 impl WorkflowFilter {
     /// Whether `summary` passes the filter (ignoring `limit`).
     pub fn matches(&self, summary: &WorkflowSummary) -> bool {
-        self.workflow_type.as_ref().is_none_or(|t| *t == summary.workflow_type)
+        self.workflow_type
+            .as_ref()
+            .is_none_or(|t| *t == summary.workflow_type)
             && self.status.is_none_or(|s| s == summary.status)
-            && self.started_at_or_after.is_none_or(|t| summary.started_at >= t)
+            && self
+                .started_at_or_after
+                .is_none_or(|t| summary.started_at >= t)
             && self.started_before.is_none_or(|t| summary.started_at < t)
     }
 }
@@ -414,7 +433,11 @@ pub trait EventLog: Send + Sync {
     ///
     /// # Contract
     /// An unknown workflow, or `from_seq` beyond the head, gives an empty list.
-    async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>>;
+    async fn read_from(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+    ) -> Result<Vec<RecordedEvent>>;
 
     /// The whole history of `workflow_id`.
     async fn read_history(&self, workflow_id: &WorkflowId) -> Result<Vec<RecordedEvent>> {
@@ -470,7 +493,10 @@ pub trait EventLog: Send + Sync {
     /// - The summary and the events are one consistent snapshot: the
     ///   summary's `last_seq` is the seq of the last event returned.
     /// - An event that does not decode gives [`StoreError::Corrupt`].
-    async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>>;
+    async fn read_current_run(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>>;
 }
 
 /// Pending durable timers.
@@ -483,7 +509,11 @@ pub trait TimerStore: Send + Sync {
     async fn cancel_timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<()>;
 
     /// Looks one timer up.
-    async fn timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<Option<TimerEntry>>;
+    async fn timer(
+        &self,
+        workflow_id: &WorkflowId,
+        timer_id: &TimerId,
+    ) -> Result<Option<TimerEntry>>;
 
     /// Timers with `fire_at <= as_of` (the boundary is due), earliest first.
     async fn due_timers(&self, as_of: Timestamp) -> Result<Vec<TimerEntry>>;
@@ -501,7 +531,11 @@ pub trait TimerStore: Send + Sync {
     /// - `next` is `None` once the last timer has been returned; otherwise
     ///   pass it as `after` for the next page. A timer scheduled behind the
     ///   cursor meanwhile is not seen by this walk.
-    async fn pending_timers_page(&self, after: Option<TimerCursor>, limit: usize) -> Result<TimerPage>;
+    async fn pending_timers_page(
+        &self,
+        after: Option<TimerCursor>,
+        limit: usize,
+    ) -> Result<TimerPage>;
 
     /// The pending timers of one workflow, ordered by timer id.
     ///
@@ -530,7 +564,9 @@ pub trait VisibilityStore: Send + Sync {
         let mut rows = Vec::new();
         let mut after: Option<WorkflowId> = None;
         loop {
-            let page = self.list_running_page(after.as_ref(), DEFAULT_PAGE, false).await?;
+            let page = self
+                .list_running_page(after.as_ref(), DEFAULT_PAGE, false)
+                .await?;
             rows.extend(page.rows);
             match page.next {
                 Some(next) => after = Some(next),
@@ -575,7 +611,9 @@ pub trait VisibilityStore: Send + Sync {
         let mut report = ReconcileReport::default();
         let mut after: Option<WorkflowId> = None;
         loop {
-            let (page, next) = self.reconcile_visibility_page(after.as_ref(), DEFAULT_PAGE).await?;
+            let (page, next) = self
+                .reconcile_visibility_page(after.as_ref(), DEFAULT_PAGE)
+                .await?;
             report.rebuilt += page.rebuilt;
             report.broken.extend(page.broken);
             match next {

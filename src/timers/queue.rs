@@ -53,7 +53,8 @@ impl TimerQueue {
         match timers.iter_mut().find(|old| old.timer_id == timer_id) {
             Some(old) => {
                 let replaced = std::mem::replace(old, armed);
-                self.by_time.remove(&(replaced.fire_at, workflow_id.clone(), timer_id.clone()));
+                self.by_time
+                    .remove(&(replaced.fire_at, workflow_id.clone(), timer_id.clone()));
             }
             None => timers.push(armed),
         }
@@ -71,7 +72,8 @@ impl TimerQueue {
             {
                 self.disarm_visits += 1;
             }
-            self.by_time.remove(&(armed.fire_at, workflow_id.clone(), armed.timer_id));
+            self.by_time
+                .remove(&(armed.fire_at, workflow_id.clone(), armed.timer_id));
         }
         removed
     }
@@ -84,7 +86,9 @@ impl TimerQueue {
     /// Like [`TimerQueue::pop_due`], but stops after `limit` timers: the
     /// earliest `limit` due timers, earliest first.
     pub fn pop_due_at_most(&mut self, now: Timestamp, limit: usize) -> Vec<TimerEntry> {
-        std::iter::from_fn(|| self.pop_one_due(now)).take(limit).collect()
+        std::iter::from_fn(|| self.pop_one_due(now))
+            .take(limit)
+            .collect()
     }
 
     fn pop_one_due(&mut self, now: Timestamp) -> Option<TimerEntry> {
@@ -94,7 +98,10 @@ impl TimerQueue {
             }
             let (fire_at, workflow_id, timer_id) = self.by_time.pop_first()?;
             let Some(timers) = self.by_workflow.get_mut(&workflow_id) else {
-                debug_assert!(false, "workflow {workflow_id} missing from the workflow index");
+                debug_assert!(
+                    false,
+                    "workflow {workflow_id} missing from the workflow index"
+                );
                 continue;
             };
             let at = timers.iter().position(|armed| armed.timer_id == timer_id);
@@ -107,7 +114,10 @@ impl TimerQueue {
             // a made-up one could wake the wrong command: skip the timer (the
             // store still holds it, and the next start re-arms it).
             let Some(armed) = armed else {
-                debug_assert!(false, "timer {timer_id} of {workflow_id} missing from the workflow index");
+                debug_assert!(
+                    false,
+                    "timer {timer_id} of {workflow_id} missing from the workflow index"
+                );
                 continue;
             };
             return Some(TimerEntry {
@@ -163,7 +173,11 @@ pub(super) mod tests {
         queue.arm(entry("b", "1", 10));
         queue.arm(entry("c", "1", 30));
         clock.advance(Duration::from_millis(20));
-        let due: Vec<_> = queue.pop_due(clock.now()).into_iter().map(|e| e.workflow_id.to_string()).collect();
+        let due: Vec<_> = queue
+            .pop_due(clock.now())
+            .into_iter()
+            .map(|e| e.workflow_id.to_string())
+            .collect();
         assert_eq!(due, ["b", "a"]);
         assert_eq!(queue.next_deadline(), Some(Timestamp::from_millis(30)));
     }
@@ -175,7 +189,11 @@ pub(super) mod tests {
             queue.arm(entry(workflow, "1", at));
         }
         let now = Timestamp::from_millis(5);
-        let first: Vec<_> = queue.pop_due_at_most(now, 2).into_iter().map(|e| e.workflow_id.to_string()).collect();
+        let first: Vec<_> = queue
+            .pop_due_at_most(now, 2)
+            .into_iter()
+            .map(|e| e.workflow_id.to_string())
+            .collect();
         assert_eq!(first, ["a", "b"]);
         assert_eq!(queue.pop_due_at_most(now, 2).len(), 1);
         assert!(queue.pop_due_at_most(now, 2).is_empty());
@@ -193,7 +211,12 @@ pub(super) mod tests {
         queue.arm(entry("b", "1", 60));
         queue.disarm_workflow(&WorkflowId::new("a").unwrap());
         assert_eq!(queue.len(), 1);
-        assert_eq!(queue.pop_due(Timestamp::from_millis(60))[0].workflow_id.as_str(), "b");
+        assert_eq!(
+            queue.pop_due(Timestamp::from_millis(60))[0]
+                .workflow_id
+                .as_str(),
+            "b"
+        );
     }
 
     /// Disarming a workflow visits only that workflow's timers, however many
@@ -219,9 +242,18 @@ pub(super) mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Arm { workflow: u8, timer: u8, fire_at: i64, command: u32 },
-        Disarm { workflow: u8 },
-        PopDue { now: i64 },
+        Arm {
+            workflow: u8,
+            timer: u8,
+            fire_at: i64,
+            command: u32,
+        },
+        Disarm {
+            workflow: u8,
+        },
+        PopDue {
+            now: i64,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {

@@ -64,7 +64,11 @@ pub struct TimerWheel {
 
 impl TimerWheel {
     /// Starts the wheel's task on `runtime`; due timers go to `sink`.
-    pub fn spawn(clock: Arc<dyn Clock>, sink: TimerSink, runtime: &Handle) -> (Arc<Self>, JoinHandle<()>) {
+    pub fn spawn(
+        clock: Arc<dyn Clock>,
+        sink: TimerSink,
+        runtime: &Handle,
+    ) -> (Arc<Self>, JoinHandle<()>) {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         let armed = Arc::new(AtomicUsize::new(0));
@@ -77,7 +81,14 @@ impl TimerWheel {
             sink,
         };
         let handle = runtime.spawn(task.run());
-        (Arc::new(Self { commands, stop, armed }), handle)
+        (
+            Arc::new(Self {
+                commands,
+                stop,
+                armed,
+            }),
+            handle,
+        )
     }
 
     /// Arms a timer (replacing one with the same workflow and timer id).
@@ -132,7 +143,9 @@ impl TimerWheel {
 
 impl std::fmt::Debug for TimerWheel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimerWheel").field("armed", &self.len()).finish_non_exhaustive()
+        f.debug_struct("TimerWheel")
+            .field("armed", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -220,9 +233,8 @@ mod tests {
     use tokio::sync::mpsc::UnboundedReceiver;
 
     use super::*;
-    use crate::timers::queue::tests::entry;
     use crate::time::{ManualClock, SystemClock, Timestamp};
-
+    use crate::timers::queue::tests::entry;
 
     /// A wheel whose sink forwards `workflow/timer` of each fired timer, and
     /// runs `also` with the wheel (so a test can act from inside a firing).
@@ -246,7 +258,12 @@ mod tests {
         (wheel, task, fired_rx)
     }
 
-    fn manual_wheel() -> (Arc<TimerWheel>, JoinHandle<()>, UnboundedReceiver<String>, ManualClock) {
+    fn manual_wheel() -> (
+        Arc<TimerWheel>,
+        JoinHandle<()>,
+        UnboundedReceiver<String>,
+        ManualClock,
+    ) {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let (wheel, task, fired_rx) = wheel_with(Arc::new(clock.clone()), |_| {});
         (wheel, task, fired_rx, clock)
@@ -286,7 +303,11 @@ mod tests {
         wheel.arm(entry("b", "1", 10));
         wheel.arm(entry("b", "1", 20));
         wheel.flush().await;
-        assert_eq!(wheel.len(), 2, "an arm after a disarm re-adds; a re-arm replaces");
+        assert_eq!(
+            wheel.len(),
+            2,
+            "an arm after a disarm re-adds; a re-arm replaces"
+        );
 
         clock.advance(Duration::from_millis(10));
         // The task measures its sleep on the manual clock: a command wakes it.
@@ -323,10 +344,17 @@ mod tests {
         clock.advance(Duration::from_millis(2));
         wheel.flush().await;
         for n in 0..backlog {
-            assert_eq!(fired_rx.recv().await.unwrap(), format!("a{n:05}/1"), "earliest first");
+            assert_eq!(
+                fired_rx.recv().await.unwrap(),
+                format!("a{n:05}/1"),
+                "earliest first"
+            );
         }
         wheel.flush().await;
-        assert!(fired_rx.try_recv().is_err(), "z was disarmed before its chunk");
+        assert!(
+            fired_rx.try_recv().is_err(),
+            "z was disarmed before its chunk"
+        );
         assert!(wheel.is_empty());
         wheel.shutdown();
         task.await.unwrap();
@@ -347,7 +375,10 @@ mod tests {
         while fired_rx.try_recv().is_ok() {
             fired += 1;
         }
-        assert_eq!(fired, FIRE_CHUNK, "the chunk in hand finishes, the next never starts");
+        assert_eq!(
+            fired, FIRE_CHUNK,
+            "the chunk in hand finishes, the next never starts"
+        );
         assert_eq!(wheel.len(), FIRE_CHUNK);
         wheel.arm(entry("late", "1", 0));
         wheel.flush().await;

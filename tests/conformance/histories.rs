@@ -28,7 +28,9 @@ pub fn run(n: u128) -> RunId {
 /// ETF-like bytes that a lossy text round trip would damage: NUL, high
 /// bytes, invalid UTF-8.
 pub fn awkward_bytes(tag: u8) -> Vec<u8> {
-    vec![131, 104, 2, 100, 0, 2, b'o', b'k', 0, 255, 254, 0xC3, 0x28, tag]
+    vec![
+        131, 104, 2, 100, 0, 2, b'o', b'k', 0, 255, 254, 0xC3, 0x28, tag,
+    ]
 }
 
 /// A `workflow_started` for a first run.
@@ -147,7 +149,10 @@ pub fn order_fulfilled(run_id: RunId) -> Vec<Event> {
             activity_type: "Shop.charge".into(),
             input: Payload::etf(awkward_bytes(2)),
         },
-        Event::ActivityStarted { command: 1, attempt: 1 },
+        Event::ActivityStarted {
+            command: 1,
+            attempt: 1,
+        },
         Event::ActivityCompleted {
             command: 1,
             result: Payload::etf(awkward_bytes(3)),
@@ -160,7 +165,10 @@ pub fn order_fulfilled(run_id: RunId) -> Vec<Event> {
 /// 1. `workflow_started` (Reminder)
 /// 2. `timer_started` (command 1, firing at `fire_at`)
 pub fn reminder_sleeping(run_id: RunId, fire_at: Timestamp) -> Vec<Event> {
-    vec![started(run_id, "Reminder"), timer_started(run_id, 1, fire_at)]
+    vec![
+        started(run_id, "Reminder"),
+        timer_started(run_id, 1, fire_at),
+    ]
 }
 
 /// A counter that continued as new twice (runs 1, 2, 3), the last run still
@@ -183,6 +191,11 @@ pub fn counter_continued_twice() -> Vec<Event> {
 }
 
 /// A request appending `events` to `id` after `expected_seq`, all recorded at `recorded_at`.
-pub fn request(id: &WorkflowId, expected_seq: u64, recorded_at: Timestamp, events: Vec<Event>) -> AppendRequest {
+pub fn request(
+    id: &WorkflowId,
+    expected_seq: u64,
+    recorded_at: Timestamp,
+    events: Vec<Event>,
+) -> AppendRequest {
     AppendRequest::new(id.clone(), expected_seq, recorded_at, events)
 }

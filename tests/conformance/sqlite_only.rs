@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use aion::store::sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
-use aion::store::{EventLog, Store, StoreError, TimerEntry, TimerStore, VisibilityStore, WorkflowFilter};
+use aion::store::{
+    EventLog, Store, StoreError, TimerEntry, TimerStore, VisibilityStore, WorkflowFilter,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use tempfile::TempDir;
@@ -50,7 +52,12 @@ async fn data_survives_close_and_reopen() {
     let path = db_path(&dir);
     let store = open(&path).await;
     let fulfilled = request(&wf("order-1"), 0, at(0), order_fulfilled(run(1)));
-    let sleeping = request(&wf("reminder"), 0, at(1), reminder_sleeping(run(2), at(500)));
+    let sleeping = request(
+        &wf("reminder"),
+        0,
+        at(1),
+        reminder_sleeping(run(2), at(500)),
+    );
     for result in store
         .append_batch(&[fulfilled.clone(), sleeping.clone()])
         .await
@@ -70,14 +77,28 @@ async fn data_survives_close_and_reopen() {
     store.close().await;
 
     let reopened = open(&path).await;
-    assert_eq!(reopened.read_history(&wf("order-1")).await.unwrap(), fulfilled.events);
-    assert_eq!(reopened.read_history(&wf("reminder")).await.unwrap(), sleeping.events);
-    assert_eq!(reopened.query(&WorkflowFilter::default()).await.unwrap(), rows);
+    assert_eq!(
+        reopened.read_history(&wf("order-1")).await.unwrap(),
+        fulfilled.events
+    );
+    assert_eq!(
+        reopened.read_history(&wf("reminder")).await.unwrap(),
+        sleeping.events
+    );
+    assert_eq!(
+        reopened.query(&WorkflowFilter::default()).await.unwrap(),
+        rows
+    );
     assert_eq!(reopened.pending_timers().await.unwrap(), timers);
     assert_eq!(timers.len(), 2);
     // And the history keeps growing from where it was.
     reopened
-        .append(request(&wf("reminder"), 2, at(500), vec![timer_fired(run(2), 1)]))
+        .append(request(
+            &wf("reminder"),
+            2,
+            at(500),
+            vec![timer_fired(run(2), 1)],
+        ))
         .await
         .unwrap();
     assert_eq!(reopened.pending_timers().await.unwrap(), vec![extra]);
@@ -104,13 +125,18 @@ async fn a_missing_directory_is_a_clear_open_error_and_is_not_created() {
 async fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
     let dir = TempDir::new().unwrap();
     for (name, bytes) in [
-        ("notes.db", b"these are my notes, not a database\n".repeat(200)),
+        (
+            "notes.db",
+            b"these are my notes, not a database\n".repeat(200),
+        ),
         ("short.db", b"hi".to_vec()),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, &bytes).unwrap();
 
-        let error = SqliteStore::open(&path, SqliteOptions::default()).await.err();
+        let error = SqliteStore::open(&path, SqliteOptions::default())
+            .await
+            .err();
         let (_, reason) = open_reason(error.map_or_else(|| panic!("{name} opened"), Err));
         assert!(reason.contains("not a SQLite database"), "reason: {reason}");
         assert_eq!(
@@ -210,9 +236,11 @@ async fn reconcile_repairs_tampered_rows_and_reports_broken_histories() {
     conn.execute("DELETE FROM workflows WHERE workflow_id = 'order-1'")
         .await
         .unwrap();
-    conn.execute("UPDATE workflows SET head_seq = 2, status = 'completed' WHERE workflow_id = 'counter'")
-        .await
-        .unwrap();
+    conn.execute(
+        "UPDATE workflows SET head_seq = 2, status = 'completed' WHERE workflow_id = 'counter'",
+    )
+    .await
+    .unwrap();
     // A row without history, and a history that does not begin with workflow_started.
     conn.execute(
         "INSERT INTO workflows VALUES ('ghost', 'Ghost', '00000000-0000-0000-0000-000000000009', 'running', 0, NULL, 0, 3)",
@@ -240,7 +268,10 @@ async fn reconcile_repairs_tampered_rows_and_reports_broken_histories() {
         report.broken[0].1
     );
 
-    assert_eq!(store.query(&WorkflowFilter::default()).await.unwrap(), rows_before);
+    assert_eq!(
+        store.query(&WorkflowFilter::default()).await.unwrap(),
+        rows_before
+    );
     assert_eq!(store.summary(&wf("ghost")).await.unwrap(), None);
     // Repaired: nothing more to do, apart from the broken history.
     let again = store.reconcile_visibility().await.unwrap();
@@ -271,12 +302,17 @@ async fn the_primary_key_turns_a_lagging_row_into_a_sequence_conflict() {
         .unwrap()
         .into_iter();
     match results.next().unwrap() {
-        Err(StoreError::SequenceConflict { expected, found, .. }) => assert_eq!((expected, found), (0, 5)),
+        Err(StoreError::SequenceConflict {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (0, 5)),
         other => panic!("expected a sequence conflict, got {other:?}"),
     }
     results.next().unwrap().unwrap();
 
-    assert_eq!(store.read_history(&wf("order-1")).await.unwrap(), original.events);
+    assert_eq!(
+        store.read_history(&wf("order-1")).await.unwrap(),
+        original.events
+    );
     assert_eq!(
         store.summary(&wf("order-1")).await.unwrap(),
         None,
@@ -306,7 +342,9 @@ async fn an_undecodable_event_is_reported_as_corrupt() {
     conn.close().await.unwrap();
 
     match store.read_history(&wf("order-1")).await {
-        Err(StoreError::Corrupt { location, .. }) => assert!(location.contains("seq 3"), "location: {location}"),
+        Err(StoreError::Corrupt { location, .. }) => {
+            assert!(location.contains("seq 3"), "location: {location}")
+        }
         other => panic!("expected Corrupt, got {other:?}"),
     }
     match store.read_from(&wf("order-1"), 4).await {
@@ -388,7 +426,9 @@ async fn two_stores_on_one_file_still_have_one_winner_per_head() {
             (
                 _,
                 Err(StoreError::SequenceConflict {
-                    expected: 1, found: 2, ..
+                    expected: 1,
+                    found: 2,
+                    ..
                 }),
             ) => {}
             (_, Err(other)) => panic!("expected a sequence conflict, got {other:?}"),
@@ -425,9 +465,15 @@ async fn a_request_failing_half_way_leaves_nothing_behind() {
     events.extend((1..70).map(|command| marker(command, 0)));
     let long = request(&wf("long"), 0, at(0), events);
     let short = request(&wf("short"), 0, at(0), order_placed(run(2)));
-    let mut results = store.append_batch(&[long, short.clone()]).await.unwrap().into_iter();
+    let mut results = store
+        .append_batch(&[long, short.clone()])
+        .await
+        .unwrap()
+        .into_iter();
     match results.next().unwrap() {
-        Err(StoreError::SequenceConflict { expected, found, .. }) => assert_eq!((expected, found), (0, 70)),
+        Err(StoreError::SequenceConflict {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (0, 70)),
         other => panic!("expected a sequence conflict, got {other:?}"),
     }
     results.next().unwrap().unwrap();
@@ -439,7 +485,10 @@ async fn a_request_failing_half_way_leaves_nothing_behind() {
         "only the stray event remains"
     );
     assert_eq!(store.summary(&wf("long")).await.unwrap(), None);
-    assert_eq!(store.read_history(&wf("short")).await.unwrap(), short.events);
+    assert_eq!(
+        store.read_history(&wf("short")).await.unwrap(),
+        short.events
+    );
     store.close().await;
 }
 
@@ -448,7 +497,12 @@ async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
     let dir = TempDir::new().unwrap();
     let path = db_path(&dir);
     let store = open(&path).await;
-    for (id, n) in [("healthy", 1), ("bogus-status", 2), ("bad-head", 3), ("broken-history", 4)] {
+    for (id, n) in [
+        ("healthy", 1),
+        ("bogus-status", 2),
+        ("bad-head", 3),
+        ("broken-history", 4),
+    ] {
         store
             .append(request(&wf(id), 0, at(0), order_placed(run(n))))
             .await
@@ -500,9 +554,16 @@ async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
         request(&wf("fresh"), 0, at(1), order_placed(run(5))),
         request(&wf("short"), 0, at(1), order_placed(run(6))),
     ];
-    let results = store.append_batch(&batch).await.expect("the batch itself commits");
+    let results = store
+        .append_batch(&batch)
+        .await
+        .expect("the batch itself commits");
     for index in [0, 1, 2, 5] {
-        assert!(results[index].is_ok(), "request {index}: {:?}", results[index]);
+        assert!(
+            results[index].is_ok(),
+            "request {index}: {:?}",
+            results[index]
+        );
     }
     assert!(
         matches!(&results[6], Err(StoreError::Backend(reason)) if reason.contains("refused by trigger")),
@@ -512,7 +573,9 @@ async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
     assert!(store.read_history(&wf("short")).await.unwrap().is_empty());
     assert_eq!(store.summary(&wf("short")).await.unwrap(), None);
     match &results[3] {
-        Err(StoreError::Corrupt { location, .. }) => assert!(location.contains("broken-history"), "location: {location}"),
+        Err(StoreError::Corrupt { location, .. }) => {
+            assert!(location.contains("broken-history"), "location: {location}")
+        }
         other => panic!("broken-history: expected Corrupt, got {other:?}"),
     }
     match &results[4] {
@@ -525,12 +588,31 @@ async fn a_failing_request_keeps_its_kind_and_the_rest_of_its_batch_commits() {
 
     for id in ["healthy", "bogus-status", "bad-head"] {
         assert_eq!(store.read_history(&wf(id)).await.unwrap().len(), 2, "{id}");
-        let row = store.summary(&wf(id)).await.unwrap().expect("the append rewrote the row");
-        assert_eq!((row.head_seq, row.status), (2, aion::status::WorkflowStatus::Completed), "{id}");
+        let row = store
+            .summary(&wf(id))
+            .await
+            .unwrap()
+            .expect("the append rewrote the row");
+        assert_eq!(
+            (row.head_seq, row.status),
+            (2, aion::status::WorkflowStatus::Completed),
+            "{id}"
+        );
     }
-    assert_eq!(store.read_history(&wf("fresh")).await.unwrap(), batch[5].events);
-    assert_eq!(store.head(&wf("broken-history")).await.unwrap(), 1, "broken-history wrote nothing");
-    assert_eq!(store.read_from(&wf("long"), 1).await.unwrap(), vec![], "nothing of the long request remains");
+    assert_eq!(
+        store.read_history(&wf("fresh")).await.unwrap(),
+        batch[5].events
+    );
+    assert_eq!(
+        store.head(&wf("broken-history")).await.unwrap(),
+        1,
+        "broken-history wrote nothing"
+    );
+    assert_eq!(
+        store.read_from(&wf("long"), 1).await.unwrap(),
+        vec![],
+        "nothing of the long request remains"
+    );
     assert_eq!(store.summary(&wf("long")).await.unwrap(), None);
     store.close().await;
 }
@@ -542,7 +624,12 @@ async fn the_sequence_check_does_not_depend_on_the_visibility_row() {
     let store = open(&path).await;
     let id = wf("counter");
     store
-        .append(request(&id, 0, at(0), vec![started(run(1), "Counter"), marker(1, 1), marker(2, 2)]))
+        .append(request(
+            &id,
+            0,
+            at(0),
+            vec![started(run(1), "Counter"), marker(1, 1), marker(2, 2)],
+        ))
         .await
         .unwrap();
 
@@ -552,8 +639,13 @@ async fn the_sequence_check_does_not_depend_on_the_visibility_row() {
         .unwrap();
     conn.close().await.unwrap();
     // The row lags: a seq it would accept is still refused, with the real head.
-    match store.append(request(&id, 1, at(1), vec![marker(3, 3)])).await {
-        Err(StoreError::SequenceConflict { expected, found, .. }) => assert_eq!((expected, found), (1, 3)),
+    match store
+        .append(request(&id, 1, at(1), vec![marker(3, 3)]))
+        .await
+    {
+        Err(StoreError::SequenceConflict {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (1, 3)),
         other => panic!("expected a sequence conflict, got {other:?}"),
     }
 
@@ -562,13 +654,28 @@ async fn the_sequence_check_does_not_depend_on_the_visibility_row() {
     conn.close().await.unwrap();
     // No row at all: neither a fresh start goes through, nor is the right
     // seq blocked; the append writes the row back.
-    match store.append(request(&id, 0, at(1), vec![started(run(2), "Counter")])).await {
-        Err(StoreError::SequenceConflict { expected, found, .. }) => assert_eq!((expected, found), (0, 3)),
+    match store
+        .append(request(&id, 0, at(1), vec![started(run(2), "Counter")]))
+        .await
+    {
+        Err(StoreError::SequenceConflict {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (0, 3)),
         other => panic!("expected a sequence conflict, got {other:?}"),
     }
-    store.append(request(&id, 3, at(2), vec![marker(3, 3)])).await.unwrap();
-    let row = store.summary(&id).await.unwrap().expect("the append wrote the row");
-    assert_eq!((row.head_seq, row.run_id, row.started_at, row.updated_at), (4, run(1), at(0), at(2)));
+    store
+        .append(request(&id, 3, at(2), vec![marker(3, 3)]))
+        .await
+        .unwrap();
+    let row = store
+        .summary(&id)
+        .await
+        .unwrap()
+        .expect("the append wrote the row");
+    assert_eq!(
+        (row.head_seq, row.run_id, row.started_at, row.updated_at),
+        (4, run(1), at(0), at(2))
+    );
     store.close().await;
 }
 
@@ -587,16 +694,25 @@ async fn the_current_run_is_read_without_the_runs_before_it() {
         .await
         .unwrap();
     conn.close().await.unwrap();
-    assert!(matches!(store.read_history(&id).await, Err(StoreError::Corrupt { .. })));
+    assert!(matches!(
+        store.read_history(&id).await,
+        Err(StoreError::Corrupt { .. })
+    ));
 
     let (current, events) = store.read_current_run(&id).await.unwrap().unwrap();
     assert_eq!((current.run_id, current.first_seq), (run(3), 6));
     assert_eq!(events, seeded.events[5..].to_vec());
     // The chain comes from the runs table, not from the events.
     let chain = store.read_run_chain(&id).await.unwrap();
-    assert_eq!(chain.iter().map(|r| r.first_seq).collect::<Vec<_>>(), vec![1, 4, 6]);
+    assert_eq!(
+        chain.iter().map(|r| r.first_seq).collect::<Vec<_>>(),
+        vec![1, 4, 6]
+    );
     // And the run goes on: appends do not read earlier runs either.
-    store.append(request(&id, 6, at(1), vec![completed()])).await.unwrap();
+    store
+        .append(request(&id, 6, at(1), vec![completed()]))
+        .await
+        .unwrap();
     store.close().await;
 }
 
@@ -624,8 +740,12 @@ async fn a_v1_store_is_migrated_and_its_runs_backfilled() {
     // that does not decode (the backfill skips it, not the migration).
     let mut conn = raw(&path).await;
     conn.execute("DROP TABLE runs").await.unwrap();
-    conn.execute("DROP INDEX workflows_maybe_running").await.unwrap();
-    conn.execute("UPDATE aion_schema SET version = 1").await.unwrap();
+    conn.execute("DROP INDEX workflows_maybe_running")
+        .await
+        .unwrap();
+    conn.execute("UPDATE aion_schema SET version = 1")
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO events VALUES ('garbled', 1, 0, 'workflow_started', 1, x'00ff')")
         .execute(&mut conn)
         .await
@@ -639,11 +759,12 @@ async fn a_v1_store_is_migrated_and_its_runs_backfilled() {
         .await
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    let rows: Vec<(String, i64, i64)> =
-        sqlx::query_as("SELECT workflow_id, first_seq, last_seq FROM runs ORDER BY workflow_id, first_seq")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT workflow_id, first_seq, last_seq FROM runs ORDER BY workflow_id, first_seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
     conn.close().await.unwrap();
     assert_eq!(
         rows,
@@ -654,9 +775,19 @@ async fn a_v1_store_is_migrated_and_its_runs_backfilled() {
             ("order-1".into(), 1, 5),
         ]
     );
-    assert_eq!(store.read_run_chain(&wf("counter")).await.unwrap(), chains.0);
-    assert_eq!(store.read_run_chain(&wf("order-1")).await.unwrap(), chains.1);
-    let (current, events) = store.read_current_run(&wf("counter")).await.unwrap().unwrap();
+    assert_eq!(
+        store.read_run_chain(&wf("counter")).await.unwrap(),
+        chains.0
+    );
+    assert_eq!(
+        store.read_run_chain(&wf("order-1")).await.unwrap(),
+        chains.1
+    );
+    let (current, events) = store
+        .read_current_run(&wf("counter"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((current.run_id, events.len()), (run(3), 1));
     store.close().await;
 }
@@ -668,7 +799,12 @@ async fn damaged_rows_are_reported_beside_pages_and_never_stop_them() {
     let store = open(&path).await;
     for (id, n) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
         store
-            .append(request(&wf(id), 0, at(n), reminder_sleeping(run(u128::from(n)), at(100 + n))))
+            .append(request(
+                &wf(id),
+                0,
+                at(n),
+                reminder_sleeping(run(u128::from(n)), at(100 + n)),
+            ))
             .await
             .unwrap();
     }
@@ -678,45 +814,125 @@ async fn damaged_rows_are_reported_beside_pages_and_never_stop_them() {
         .unwrap();
 
     let mut conn = raw(&path).await;
-    conn.execute("UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'b'").await.unwrap();
-    conn.execute("UPDATE workflows SET run_id = 'not-a-uuid' WHERE workflow_id = 'd'").await.unwrap();
-    conn.execute("UPDATE timers SET command = -1 WHERE workflow_id = 'c'").await.unwrap();
+    conn.execute("UPDATE workflows SET status = 'bogus' WHERE workflow_id = 'b'")
+        .await
+        .unwrap();
+    conn.execute("UPDATE workflows SET run_id = 'not-a-uuid' WHERE workflow_id = 'd'")
+        .await
+        .unwrap();
+    conn.execute("UPDATE timers SET command = -1 WHERE workflow_id = 'c'")
+        .await
+        .unwrap();
     // A history that cannot be read at all, its runs index gone.
-    conn.execute("UPDATE events SET body = x'00ff' WHERE workflow_id = 'a'").await.unwrap();
-    conn.execute("DELETE FROM runs WHERE workflow_id = 'a'").await.unwrap();
+    conn.execute("UPDATE events SET body = x'00ff' WHERE workflow_id = 'a'")
+        .await
+        .unwrap();
+    conn.execute("DELETE FROM runs WHERE workflow_id = 'a'")
+        .await
+        .unwrap();
     conn.close().await.unwrap();
 
     // Running rows: b and d are reported, the others listed, on every page.
     let first = store.list_running_page(None, 2, false).await.unwrap();
-    assert_eq!(first.rows.iter().map(|r| r.workflow_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
-    assert_eq!(first.broken.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["b"]);
+    assert_eq!(
+        first
+            .rows
+            .iter()
+            .map(|r| r.workflow_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a"]
+    );
+    assert_eq!(
+        first
+            .broken
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["b"]
+    );
     assert!(matches!(first.broken[0].1, StoreError::Corrupt { .. }));
-    let second = store.list_running_page(first.next.as_ref(), 2, false).await.unwrap();
-    assert_eq!(second.rows.iter().map(|r| r.workflow_id.as_str()).collect::<Vec<_>>(), vec!["c"]);
-    assert_eq!(second.broken.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["d"]);
-    let third = store.list_running_page(second.next.as_ref(), 2, false).await.unwrap();
-    assert_eq!(third.rows.iter().map(|r| r.workflow_id.as_str()).collect::<Vec<_>>(), vec!["e"]);
+    let second = store
+        .list_running_page(first.next.as_ref(), 2, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .rows
+            .iter()
+            .map(|r| r.workflow_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c"]
+    );
+    assert_eq!(
+        second
+            .broken
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["d"]
+    );
+    let third = store
+        .list_running_page(second.next.as_ref(), 2, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        third
+            .rows
+            .iter()
+            .map(|r| r.workflow_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["e"]
+    );
     assert_eq!(third.next, None);
     // Only e has no timer.
     let awake = store.list_running_page(None, 10, true).await.unwrap();
-    assert_eq!(awake.rows.iter().map(|r| r.workflow_id.as_str()).collect::<Vec<_>>(), vec!["e"]);
-    assert_eq!(store.list_active().await.unwrap().len(), 3, "list_active leaves the damaged rows out");
+    assert_eq!(
+        awake
+            .rows
+            .iter()
+            .map(|r| r.workflow_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["e"]
+    );
+    assert_eq!(
+        store.list_active().await.unwrap().len(),
+        3,
+        "list_active leaves the damaged rows out"
+    );
 
     // Timers: c's is reported, the others come in due order.
     let timers = store.pending_timers_page(None, 10).await.unwrap();
     assert_eq!(
-        timers.timers.iter().map(|t| t.workflow_id.as_str()).collect::<Vec<_>>(),
+        timers
+            .timers
+            .iter()
+            .map(|t| t.workflow_id.as_str())
+            .collect::<Vec<_>>(),
         vec!["a", "b", "d"]
     );
     assert_eq!(timers.broken.len(), 1);
-    assert!(timers.broken[0].0.starts_with("c "), "{}", timers.broken[0].0);
-    assert!(matches!(store.timers_of(&wf("c")).await, Err(StoreError::Corrupt { .. })));
+    assert!(
+        timers.broken[0].0.starts_with("c "),
+        "{}",
+        timers.broken[0].0
+    );
+    assert!(matches!(
+        store.timers_of(&wf("c")).await,
+        Err(StoreError::Corrupt { .. })
+    ));
 
     // Reconciliation: a is broken and reported, b and d are rebuilt.
     let (report, next) = store.reconcile_visibility_page(None, 10).await.unwrap();
     assert_eq!(next, None);
     assert_eq!(report.rebuilt, 2, "{report:?}");
-    assert_eq!(report.broken.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+    assert_eq!(
+        report
+            .broken
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a"]
+    );
     let page = store.list_running_page(None, 10, false).await.unwrap();
     assert_eq!(page.rows.len(), 5);
     assert!(page.broken.is_empty());
@@ -741,15 +957,25 @@ async fn the_lock_follows_the_file_not_the_path() {
     std::os::unix::fs::symlink(&path, &symlink).unwrap();
     std::fs::hard_link(&path, &hard_link).unwrap();
 
-    for (through, candidate) in [("same path", &path), ("symlink", &symlink), ("hard link", &hard_link)] {
-        assert_in_use(SqliteStore::open(candidate, SqliteOptions::default()).await, through);
+    for (through, candidate) in [
+        ("same path", &path),
+        ("symlink", &symlink),
+        ("hard link", &hard_link),
+    ] {
+        assert_in_use(
+            SqliteStore::open(candidate, SqliteOptions::default()).await,
+            through,
+        );
     }
     first.close().await;
 
     // Released on close: each path opens, one at a time, and sees the data.
     for candidate in [&path, &symlink, &hard_link] {
         let store = open(candidate).await;
-        assert_in_use(SqliteStore::open(&path, SqliteOptions::default()).await, "while reopened");
+        assert_in_use(
+            SqliteStore::open(&path, SqliteOptions::default()).await,
+            "while reopened",
+        );
         store.close().await;
     }
     // And a store dropped without close releases it too.
@@ -770,9 +996,16 @@ fn posix_locks_on(path: &Path) -> Vec<String> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             fields.contains(&"POSIX")
                 && fields.contains(&pid.as_str())
-                && fields.iter().any(|f| f.rsplit(':').next() == Some(&inode.to_string()) && f.contains(':'))
+                && fields
+                    .iter()
+                    .any(|f| f.rsplit(':').next() == Some(&inode.to_string()) && f.contains(':'))
         })
-        .map(|line| line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .map(|line| {
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect()
 }
 
@@ -789,13 +1022,23 @@ async fn a_refused_open_leaves_the_first_store_s_sqlite_locks_alone() {
         .await
         .unwrap();
     let held = posix_locks_on(&path);
-    assert!(!held.is_empty(), "SQLite holds a shared lock on the database file in WAL mode");
+    assert!(
+        !held.is_empty(),
+        "SQLite holds a shared lock on the database file in WAL mode"
+    );
 
     let hard_link = dir.path().join("hard-link.db");
     std::fs::hard_link(&path, &hard_link).unwrap();
     for candidate in [&path, &hard_link] {
-        assert_in_use(SqliteStore::open(candidate, SqliteOptions::default()).await, "second open");
-        assert_eq!(posix_locks_on(&path), held, "the first store's locks survive a refused open");
+        assert_in_use(
+            SqliteStore::open(candidate, SqliteOptions::default()).await,
+            "second open",
+        );
+        assert_eq!(
+            posix_locks_on(&path),
+            held,
+            "the first store's locks survive a refused open"
+        );
     }
     first.close().await;
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use aion::event::{Envelope, Event, RecordedEvent};
+use aion::ids::WorkflowId;
 use aion::status::WorkflowStatus;
 use aion::store::{AppendRequest, ReconcileReport, Store, StoreError, TimerEntry, WorkflowFilter};
 use aion::time::Timestamp;
-use aion::ids::WorkflowId;
 use tokio::sync::Barrier;
 
 use super::histories::*;
@@ -33,9 +33,13 @@ fn ids(rows: &[aion::status::WorkflowSummary]) -> Vec<&str> {
 fn assert_conflict(result: Result<(), StoreError>, expected: u64, found: u64) {
     match result {
         Err(StoreError::SequenceConflict {
-            expected: e, found: f, ..
+            expected: e,
+            found: f,
+            ..
         }) => assert_eq!((e, f), (expected, found), "conflict expected/found"),
-        other => panic!("expected a sequence conflict (expected {expected}, found {found}), got {other:?}"),
+        other => panic!(
+            "expected a sequence conflict (expected {expected}, found {found}), got {other:?}"
+        ),
     }
 }
 
@@ -68,7 +72,11 @@ pub async fn append_and_read_round_trip(store: Arc<dyn Store>) {
         other => panic!("seq 4 should be activity_completed, got {other:?}"),
     }
 
-    let summary = store.summary(&wf("order-1")).await.unwrap().expect("a row exists");
+    let summary = store
+        .summary(&wf("order-1"))
+        .await
+        .unwrap()
+        .expect("a row exists");
     assert_eq!(summary.workflow_type, "Shop.Order");
     assert_eq!(summary.run_id, run(1));
     assert_eq!(summary.status, WorkflowStatus::Completed);
@@ -85,8 +93,14 @@ pub async fn read_from_a_seq(store: Arc<dyn Store>) {
     let id = wf("order-1");
 
     assert_eq!(store.read_from(&id, 1).await.unwrap(), appended.events);
-    assert_eq!(store.read_from(&id, 3).await.unwrap(), appended.events[2..].to_vec());
-    assert_eq!(store.read_from(&id, 5).await.unwrap(), appended.events[4..].to_vec());
+    assert_eq!(
+        store.read_from(&id, 3).await.unwrap(),
+        appended.events[2..].to_vec()
+    );
+    assert_eq!(
+        store.read_from(&id, 5).await.unwrap(),
+        appended.events[4..].to_vec()
+    );
     assert_eq!(store.read_from(&id, 6).await.unwrap(), vec![]);
     assert_eq!(store.read_from(&id, u64::MAX).await.unwrap(), vec![]);
     assert_eq!(store.read_from(&wf("unknown"), 1).await.unwrap(), vec![]);
@@ -99,7 +113,10 @@ pub async fn appends_across_batches_chain(store: Arc<dyn Store>) {
     let second = request(&id, 1, at(10), vec![marker(1, 1), marker(2, 2)]);
     let third = request(&id, 3, at(20), vec![marker(3, 3)]);
     for step in [&first, &second, &third] {
-        let results = store.append_batch(std::slice::from_ref(step)).await.unwrap();
+        let results = store
+            .append_batch(std::slice::from_ref(step))
+            .await
+            .unwrap();
         assert_eq!(results.len(), 1);
         results.into_iter().next().unwrap().unwrap();
     }
@@ -129,7 +146,10 @@ pub async fn one_batch_with_several_workflows_and_chained_requests(store: Arc<dy
     }
 
     let history_a = store.read_history(&a).await.unwrap();
-    assert_eq!(history_a, [batch[0].events.clone(), batch[2].events.clone()].concat());
+    assert_eq!(
+        history_a,
+        [batch[0].events.clone(), batch[2].events.clone()].concat()
+    );
     assert_eq!(store.read_history(&b).await.unwrap(), batch[1].events);
     let row_a = store.summary(&a).await.unwrap().unwrap();
     assert_eq!(
@@ -152,8 +172,20 @@ pub async fn stale_expected_seq_writes_nothing(store: Arc<dyn Store>) {
     let history_before = store.read_history(&id).await.unwrap();
     let summary_before = store.summary(&id).await.unwrap();
 
-    assert_conflict(store.append(request(&id, 1, at(50), vec![marker(2, 7)])).await, 1, 3);
-    assert_conflict(store.append(request(&id, 4, at(50), vec![marker(4, 7)])).await, 4, 3);
+    assert_conflict(
+        store
+            .append(request(&id, 1, at(50), vec![marker(2, 7)]))
+            .await,
+        1,
+        3,
+    );
+    assert_conflict(
+        store
+            .append(request(&id, 4, at(50), vec![marker(4, 7)]))
+            .await,
+        4,
+        3,
+    );
     assert_conflict(
         store
             .append(request(&id, 0, at(50), vec![started(run(2), "Counter")]))
@@ -176,7 +208,12 @@ pub async fn concurrent_appends_on_one_head_have_one_winner(store: Arc<dyn Store
         .map(|contender| {
             let store = store.clone();
             let barrier = barrier.clone();
-            let request = request(&id, 1, at(1), vec![marker(1, contender), marker(2, contender)]);
+            let request = request(
+                &id,
+                1,
+                at(1),
+                vec![marker(1, contender), marker(2, contender)],
+            );
             tokio::spawn(async move {
                 barrier.wait().await;
                 (contender, store.append(request).await)
@@ -229,7 +266,10 @@ pub async fn a_conflicting_request_does_not_stop_the_rest_of_its_batch(store: Ar
     // The conflicting request's timers were not written either; c's were.
     let pending = store.pending_timers().await.unwrap();
     assert_eq!(
-        pending.iter().map(|t| t.workflow_id.as_str()).collect::<Vec<_>>(),
+        pending
+            .iter()
+            .map(|t| t.workflow_id.as_str())
+            .collect::<Vec<_>>(),
         vec!["order-c"]
     );
 }
@@ -237,7 +277,11 @@ pub async fn a_conflicting_request_does_not_stop_the_rest_of_its_batch(store: Ar
 pub async fn invalid_appends_are_rejected_and_write_nothing(store: Arc<dyn Store>) {
     // A history must begin with workflow_started.
     let orphan = wf("orphan");
-    assert_invalid(store.append(request(&orphan, 0, at(0), vec![marker(1, 1)])).await);
+    assert_invalid(
+        store
+            .append(request(&orphan, 0, at(0), vec![marker(1, 1)]))
+            .await,
+    );
     assert_eq!(store.read_history(&orphan).await.unwrap(), vec![]);
     assert_eq!(store.summary(&orphan).await.unwrap(), None);
 
@@ -291,7 +335,13 @@ pub async fn invalid_appends_are_rejected_and_write_nothing(store: Arc<dyn Store
 pub async fn active_list_follows_the_projected_status(store: Arc<dyn Store>) {
     seed(&store, "a-running", at(1), order_placed(run(1))).await;
     seed(&store, "b-completed", at(2), order_fulfilled(run(2))).await;
-    seed(&store, "c-failed", at(3), vec![started(run(3), "Shop.Order"), failed()]).await;
+    seed(
+        &store,
+        "c-failed",
+        at(3),
+        vec![started(run(3), "Shop.Order"), failed()],
+    )
+    .await;
     seed(
         &store,
         "d-cancelled",
@@ -310,14 +360,23 @@ pub async fn active_list_follows_the_projected_status(store: Arc<dyn Store>) {
         &store,
         "f-continued",
         at(6),
-        vec![started(run(6), "Counter"), continued_as_new(run(7), "Counter")],
+        vec![
+            started(run(6), "Counter"),
+            continued_as_new(run(7), "Counter"),
+        ],
     )
     .await;
 
     assert_eq!(ids(&store.list_active().await.unwrap()), vec!["a-running"]);
     let statuses: Vec<WorkflowStatus> = {
         let mut rows = Vec::new();
-        for id in ["b-completed", "c-failed", "d-cancelled", "e-timed-out", "f-continued"] {
+        for id in [
+            "b-completed",
+            "c-failed",
+            "d-cancelled",
+            "e-timed-out",
+            "f-continued",
+        ] {
             rows.push(store.summary(&wf(id)).await.unwrap().unwrap().status);
         }
         rows
@@ -355,7 +414,10 @@ pub async fn active_list_follows_the_projected_status(store: Arc<dyn Store>) {
         .append(request(&wf("a-running"), 1, at(8), vec![completed()]))
         .await
         .unwrap();
-    assert_eq!(ids(&store.list_active().await.unwrap()), vec!["f-continued"]);
+    assert_eq!(
+        ids(&store.list_active().await.unwrap()),
+        vec!["f-continued"]
+    );
 }
 
 pub async fn run_chain_spans_continue_as_new(store: Arc<dyn Store>) {
@@ -363,7 +425,15 @@ pub async fn run_chain_spans_continue_as_new(store: Arc<dyn Store>) {
     let chain = store.read_run_chain(&wf("counter")).await.unwrap();
     let shape: Vec<_> = chain
         .iter()
-        .map(|run| (run.run_id, run.parent_run_id, run.status, run.first_seq, run.last_seq))
+        .map(|run| {
+            (
+                run.run_id,
+                run.parent_run_id,
+                run.status,
+                run.first_seq,
+                run.last_seq,
+            )
+        })
         .collect();
     assert_eq!(
         shape,
@@ -400,7 +470,10 @@ pub async fn due_timers_include_the_boundary_and_exclude_the_future(store: Arc<d
     }
 
     let due = store.due_timers(at(100)).await.unwrap();
-    assert_eq!(due, vec![earlier.clone(), boundary.clone(), boundary_too.clone()]);
+    assert_eq!(
+        due,
+        vec![earlier.clone(), boundary.clone(), boundary_too.clone()]
+    );
     assert_eq!(store.due_timers(at(98)).await.unwrap(), vec![]);
     assert_eq!(
         store.pending_timers().await.unwrap(),
@@ -418,7 +491,10 @@ pub async fn rescheduling_a_timer_replaces_it(store: Arc<dyn Store>) {
     store.schedule_timer(&later).await.unwrap();
 
     assert_eq!(
-        store.timer(&first.workflow_id, &first.timer_id).await.unwrap(),
+        store
+            .timer(&first.workflow_id, &first.timer_id)
+            .await
+            .unwrap(),
         Some(later.clone())
     );
     assert_eq!(store.pending_timers().await.unwrap(), vec![later]);
@@ -431,12 +507,27 @@ pub async fn cancelling_a_timer_removes_it(store: Arc<dyn Store>) {
     store.schedule_timer(&doomed).await.unwrap();
     store.schedule_timer(&kept).await.unwrap();
 
-    store.cancel_timer(&doomed.workflow_id, &doomed.timer_id).await.unwrap();
-    assert_eq!(store.timer(&doomed.workflow_id, &doomed.timer_id).await.unwrap(), None);
+    store
+        .cancel_timer(&doomed.workflow_id, &doomed.timer_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .timer(&doomed.workflow_id, &doomed.timer_id)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.pending_timers().await.unwrap(), vec![kept.clone()]);
     // Cancelling again, or a timer that never existed, is not an error.
-    store.cancel_timer(&doomed.workflow_id, &doomed.timer_id).await.unwrap();
-    store.cancel_timer(&wf("nobody"), &timer(run(9), 9)).await.unwrap();
+    store
+        .cancel_timer(&doomed.workflow_id, &doomed.timer_id)
+        .await
+        .unwrap();
+    store
+        .cancel_timer(&wf("nobody"), &timer(run(9), 9))
+        .await
+        .unwrap();
     assert_eq!(store.pending_timers().await.unwrap(), vec![kept]);
 }
 
@@ -455,7 +546,13 @@ pub async fn appended_timer_events_maintain_the_timers_table(store: Arc<dyn Stor
         ],
     )
     .await;
-    seed(&store, "bystander", at(0), reminder_sleeping(run(2), at(150))).await;
+    seed(
+        &store,
+        "bystander",
+        at(0),
+        reminder_sleeping(run(2), at(150)),
+    )
+    .await;
     let bystander_timer = timer_entry("bystander", 2, 1, at(150));
     assert_eq!(
         store.timer(&id, &timer(r, 1)).await.unwrap(),
@@ -474,7 +571,10 @@ pub async fn appended_timer_events_maintain_the_timers_table(store: Arc<dyn Stor
         .unwrap();
     assert_eq!(
         store.pending_timers().await.unwrap(),
-        vec![bystander_timer.clone(), timer_entry("reminder", 1, 3, at(300))]
+        vec![
+            bystander_timer.clone(),
+            timer_entry("reminder", 1, 3, at(300))
+        ]
     );
 
     // A timer_started for an existing id reschedules it.
@@ -506,7 +606,13 @@ pub async fn visibility_query_filters_and_orders(store: Arc<dyn Store>) {
     seed(&store, "order-c", at(30), order_fulfilled(run(3))).await;
     seed(&store, "order-b", at(10), order_placed(run(2))).await;
     seed(&store, "order-a", at(10), order_placed(run(1))).await;
-    seed(&store, "reminder-1", at(20), reminder_sleeping(run(4), at(1000))).await;
+    seed(
+        &store,
+        "reminder-1",
+        at(20),
+        reminder_sleeping(run(4), at(1000)),
+    )
+    .await;
     seed(
         &store,
         "reminder-2",
@@ -588,11 +694,17 @@ pub async fn visibility_query_filters_and_orders(store: Arc<dyn Store>) {
     );
 
     // Rows are the summaries themselves.
-    assert_eq!(everything[3], store.summary(&wf("order-c")).await.unwrap().unwrap());
+    assert_eq!(
+        everything[3],
+        store.summary(&wf("order-c")).await.unwrap().unwrap()
+    );
 }
 
 pub async fn reconcile_is_a_noop_on_a_consistent_store(store: Arc<dyn Store>) {
-    assert_eq!(store.reconcile_visibility().await.unwrap(), ReconcileReport::default());
+    assert_eq!(
+        store.reconcile_visibility().await.unwrap(),
+        ReconcileReport::default()
+    );
     seed(&store, "order-1", at(0), order_fulfilled(run(1))).await;
     seed(&store, "counter", at(1), counter_continued_twice()).await;
     store
@@ -601,9 +713,18 @@ pub async fn reconcile_is_a_noop_on_a_consistent_store(store: Arc<dyn Store>) {
         .unwrap();
     let before = store.query(&WorkflowFilter::default()).await.unwrap();
 
-    assert_eq!(store.reconcile_visibility().await.unwrap(), ReconcileReport::default());
-    assert_eq!(store.reconcile_visibility().await.unwrap(), ReconcileReport::default());
-    assert_eq!(store.query(&WorkflowFilter::default()).await.unwrap(), before);
+    assert_eq!(
+        store.reconcile_visibility().await.unwrap(),
+        ReconcileReport::default()
+    );
+    assert_eq!(
+        store.reconcile_visibility().await.unwrap(),
+        ReconcileReport::default()
+    );
+    assert_eq!(
+        store.query(&WorkflowFilter::default()).await.unwrap(),
+        before
+    );
 }
 
 pub async fn a_closed_store_refuses_calls(store: Arc<dyn Store>) {
@@ -611,14 +732,25 @@ pub async fn a_closed_store_refuses_calls(store: Arc<dyn Store>) {
     store.close().await;
 
     let id = wf("order-1");
-    assert!(matches!(store.read_history(&id).await, Err(StoreError::Closed)));
     assert!(matches!(
-        store.append(request(&id, 1, at(1), vec![completed()])).await,
+        store.read_history(&id).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        store
+            .append(request(&id, 1, at(1), vec![completed()]))
+            .await,
         Err(StoreError::Closed)
     ));
     assert!(matches!(store.summary(&id).await, Err(StoreError::Closed)));
-    assert!(matches!(store.pending_timers().await, Err(StoreError::Closed)));
-    assert!(matches!(store.reconcile_visibility().await, Err(StoreError::Closed)));
+    assert!(matches!(
+        store.pending_timers().await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        store.reconcile_visibility().await,
+        Err(StoreError::Closed)
+    ));
 }
 
 pub async fn the_head_is_the_history_s_last_seq(store: Arc<dyn Store>) {
@@ -637,11 +769,17 @@ pub async fn the_history_head_has_the_head_and_the_latest_run(store: Arc<dyn Sto
     assert_eq!((empty.head_seq, empty.latest_run), (0, None));
     seed(&store, "counter", at(0), counter_continued_twice()).await;
     let id = wf("counter");
-    store.append(request(&id, 6, at(1), vec![marker(1, 1)])).await.unwrap();
+    store
+        .append(request(&id, 6, at(1), vec![marker(1, 1)]))
+        .await
+        .unwrap();
     let head = store.history_head(&id).await.unwrap();
     assert!(head.is_consistent());
     assert_eq!(head.head_seq, 7);
-    assert_eq!(head.latest_run, store.read_run_chain(&id).await.unwrap().pop());
+    assert_eq!(
+        head.latest_run,
+        store.read_run_chain(&id).await.unwrap().pop()
+    );
 }
 
 pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
@@ -649,9 +787,19 @@ pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
     let seeded = seed(&store, "counter", at(0), counter_continued_twice()).await;
     let id = wf("counter");
 
-    let (run3, events) = store.read_current_run(&id).await.unwrap().expect("a current run");
+    let (run3, events) = store
+        .read_current_run(&id)
+        .await
+        .unwrap()
+        .expect("a current run");
     assert_eq!(
-        (run3.run_id, run3.parent_run_id, run3.status, run3.first_seq, run3.last_seq),
+        (
+            run3.run_id,
+            run3.parent_run_id,
+            run3.status,
+            run3.first_seq,
+            run3.last_seq
+        ),
         (run(3), Some(run(2)), WorkflowStatus::Running, 6, 6)
     );
     assert_eq!(events, seeded.events[5..].to_vec());
@@ -661,11 +809,23 @@ pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
     store.append(more.clone()).await.unwrap();
     let (ended, events) = store.read_current_run(&id).await.unwrap().unwrap();
     assert_eq!(
-        (ended.run_id, ended.status, ended.first_seq, ended.last_seq, ended.closed_at),
+        (
+            ended.run_id,
+            ended.status,
+            ended.first_seq,
+            ended.last_seq,
+            ended.closed_at
+        ),
         (run(3), WorkflowStatus::Completed, 6, 8, Some(at(5)))
     );
-    assert_eq!(events, [seeded.events[5..].to_vec(), more.events.clone()].concat());
-    assert_eq!(store.read_run_chain(&id).await.unwrap().last(), Some(&ended));
+    assert_eq!(
+        events,
+        [seeded.events[5..].to_vec(), more.events.clone()].concat()
+    );
+    assert_eq!(
+        store.read_run_chain(&id).await.unwrap().last(),
+        Some(&ended)
+    );
 
     // A new run under the same id starts a new segment.
     store
@@ -673,7 +833,10 @@ pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let (run4, events) = store.read_current_run(&id).await.unwrap().unwrap();
-    assert_eq!((run4.run_id, run4.parent_run_id, run4.first_seq), (run(4), None, 9));
+    assert_eq!(
+        (run4.run_id, run4.parent_run_id, run4.first_seq),
+        (run(4), None, 9)
+    );
     assert_eq!(events.len(), 1);
     assert_eq!(store.read_run_chain(&id).await.unwrap().len(), 4);
 }
@@ -687,7 +850,13 @@ pub async fn running_pages_walk_running_workflows_by_id(store: Arc<dyn Store>) {
     seed(&store, "a", at(2), order_placed(run(1))).await;
     seed(&store, "e", at(3), order_fulfilled(run(5))).await;
     seed(&store, "c", at(4), reminder_sleeping(run(3), at(100))).await;
-    seed(&store, "b", at(5), vec![started(run(2), "Shop.Order"), failed()]).await;
+    seed(
+        &store,
+        "b",
+        at(5),
+        vec![started(run(2), "Shop.Order"), failed()],
+    )
+    .await;
     seed(&store, "d", at(6), order_placed(run(4))).await;
     seed(&store, "g", at(7), order_placed(run(7))).await;
 
@@ -697,10 +866,18 @@ pub async fn running_pages_walk_running_workflows_by_id(store: Arc<dyn Store>) {
             let mut pages = Vec::new();
             let mut after: Option<WorkflowId> = None;
             loop {
-                let page = store.list_running_page(after.as_ref(), limit, without_timers).await.unwrap();
+                let page = store
+                    .list_running_page(after.as_ref(), limit, without_timers)
+                    .await
+                    .unwrap();
                 assert!(page.broken.is_empty());
                 assert!(page.rows.len() <= limit.max(1));
-                pages.push(ids(&page.rows).iter().map(|id| id.to_string()).collect::<Vec<_>>());
+                pages.push(
+                    ids(&page.rows)
+                        .iter()
+                        .map(|id| id.to_string())
+                        .collect::<Vec<_>>(),
+                );
                 match page.next {
                     Some(next) => after = Some(next),
                     None => return pages,
@@ -708,14 +885,23 @@ pub async fn running_pages_walk_running_workflows_by_id(store: Arc<dyn Store>) {
             }
         }
     };
-    assert_eq!(walk(false, 2).await, vec![vec!["a", "c"], vec!["d", "f"], vec!["g"]]);
+    assert_eq!(
+        walk(false, 2).await,
+        vec![vec!["a", "c"], vec!["d", "f"], vec!["g"]]
+    );
     assert_eq!(walk(false, 10).await, vec![vec!["a", "c", "d", "f", "g"]]);
     assert_eq!(walk(true, 2).await, vec![vec!["a", "d"], vec!["g"]]);
     // A limit of 0 still makes progress.
     assert_eq!(walk(true, 0).await.concat(), vec!["a", "d", "g"]);
 
-    let page = store.list_running_page(Some(&wf("c")), 1, false).await.unwrap();
-    assert_eq!(page.rows, vec![store.summary(&wf("d")).await.unwrap().unwrap()]);
+    let page = store
+        .list_running_page(Some(&wf("c")), 1, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.rows,
+        vec![store.summary(&wf("d")).await.unwrap().unwrap()]
+    );
 
     // The timer fires: "c" needs a process again.
     store
@@ -724,7 +910,10 @@ pub async fn running_pages_walk_running_workflows_by_id(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(walk(true, 10).await, vec![vec!["a", "c", "d", "g"]]);
     // list_active keeps its order: start time, then id.
-    assert_eq!(ids(&store.list_active().await.unwrap()), vec!["f", "a", "c", "d", "g"]);
+    assert_eq!(
+        ids(&store.list_active().await.unwrap()),
+        vec!["f", "a", "c", "d", "g"]
+    );
 }
 
 pub async fn reconcile_pages_cover_every_history_once(store: Arc<dyn Store>) {
@@ -734,12 +923,22 @@ pub async fn reconcile_pages_cover_every_history_once(store: Arc<dyn Store>) {
     let mut after: Option<WorkflowId> = None;
     let mut pages = 0;
     loop {
-        let (report, next) = store.reconcile_visibility_page(after.as_ref(), 2).await.unwrap();
-        assert_eq!(report, ReconcileReport::default(), "a consistent store is left alone");
+        let (report, next) = store
+            .reconcile_visibility_page(after.as_ref(), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            ReconcileReport::default(),
+            "a consistent store is left alone"
+        );
         pages += 1;
         match next {
             Some(next) => {
-                assert!(after.as_ref().is_none_or(|after| next > *after), "the cursor moves on");
+                assert!(
+                    after.as_ref().is_none_or(|after| next > *after),
+                    "the cursor moves on"
+                );
                 after = Some(next);
             }
             None => break,
@@ -781,22 +980,43 @@ pub async fn timer_pages_follow_due_order(store: Arc<dyn Store>) {
     assert_eq!(tail.timers, entries[2..].to_vec());
     assert_eq!(tail.next, None);
     let none = store
-        .pending_timers_page(Some((Timestamp::from_millis(i64::MAX / 1000), wf("z"), timer(run(9), 9))), 10)
+        .pending_timers_page(
+            Some((
+                Timestamp::from_millis(i64::MAX / 1000),
+                wf("z"),
+                timer(run(9), 9),
+            )),
+            10,
+        )
         .await
         .unwrap();
     assert!(none.timers.is_empty() && none.next.is_none());
 }
 
 pub async fn timers_of_one_workflow(store: Arc<dyn Store>) {
-    let mine = [timer_entry("a", 1, 2, at(5)), timer_entry("a", 1, 1, at(50))];
+    let mine = [
+        timer_entry("a", 1, 2, at(5)),
+        timer_entry("a", 1, 1, at(50)),
+    ];
     // Neighbours in key order on both sides ("ab" sorts right after "a").
-    for entry in [&mine[0], &mine[1], &timer_entry("ab", 2, 1, at(1)), &timer_entry("A", 3, 1, at(1))] {
+    for entry in [
+        &mine[0],
+        &mine[1],
+        &timer_entry("ab", 2, 1, at(1)),
+        &timer_entry("A", 3, 1, at(1)),
+    ] {
         store.schedule_timer(entry).await.unwrap();
     }
     let mut expected = mine.to_vec();
     expected.sort_by(|x, y| x.timer_id.cmp(&y.timer_id));
     assert_eq!(store.timers_of(&wf("a")).await.unwrap(), expected);
     assert_eq!(store.timers_of(&wf("nobody")).await.unwrap(), vec![]);
-    store.cancel_timer(&wf("a"), &mine[0].timer_id).await.unwrap();
-    assert_eq!(store.timers_of(&wf("a")).await.unwrap(), vec![mine[1].clone()]);
+    store
+        .cancel_timer(&wf("a"), &mine[0].timer_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.timers_of(&wf("a")).await.unwrap(),
+        vec![mine[1].clone()]
+    );
 }

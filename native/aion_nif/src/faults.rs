@@ -20,19 +20,23 @@ use aion::writer::CommitHook;
 /// The hook asked for by the environment, if any.
 pub fn from_env() -> Option<CommitHook> {
     if let Some(kill) = counting_hook("AION_FAULT_KILL_AFTER") {
-        return Some(Arc::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
-            if kill(batch, results) {
-                kill_self();
-            }
-        }));
+        return Some(Arc::new(
+            move |batch: &[AppendRequest], results: &[Result<()>]| {
+                if kill(batch, results) {
+                    kill_self();
+                }
+            },
+        ));
     }
     let panic_now = counting_hook("AION_FAULT_PANIC_AFTER")?;
     static PANICKED: AtomicBool = AtomicBool::new(false);
-    Some(Arc::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
-        if panic_now(batch, results) && !PANICKED.swap(true, Ordering::SeqCst) {
-            panic!("AION_FAULT_PANIC_AFTER: the group-commit writer panics, as asked");
-        }
-    }))
+    Some(Arc::new(
+        move |batch: &[AppendRequest], results: &[Result<()>]| {
+            if panic_now(batch, results) && !PANICKED.swap(true, Ordering::SeqCst) {
+                panic!("AION_FAULT_PANIC_AFTER: the group-commit writer panics, as asked");
+            }
+        },
+    ))
 }
 
 type Trigger = Box<dyn Fn(&[AppendRequest], &[Result<()>]) -> bool + Send + Sync>;
@@ -45,16 +49,18 @@ fn counting_hook(variable: &str) -> Option<Trigger> {
     let limit: u64 = count.trim().parse().ok()?;
     let kind = kind.trim().to_owned();
     let seen = AtomicU64::new(0);
-    Some(Box::new(move |batch: &[AppendRequest], results: &[Result<()>]| {
-        let committed = batch
-            .iter()
-            .zip(results)
-            .filter(|(_, result)| result.is_ok())
-            .flat_map(|(request, _)| &request.events)
-            .filter(|recorded| recorded.event.kind().as_str() == kind)
-            .count() as u64;
-        committed > 0 && seen.fetch_add(committed, Ordering::SeqCst) + committed >= limit
-    }))
+    Some(Box::new(
+        move |batch: &[AppendRequest], results: &[Result<()>]| {
+            let committed = batch
+                .iter()
+                .zip(results)
+                .filter(|(_, result)| result.is_ok())
+                .flat_map(|(request, _)| &request.events)
+                .filter(|recorded| recorded.event.kind().as_str() == kind)
+                .count() as u64;
+            committed > 0 && seen.fetch_add(committed, Ordering::SeqCst) + committed >= limit
+        },
+    ))
 }
 
 fn kill_self() -> ! {
@@ -73,8 +79,11 @@ fn kill_self() -> ! {
 pub fn fail_this_load() -> bool {
     static LEFT: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
     let left = LEFT.get_or_init(|| {
-        let n = std::env::var("AION_FAULT_FAIL_LOADS").ok().and_then(|n| n.trim().parse().ok());
+        let n = std::env::var("AION_FAULT_FAIL_LOADS")
+            .ok()
+            .and_then(|n| n.trim().parse().ok());
         AtomicU64::new(n.unwrap_or(0))
     });
-    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }

@@ -14,8 +14,8 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Blocked, Engine, EngineConfig, EngineError, EngineListener, RecordCommand, RunHandle, RunOutcome, RunOwner,
-    StartRequest, StoreConfig,
+    Blocked, Engine, EngineConfig, EngineError, EngineListener, Notice, RecordCommand, RunHandle,
+    RunOutcome, RunOwner, StartRequest, StoreConfig,
 };
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
@@ -27,8 +27,8 @@ use tokio::runtime::Runtime;
 
 use reply::{ok_reply, send_from_anywhere, spawn_reply, sync_reply};
 use terms::{
-    BlockedTerm, CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec, atoms,
-    encode_description, encode_event, encode_recovery, encode_resolution, encode_runnable,
+    BlockedTerm, CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec,
+    atoms, encode_description, encode_event, encode_recovery, encode_resolution, encode_runnable,
     encode_terminal,
 };
 
@@ -37,7 +37,11 @@ fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
+            .worker_threads(
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .clamp(2, 8),
+            )
             .thread_name("aion-runtime")
             .enable_all()
             .build()
@@ -67,18 +71,24 @@ struct PidListener(LocalPid);
 impl EngineListener for PidListener {
     fn warning(&self, message: &str) {
         let message = message.to_owned();
-        send_from_anywhere(self.0, move |env| (atoms::aion_warning(), message).encode(env));
+        send_from_anywhere(self.0, move |env| {
+            (atoms::aion_warning(), message).encode(env)
+        });
     }
 
     fn wake(&self, workflow_id: &WorkflowId, workflow_type: &str) {
         let id = workflow_id.to_string();
         let workflow_type = workflow_type.to_owned();
-        send_from_anywhere(self.0, move |env| (atoms::aion_wake(), id, workflow_type).encode(env));
+        send_from_anywhere(self.0, move |env| {
+            (atoms::aion_wake(), id, workflow_type).encode(env)
+        });
     }
 
     fn fatal(&self, message: &str) {
         let message = message.to_owned();
-        send_from_anywhere(self.0, move |env| (atoms::aion_fatal(), message).encode(env));
+        send_from_anywhere(self.0, move |env| {
+            (atoms::aion_fatal(), message).encode(env)
+        });
     }
 }
 
@@ -91,10 +101,10 @@ struct PidOwner {
 }
 
 impl RunOwner for PidOwner {
-    fn timer_fired(&self, ordinal: u32) {
+    fn notify(&self, notice: Notice) {
         let tag = self.tag;
         send_from_anywhere(self.pid, move |env| {
-            (atoms::aion(), tag, (atoms::timer_fired(), ordinal)).encode(env)
+            (atoms::aion(), tag, terms::encode_notice(env, &notice)).encode(env)
         });
     }
 }
@@ -130,7 +140,9 @@ fn engine_open<'a>(env: Env<'a>, config: OpenConfig, listener: LocalPid) -> Term
         Arc::new(PidListener(listener)),
         runtime().handle().clone(),
     ));
-    sync_reply(env, opened, |engine| (atoms::ok(), ResourceArc::new(EngineResource { engine })).encode(env))
+    sync_reply(env, opened, |engine| {
+        (atoms::ok(), ResourceArc::new(EngineResource { engine })).encode(env)
+    })
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
@@ -140,11 +152,18 @@ fn engine_close(engine: ResourceArc<EngineResource>) -> rustler::Atom {
 }
 
 #[rustler::nif]
-fn recover<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, reference: Term<'a>) -> NifResult<Term<'a>> {
+fn recover<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
-    spawn_reply(env, reference, async move { engine.recover().await }, |env, report| {
-        (atoms::ok(), encode_recovery(env, &report)).encode(env)
-    })
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.recover().await },
+        |env, report| (atoms::ok(), encode_recovery(env, &report)).encode(env),
+    )
 }
 
 #[rustler::nif]
@@ -174,7 +193,13 @@ fn start_workflow<'a>(
         |env, run| {
             let info = run.info().clone();
             let resource = ResourceArc::new(RunResource { run });
-            (atoms::ok(), resource, info.workflow_id.as_str(), info.run_id.to_string()).encode(env)
+            (
+                atoms::ok(),
+                resource,
+                info.workflow_id.as_str(),
+                info.run_id.to_string(),
+            )
+                .encode(env)
         },
     )
 }
@@ -188,13 +213,19 @@ fn load_run<'a>(
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
-    let owner: Arc<dyn RunOwner> = Arc::new(PidOwner { pid: env.pid(), tag });
+    let owner: Arc<dyn RunOwner> = Arc::new(PidOwner {
+        pid: env.pid(),
+        tag,
+    });
     spawn_reply(
         env,
         reference,
         async move {
             if faults::fail_this_load() {
-                return Err(StoreError::Backend("AION_FAULT_FAIL_LOADS: this load fails, as asked".into()).into());
+                return Err(StoreError::Backend(
+                    "AION_FAULT_FAIL_LOADS: this load fails, as asked".into(),
+                )
+                .into());
             }
             engine.load_run(&workflow_id(&id)?, Some(owner)).await
         },
@@ -212,24 +243,44 @@ fn run_info<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
 
 #[rustler::nif]
 fn attach<'a>(env: Env<'a>, run: ResourceArc<RunResource>, tag: u64) -> Term<'a> {
-    ok_reply(env, run.run.attach(Arc::new(PidOwner { pid: env.pid(), tag })))
+    ok_reply(
+        env,
+        run.run.attach(Arc::new(PidOwner {
+            pid: env.pid(),
+            tag,
+        })),
+    )
 }
 
 #[rustler::nif]
-fn resolve<'a>(env: Env<'a>, run: ResourceArc<RunResource>, kind: CommandKindTerm, name: String) -> Term<'a> {
-    sync_reply(env, run.run.resolve(&CommandSpec::new(kind.into(), name)), |resolution| {
-        encode_resolution(env, &resolution)
-    })
+fn resolve<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    kind: CommandKindTerm,
+    name: String,
+) -> Term<'a> {
+    sync_reply(
+        env,
+        run.run.resolve(&CommandSpec::new(kind.into(), name)),
+        |resolution| encode_resolution(env, &resolution),
+    )
 }
 
 #[rustler::nif]
-fn record<'a>(env: Env<'a>, run: ResourceArc<RunResource>, command: RecordTerm<'a>, reference: Term<'a>) -> NifResult<Term<'a>> {
+fn record<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    command: RecordTerm<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let command = match command {
-        RecordTerm::ActivityScheduled(ordinal, activity_type, input) => RecordCommand::ActivityScheduled {
-            ordinal,
-            activity_type,
-            input: payload(input),
-        },
+        RecordTerm::ActivityScheduled(ordinal, activity_type, input) => {
+            RecordCommand::ActivityScheduled {
+                ordinal,
+                activity_type,
+                input: payload(input),
+            }
+        }
         RecordTerm::ActivityCompleted(ordinal, result) => RecordCommand::ActivityCompleted {
             ordinal,
             result: payload(result),
@@ -238,16 +289,22 @@ fn record<'a>(env: Env<'a>, run: ResourceArc<RunResource>, command: RecordTerm<'
             ordinal,
             error: payload(error),
         },
-        RecordTerm::TimerStarted(ordinal, duration_ms) => RecordCommand::TimerStarted { ordinal, duration_ms },
+        RecordTerm::TimerStarted(ordinal, duration_ms) => RecordCommand::TimerStarted {
+            ordinal,
+            duration_ms,
+        },
         RecordTerm::Marker(ordinal, name, value) => RecordCommand::Marker {
             ordinal,
             name,
             value: payload(value),
         },
     };
-    spawn_reply(env, reference, async move { run.run.record(command).await }, |env, ()| {
-        atoms::ok().encode(env)
-    })
+    spawn_reply(
+        env,
+        reference,
+        async move { run.run.record(command).await },
+        |env, ()| atoms::ok().encode(env),
+    )
 }
 
 #[rustler::nif]
@@ -259,11 +316,18 @@ fn evict<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<
 
 #[rustler::nif]
 fn timer_fired<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
-    sync_reply(env, run.run.timer_fired(ordinal), |fired| (atoms::ok(), fired).encode(env))
+    sync_reply(env, run.run.timer_fired(ordinal), |fired| {
+        (atoms::ok(), fired).encode(env)
+    })
 }
 
 #[rustler::nif]
-fn block<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, blocked: BlockedTerm) -> Term<'a> {
+fn block<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    blocked: BlockedTerm,
+) -> Term<'a> {
     let result = workflow_id(&id).and_then(|workflow_id| {
         engine.engine.block(
             &workflow_id,
@@ -321,7 +385,11 @@ fn complete_run<'a>(
     spawn_reply(
         env,
         reference,
-        async move { engine.complete_run(&workflow_id(&id)?, run_id(&run)?, outcome).await },
+        async move {
+            engine
+                .complete_run(&workflow_id(&id)?, run_id(&run)?, outcome)
+                .await
+        },
         |env, terminal| (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
     )
 }
@@ -335,7 +403,12 @@ fn release_run(engine: ResourceArc<EngineResource>, id: String, generation: u64)
 }
 
 #[rustler::nif]
-fn terminal<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+fn terminal<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
     spawn_reply(
         env,
@@ -349,21 +422,34 @@ fn terminal<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, r
 }
 
 #[rustler::nif]
-fn history<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+fn history<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
     spawn_reply(
         env,
         reference,
         async move { engine.history(&workflow_id(&id)?).await },
         |env, events| {
-            let events: Vec<Term> = events.iter().map(|event| encode_event(env, event)).collect();
+            let events: Vec<Term> = events
+                .iter()
+                .map(|event| encode_event(env, event))
+                .collect();
             (atoms::ok(), events).encode(env)
         },
     )
 }
 
 #[rustler::nif]
-fn describe<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>, id: String, reference: Term<'a>) -> NifResult<Term<'a>> {
+fn describe<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
     spawn_reply(
         env,

@@ -43,7 +43,14 @@ where
                             .unwrap_or_else(|| "panic".to_owned()),
                         Err(error) => error.to_string(),
                     };
-                    (atoms::error(), (atoms::panic(), format!("internal error in Aion: {message}"), atoms::nil()))
+                    (
+                        atoms::error(),
+                        (
+                            atoms::panic(),
+                            format!("internal error in Aion: {message}"),
+                            atoms::nil(),
+                        ),
+                    )
                         .encode(env)
                 }
             };
@@ -55,7 +62,11 @@ where
 
 /// The answer of a synchronous NIF: `encode_ok(value)`, or
 /// `{:error, {reason, message, code}}`.
-pub fn sync_reply<'a, T>(env: Env<'a>, result: Result<T, EngineError>, encode_ok: impl FnOnce(T) -> Term<'a>) -> Term<'a> {
+pub fn sync_reply<'a, T>(
+    env: Env<'a>,
+    result: Result<T, EngineError>,
+    encode_ok: impl FnOnce(T) -> Term<'a>,
+) -> Term<'a> {
     match result {
         Ok(value) => encode_ok(value),
         Err(error) => encode_error(env, &error),

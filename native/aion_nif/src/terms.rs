@@ -1,6 +1,8 @@
 //! Term shapes of the boundary: what Elixir passes in, how answers look.
 
-use aion::engine::{Blocked, Description, EngineError, RecoveryReport, RunInfo, RunnablePage, Terminal};
+use aion::engine::{
+    Blocked, Description, EngineError, Notice, RecoveryReport, RunInfo, RunnablePage, Terminal,
+};
 use aion::event::{Field, RecordedEvent, SearchAttribute};
 use aion::payload::Payload;
 use aion::replay::{CommandKind, Outcome, PendingWork, Resolution};
@@ -21,6 +23,10 @@ pub mod atoms {
         aion_wake,
         aion_fatal,
         timer_fired,
+        resolved,
+        inbox,
+        cancel_requested,
+        ended,
         payload,
         nondeterminism,
         reason,
@@ -182,13 +188,21 @@ fn status<'a>(env: Env<'a>, status: WorkflowStatus) -> Term<'a> {
 
 /// `{:error, {reason_atom, message, code | nil}}`.
 pub fn encode_error<'a>(env: Env<'a>, error: &EngineError) -> Term<'a> {
-    let code = error.code().map_or_else(|| atoms::nil().encode(env), |code| code.encode(env));
-    (atoms::error(), (atom(env, error.kind()), error.to_string(), code)).encode(env)
+    let code = error
+        .code()
+        .map_or_else(|| atoms::nil().encode(env), |code| code.encode(env));
+    (
+        atoms::error(),
+        (atom(env, error.kind()), error.to_string(), code),
+    )
+        .encode(env)
 }
 
 fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
     match outcome {
-        Outcome::Completed(payload) => (atoms::completed(), payload_bytes(env, payload)).encode(env),
+        Outcome::Completed(payload) => {
+            (atoms::completed(), payload_bytes(env, payload)).encode(env)
+        }
         Outcome::Failed(payload) => (atoms::failed(), payload_bytes(env, payload)).encode(env),
         Outcome::Fired => atoms::fired().encode(env),
         Outcome::Cancelled => atoms::cancelled().encode(env),
@@ -203,9 +217,28 @@ fn encode_work<'a>(env: Env<'a>, work: &PendingWork) -> Term<'a> {
             activity_type,
             input,
             attempts,
-        } => (atoms::activity(), activity_type.as_str(), payload_bytes(env, input), *attempts).encode(env),
+        } => (
+            atoms::activity(),
+            activity_type.as_str(),
+            payload_bytes(env, input),
+            *attempts,
+        )
+            .encode(env),
         PendingWork::Timer { fire_at, .. } => (atoms::timer(), time(*fire_at)).encode(env),
         PendingWork::ChildWorkflow => atoms::child_workflow().encode(env),
+    }
+}
+
+/// What a run's owner hears: `{:timer_fired, n}`, `{:resolved, n}`,
+/// `:inbox`, `:cancel_requested` or `:ended`.
+pub fn encode_notice<'a>(env: Env<'a>, notice: &Notice) -> Term<'a> {
+    match notice {
+        Notice::TimerFired(ordinal) => (atoms::timer_fired(), *ordinal).encode(env),
+        Notice::Resolved(ordinal) => (atoms::resolved(), *ordinal).encode(env),
+        Notice::Inbox => atoms::inbox().encode(env),
+        Notice::CancelRequested => atoms::cancel_requested().encode(env),
+        Notice::Ended => atoms::ended().encode(env),
+        _ => atoms::inbox().encode(env),
     }
 }
 
@@ -215,18 +248,25 @@ pub fn encode_resolution<'a>(env: Env<'a>, resolution: &Resolution) -> Term<'a> 
         Resolution::Replayed { ordinal, outcome } => {
             (atoms::replayed(), *ordinal, encode_outcome(env, outcome)).encode(env)
         }
-        Resolution::Pending { ordinal, work } => (atoms::pending(), *ordinal, encode_work(env, work)).encode(env),
+        Resolution::Pending { ordinal, work } => {
+            (atoms::pending(), *ordinal, encode_work(env, work)).encode(env)
+        }
         Resolution::Live { ordinal } => (atoms::live(), *ordinal).encode(env),
     }
 }
 
 /// `{status, value_bytes | nil, run_id}`.
 pub fn encode_terminal<'a>(env: Env<'a>, terminal: &Terminal) -> Term<'a> {
-    let value = terminal
-        .value
-        .as_ref()
-        .map_or_else(|| atoms::nil().encode(env), |payload| payload_bytes(env, payload));
-    (status(env, terminal.status), value, terminal.run_id.to_string()).encode(env)
+    let value = terminal.value.as_ref().map_or_else(
+        || atoms::nil().encode(env),
+        |payload| payload_bytes(env, payload),
+    );
+    (
+        status(env, terminal.status),
+        value,
+        terminal.run_id.to_string(),
+    )
+        .encode(env)
 }
 
 /// The identity of a loaded run, as a map.
@@ -234,11 +274,23 @@ pub fn encode_run_info<'a>(env: Env<'a>, info: &RunInfo, generation: u64) -> Ter
     map(
         env,
         vec![
-            (atoms::workflow_id().encode(env), info.workflow_id.as_str().encode(env)),
-            (atoms::run_id().encode(env), info.run_id.to_string().encode(env)),
-            (atoms::workflow_type().encode(env), info.workflow_type.encode(env)),
+            (
+                atoms::workflow_id().encode(env),
+                info.workflow_id.as_str().encode(env),
+            ),
+            (
+                atoms::run_id().encode(env),
+                info.run_id.to_string().encode(env),
+            ),
+            (
+                atoms::workflow_type().encode(env),
+                info.workflow_type.encode(env),
+            ),
             (atoms::input().encode(env), payload_bytes(env, &info.input)),
-            (atoms::started_at().encode(env), time(info.started_at).encode(env)),
+            (
+                atoms::started_at().encode(env),
+                time(info.started_at).encode(env),
+            ),
             (atoms::generation().encode(env), generation.encode(env)),
         ],
     )
@@ -257,7 +309,9 @@ fn encode_attribute<'a>(env: Env<'a>, attribute: &SearchAttribute) -> Term<'a> {
 fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
     match field {
         Field::Text(text) => text.encode(env),
-        Field::MaybeText(text) => text.map_or_else(|| atoms::nil().encode(env), |text| text.encode(env)),
+        Field::MaybeText(text) => {
+            text.map_or_else(|| atoms::nil().encode(env), |text| text.encode(env))
+        }
         Field::Unsigned(n) => n.encode(env),
         Field::Bool(b) => b.encode(env),
         Field::Time(t) => time(*t).encode(env),
@@ -269,7 +323,10 @@ fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
                 .map(|(name, value)| (name.encode(env), encode_attribute(env, value)))
                 .collect(),
         ),
-        Field::Run(run) => run.map_or_else(|| atoms::nil().encode(env), |run| run.to_string().encode(env)),
+        Field::Run(run) => run.map_or_else(
+            || atoms::nil().encode(env),
+            |run| run.to_string().encode(env),
+        ),
     }
 }
 
@@ -278,9 +335,18 @@ fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
 pub fn encode_event<'a>(env: Env<'a>, recorded: &RecordedEvent) -> Term<'a> {
     let mut entries = vec![
         (atoms::seq().encode(env), recorded.envelope.seq.encode(env)),
-        (atoms::recorded_at().encode(env), time(recorded.envelope.recorded_at).encode(env)),
-        (atoms::workflow_id().encode(env), recorded.envelope.workflow_id.as_str().encode(env)),
-        (atoms::type_().encode(env), atom(env, recorded.event.kind().as_str())),
+        (
+            atoms::recorded_at().encode(env),
+            time(recorded.envelope.recorded_at).encode(env),
+        ),
+        (
+            atoms::workflow_id().encode(env),
+            recorded.envelope.workflow_id.as_str().encode(env),
+        ),
+        (
+            atoms::type_().encode(env),
+            atom(env, recorded.event.kind().as_str()),
+        ),
     ];
     for (name, field) in recorded.event.fields() {
         entries.push((atom(env, name), encode_field(env, &field)));
@@ -302,16 +368,30 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
             map(
                 env,
                 vec![
-                    (atoms::run_id().encode(env), run.run_id.to_string().encode(env)),
+                    (
+                        atoms::run_id().encode(env),
+                        run.run_id.to_string().encode(env),
+                    ),
                     (
                         atoms::parent_run_id().encode(env),
-                        run.parent_run_id
-                            .map_or_else(|| atoms::nil().encode(env), |r| r.to_string().encode(env)),
+                        run.parent_run_id.map_or_else(
+                            || atoms::nil().encode(env),
+                            |r| r.to_string().encode(env),
+                        ),
                     ),
-                    (atoms::workflow_type().encode(env), run.workflow_type.encode(env)),
+                    (
+                        atoms::workflow_type().encode(env),
+                        run.workflow_type.encode(env),
+                    ),
                     (atoms::status().encode(env), status(env, run.status)),
-                    (atoms::started_at().encode(env), time(run.started_at).encode(env)),
-                    (atoms::closed_at().encode(env), maybe_time(env, run.closed_at)),
+                    (
+                        atoms::started_at().encode(env),
+                        time(run.started_at).encode(env),
+                    ),
+                    (
+                        atoms::closed_at().encode(env),
+                        maybe_time(env, run.closed_at),
+                    ),
                     (atoms::first_seq().encode(env), run.first_seq.encode(env)),
                     (atoms::last_seq().encode(env), run.last_seq.encode(env)),
                 ],
@@ -324,7 +404,10 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
         .map(|command| {
             let mut entries = vec![
                 (atoms::command().encode(env), command.ordinal.encode(env)),
-                (atoms::kind().encode(env), atom(env, command.spec.kind.as_str())),
+                (
+                    atoms::kind().encode(env),
+                    atom(env, command.spec.kind.as_str()),
+                ),
                 (atoms::name().encode(env), command.spec.name.encode(env)),
             ];
             match &command.work {
@@ -343,15 +426,39 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
     map(
         env,
         vec![
-            (atoms::blocked().encode(env), encode_blocked(env, description.blocked.as_ref())),
-            (atoms::workflow_id().encode(env), summary.workflow_id.as_str().encode(env)),
-            (atoms::workflow_type().encode(env), summary.workflow_type.encode(env)),
-            (atoms::run_id().encode(env), summary.run_id.to_string().encode(env)),
+            (
+                atoms::blocked().encode(env),
+                encode_blocked(env, description.blocked.as_ref()),
+            ),
+            (
+                atoms::workflow_id().encode(env),
+                summary.workflow_id.as_str().encode(env),
+            ),
+            (
+                atoms::workflow_type().encode(env),
+                summary.workflow_type.encode(env),
+            ),
+            (
+                atoms::run_id().encode(env),
+                summary.run_id.to_string().encode(env),
+            ),
             (atoms::status().encode(env), status(env, summary.status)),
-            (atoms::started_at().encode(env), time(summary.started_at).encode(env)),
-            (atoms::closed_at().encode(env), maybe_time(env, summary.closed_at)),
-            (atoms::updated_at().encode(env), time(summary.updated_at).encode(env)),
-            (atoms::history_length().encode(env), summary.head_seq.encode(env)),
+            (
+                atoms::started_at().encode(env),
+                time(summary.started_at).encode(env),
+            ),
+            (
+                atoms::closed_at().encode(env),
+                maybe_time(env, summary.closed_at),
+            ),
+            (
+                atoms::updated_at().encode(env),
+                time(summary.updated_at).encode(env),
+            ),
+            (
+                atoms::history_length().encode(env),
+                summary.head_seq.encode(env),
+            ),
             (atoms::runs().encode(env), runs.encode(env)),
             (atoms::pending().encode(env), pending.encode(env)),
         ],
@@ -366,7 +473,10 @@ fn encode_blocked<'a>(env: Env<'a>, blocked: Option<&Blocked>) -> Term<'a> {
     map(
         env,
         vec![
-            (atoms::reason().encode(env), atoms::nondeterminism().encode(env)),
+            (
+                atoms::reason().encode(env),
+                atoms::nondeterminism().encode(env),
+            ),
             (atoms::code().encode(env), blocked.code.encode(env)),
             (atoms::message().encode(env), blocked.message.encode(env)),
             (atom(env, "code_version"), blocked.code_version.encode(env)),
@@ -392,7 +502,13 @@ pub fn encode_runnable<'a>(env: Env<'a>, page: &RunnablePage) -> Term<'a> {
         .next
         .as_ref()
         .map_or_else(|| atoms::nil().encode(env), |id| id.as_str().encode(env));
-    map(env, vec![(atoms::runs().encode(env), runs.encode(env)), (atoms::next().encode(env), next)])
+    map(
+        env,
+        vec![
+            (atoms::runs().encode(env), runs.encode(env)),
+            (atoms::next().encode(env), next),
+        ],
+    )
 }
 
 /// What `recover` answers.
@@ -406,10 +522,22 @@ pub fn encode_recovery<'a>(env: Env<'a>, report: &RecoveryReport) -> Term<'a> {
     map(
         env,
         vec![
-            (atoms::timers_fired().encode(env), report.timers_fired.encode(env)),
-            (atoms::timers_armed().encode(env), report.timers_armed.encode(env)),
-            (atoms::timer_failures().encode(env), report.timer_failures.encode(env)),
-            (atoms::rebuilt().encode(env), report.visibility.rebuilt.encode(env)),
+            (
+                atoms::timers_fired().encode(env),
+                report.timers_fired.encode(env),
+            ),
+            (
+                atoms::timers_armed().encode(env),
+                report.timers_armed.encode(env),
+            ),
+            (
+                atoms::timer_failures().encode(env),
+                report.timer_failures.encode(env),
+            ),
+            (
+                atoms::rebuilt().encode(env),
+                report.visibility.rebuilt.encode(env),
+            ),
             (atoms::broken().encode(env), broken.encode(env)),
         ],
     )

@@ -39,5 +39,7 @@ pub(super) fn backend(error: sqlx::Error) -> StoreError {
 }
 
 pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|db| db.is_unique_violation())
+    error
+        .as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
 }

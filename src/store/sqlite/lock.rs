@@ -113,8 +113,13 @@ pub(super) fn descriptor(path: &Path) -> Result<(FileKey, Arc<File>), String> {
     // The file is not known here, so no store of this process has SQLite
     // locks on it: closing this descriptor (if the file is refused) is safe.
     super::check_header(&file)?;
-    let opened = file_key(&file.metadata().map_err(|error| format!("cannot read the file: {error}"))?, path)
-        .map_err(|error| format!("cannot read the file: {error}"))?;
+    let opened = file_key(
+        &file
+            .metadata()
+            .map_err(|error| format!("cannot read the file: {error}"))?,
+        path,
+    )
+    .map_err(|error| format!("cannot read the file: {error}"))?;
     if opened != key && descriptors.by_file.contains_key(&opened) {
         descriptors.spare.push(file);
         let known = &descriptors.by_file[&opened];
@@ -148,7 +153,11 @@ pub(super) fn lock(path: &Path) -> Result<FileLock, LockError> {
             Ok(FileLock { key, file })
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(LockError::InUse),
-        Err(std::fs::TryLockError::Error(error)) if error.kind() == ErrorKind::WouldBlock => Err(LockError::InUse),
-        Err(std::fs::TryLockError::Error(error)) => Err(LockError::Failed(format!("cannot lock the file: {error}"))),
+        Err(std::fs::TryLockError::Error(error)) if error.kind() == ErrorKind::WouldBlock => {
+            Err(LockError::InUse)
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(LockError::Failed(format!("cannot lock the file: {error}")))
+        }
     }
 }

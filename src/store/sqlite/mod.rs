@@ -39,21 +39,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
 
 use self::errors::{backend, describe_open_error, is_unique_violation};
 use self::lock::{FileLock, LockError};
 use self::rows::{event_from_row, raw_key, run_from_row, summary_from_row, timer_from_row, to_u64};
-use self::runs::{at_head, head_from, load_head, load_head_and_latest_run, load_latest_run, load_runs, upsert_run};
-use self::schema::{MAYBE_RUNNING, migrate};
+use self::runs::{
+    at_head, head_from, load_head, load_head_and_latest_run, load_latest_run, load_runs, upsert_run,
+};
 pub use self::schema::SCHEMA_VERSION;
+use self::schema::{MAYBE_RUNNING, migrate};
 use super::{
-    AppendPlan, AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store, StoreError,
-    TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore, WorkflowFilter, current_run_of,
-    plan_append,
+    AppendPlan, AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store,
+    StoreError, TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore,
+    WorkflowFilter, current_run_of, plan_append,
 };
 use crate::codec;
 use crate::event::RecordedEvent;
@@ -74,7 +76,8 @@ const WAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
 /// limit on bound parameters (6 per row).
 const EVENT_ROWS_PER_INSERT: usize = 64;
 
-const SUMMARY_COLUMNS: &str = "workflow_id, workflow_type, run_id, status, started_at, closed_at, updated_at, head_seq";
+const SUMMARY_COLUMNS: &str =
+    "workflow_id, workflow_type, run_id, status, started_at, closed_at, updated_at, head_seq";
 
 /// How to open a [`SqliteStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +140,9 @@ impl SqliteStore {
             reason,
         };
         if options.readers == 0 {
-            return Err(open_error("SqliteOptions.readers must be at least 1".into()));
+            return Err(open_error(
+                "SqliteOptions.readers must be at least 1".into(),
+            ));
         }
         check_parent(path).map_err(open_error)?;
         let lock = if options.exclusive {
@@ -234,7 +239,10 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.ensure_open()?;
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
     }
 
     /// Whether one workflow's runs rows and visibility row agree with its
@@ -246,7 +254,10 @@ impl SqliteStore {
             return Ok(false);
         };
         let latest_run = latest_run.map(|run| at_head(run, head_seq));
-        let head = HistoryHead { head_seq, latest_run };
+        let head = HistoryHead {
+            head_seq,
+            latest_run,
+        };
         if !head.is_consistent() {
             return Ok(false);
         }
@@ -266,17 +277,25 @@ impl SqliteStore {
     ) -> Result<std::collections::HashSet<WorkflowId>> {
         let range = |query: &mut QueryBuilder<Sqlite>, column: &str| {
             if let Some(after) = after {
-                query.push(format!(" AND {column} > ")).push_bind(after.as_str().to_owned());
+                query
+                    .push(format!(" AND {column} > "))
+                    .push_bind(after.as_str().to_owned());
             }
             if let Some(until) = until {
-                query.push(format!(" AND {column} <= ")).push_bind(until.as_str().to_owned());
+                query
+                    .push(format!(" AND {column} <= "))
+                    .push_bind(until.as_str().to_owned());
             }
         };
         let mut tx = self.readers.begin().await.map_err(backend)?;
         let mut heads = QueryBuilder::<Sqlite>::new(format!(
             "SELECT h.workflow_id, h.head_seq, e.recorded_at AS head_at, {}
              FROM (SELECT workflow_id, MAX(seq) AS head_seq FROM events WHERE 1 = 1",
-            runs::RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+            runs::RUN_COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         range(&mut heads, "workflow_id");
         heads.push(
@@ -286,9 +305,14 @@ impl SqliteStore {
                  AND r.first_seq = (SELECT MAX(first_seq) FROM runs WHERE runs.workflow_id = h.workflow_id)",
         );
         let heads = heads.build().fetch_all(&mut *tx).await.map_err(backend)?;
-        let mut summaries = QueryBuilder::<Sqlite>::new(format!("SELECT {SUMMARY_COLUMNS} FROM workflows WHERE 1 = 1"));
+        let mut summaries = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflows WHERE 1 = 1"
+        ));
         range(&mut summaries, "workflow_id");
-        let summaries: std::collections::HashMap<String, std::result::Result<WorkflowSummary, StoreError>> = summaries
+        let summaries: std::collections::HashMap<
+            String,
+            std::result::Result<WorkflowSummary, StoreError>,
+        > = summaries
             .build()
             .fetch_all(&mut *tx)
             .await
@@ -318,7 +342,8 @@ impl SqliteStore {
             let Some(run) = head.latest_run.as_ref().filter(|_| head.is_consistent()) else {
                 continue;
             };
-            let expected = WorkflowSummary::of_run(workflow_id.clone(), run, Timestamp::from_micros(head_at));
+            let expected =
+                WorkflowSummary::of_run(workflow_id.clone(), run, Timestamp::from_micros(head_at));
             if matches!(summaries.get(workflow_id.as_str()), Some(Ok(row)) if *row == expected) {
                 consistent.insert(workflow_id);
             }
@@ -338,7 +363,9 @@ impl SqliteStore {
         if row_rewritten {
             match &expected {
                 Some(row) => upsert_summary(&mut tx, row).await.map_err(backend)?,
-                None => delete_summary(&mut tx, workflow_id).await.map_err(backend)?,
+                None => delete_summary(&mut tx, workflow_id)
+                    .await
+                    .map_err(backend)?,
             }
         }
         tx.commit().await.map_err(backend)?;
@@ -356,17 +383,22 @@ async fn expected_summary(
     let Some(run) = &head.latest_run else {
         return Ok(None);
     };
-    let updated_at: Option<i64> = sqlx::query_scalar("SELECT recorded_at FROM events WHERE workflow_id = ?1 AND seq = ?2")
-        .bind(workflow_id.as_str())
-        .bind(i64::try_from(head.head_seq).unwrap_or(i64::MAX))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let updated_at: Option<i64> =
+        sqlx::query_scalar("SELECT recorded_at FROM events WHERE workflow_id = ?1 AND seq = ?2")
+            .bind(workflow_id.as_str())
+            .bind(i64::try_from(head.head_seq).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
     let updated_at = updated_at.ok_or_else(|| StoreError::Corrupt {
         location: format!("{workflow_id} seq {}", head.head_seq),
         reason: "the head event has no recorded_at".into(),
     })?;
-    Ok(Some(WorkflowSummary::of_run(workflow_id.clone(), run, Timestamp::from_micros(updated_at))))
+    Ok(Some(WorkflowSummary::of_run(
+        workflow_id.clone(),
+        run,
+        Timestamp::from_micros(updated_at),
+    )))
 }
 
 async fn delete_summary(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> sqlx::Result<()> {
@@ -381,7 +413,11 @@ async fn delete_summary(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -
 /// not make a cursor (it does not decode), asks again for more, so that a
 /// page always ends on a row the next page can start after. Returns the rows
 /// and whether the walk reached the end.
-async fn fetch_page<F, Fut>(limit: usize, mut fetch: F, ends_cleanly: impl Fn(&SqliteRow) -> bool) -> Result<(Vec<SqliteRow>, bool)>
+async fn fetch_page<F, Fut>(
+    limit: usize,
+    mut fetch: F,
+    ends_cleanly: impl Fn(&SqliteRow) -> bool,
+) -> Result<(Vec<SqliteRow>, bool)>
 where
     F: FnMut(i64) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<SqliteRow>>>,
@@ -413,7 +449,10 @@ fn check_parent(path: &Path) -> std::result::Result<(), String> {
             "the directory {} does not exist (Aion does not create directories; create it first)",
             parent.display()
         )),
-        Err(error) => Err(format!("cannot access the directory {}: {error}", parent.display())),
+        Err(error) => Err(format!(
+            "cannot access the directory {}: {error}",
+            parent.display()
+        )),
     }
 }
 
@@ -461,10 +500,15 @@ async fn read_events(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    rows.iter().map(|row| event_from_row(workflow_id, row)).collect()
+    rows.iter()
+        .map(|row| event_from_row(workflow_id, row))
+        .collect()
 }
 
-async fn load_summary(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<Option<WorkflowSummary>> {
+async fn load_summary(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+) -> Result<Option<WorkflowSummary>> {
     let sql = format!("SELECT {SUMMARY_COLUMNS} FROM workflows WHERE workflow_id = ?1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(workflow_id.as_str())
@@ -475,11 +519,12 @@ async fn load_summary(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> 
 }
 
 async fn stored_head(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<u64> {
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE workflow_id = ?1")
-        .bind(workflow_id.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let head: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE workflow_id = ?1")
+            .bind(workflow_id.as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?;
     to_u64(head, "seq", &|| format!("{workflow_id} events"))
 }
 
@@ -527,7 +572,11 @@ async fn upsert_timer(conn: &mut SqliteConnection, entry: &TimerEntry) -> sqlx::
     Ok(())
 }
 
-async fn delete_timer(conn: &mut SqliteConnection, workflow_id: &WorkflowId, timer_id: &TimerId) -> sqlx::Result<()> {
+async fn delete_timer(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+    timer_id: &TimerId,
+) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM timers WHERE workflow_id = ?1 AND timer_id = ?2")
         .bind(workflow_id.as_str())
         .bind(timer_id.as_str())
@@ -555,11 +604,13 @@ fn encode_request(request: &AppendRequest) -> Result<Vec<EncodedEvent>> {
         .map(|recorded| {
             let seq = recorded.seq();
             Ok(EncodedEvent {
-                seq: i64::try_from(seq).map_err(|_| invalid(format!("seq {seq} is out of range")))?,
+                seq: i64::try_from(seq)
+                    .map_err(|_| invalid(format!("seq {seq} is out of range")))?,
                 recorded_at: recorded.envelope.recorded_at.as_micros(),
                 kind: recorded.event.kind().as_str(),
-                body: codec::encode(&recorded.event)
-                    .map_err(|error| invalid(format!("event at seq {seq} does not encode: {error}")))?,
+                body: codec::encode(&recorded.event).map_err(|error| {
+                    invalid(format!("event at seq {seq} does not encode: {error}"))
+                })?,
             })
         })
         .collect()
@@ -578,7 +629,10 @@ async fn write_plan(
     let mut written = false;
     write_rows(conn, workflow_id, events, plan, &mut written)
         .await
-        .map_err(|error| Written { error, partly: written })
+        .map_err(|error| Written {
+            error,
+            partly: written,
+        })
 }
 
 /// A failed write, and whether part of the request was written before it.
@@ -596,8 +650,9 @@ async fn write_rows(
 ) -> sqlx::Result<()> {
     let format = i64::from(codec::CURRENT_FORMAT);
     for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO events (workflow_id, seq, recorded_at, kind, format, body) ");
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (workflow_id, seq, recorded_at, kind, format, body) ",
+        );
         insert.push_values(chunk, |mut values, event| {
             values
                 .push_bind(workflow_id.as_str())
@@ -639,12 +694,13 @@ async fn write_rows(
 async fn extend_latest_run(conn: &mut SqliteConnection, plan: &AppendPlan) -> sqlx::Result<bool> {
     let summary = &plan.summary;
     let head_seq = i64::try_from(summary.head_seq).unwrap_or(i64::MAX);
-    let moved = sqlx::query("UPDATE workflows SET head_seq = ?2, updated_at = ?3 WHERE workflow_id = ?1")
-        .bind(summary.workflow_id.as_str())
-        .bind(head_seq)
-        .bind(summary.updated_at.as_micros())
-        .execute(&mut *conn)
-        .await?;
+    let moved =
+        sqlx::query("UPDATE workflows SET head_seq = ?2, updated_at = ?3 WHERE workflow_id = ?1")
+            .bind(summary.workflow_id.as_str())
+            .bind(head_seq)
+            .bind(summary.updated_at.as_micros())
+            .execute(&mut *conn)
+            .await?;
     Ok(moved.rows_affected() > 0)
 }
 
@@ -668,7 +724,9 @@ async fn try_request(
     request: &AppendRequest,
     encoded: Result<Vec<EncodedEvent>>,
 ) -> std::result::Result<(), RequestFailure> {
-    try_request_tracked(conn, request, encoded).await.map_err(|(failure, _partly)| failure)
+    try_request_tracked(conn, request, encoded)
+        .await
+        .map_err(|(failure, _partly)| failure)
 }
 
 /// [`try_request`], saying on failure whether part of the request was
@@ -730,9 +788,10 @@ async fn apply_request(
         return match try_request_tracked(tx, request, encoded).await {
             Ok(()) => Ok(Ok(())),
             Err((RequestFailure::Store(error), false)) => Ok(Err(error)),
-            Err((RequestFailure::Duplicate, false)) => {
-                Ok(Err(conflict(request, stored_head(tx, &request.workflow_id).await?)))
-            }
+            Err((RequestFailure::Duplicate, false)) => Ok(Err(conflict(
+                request,
+                stored_head(tx, &request.workflow_id).await?,
+            ))),
             Err((RequestFailure::Store(error), true)) => Err(error),
             Err((RequestFailure::Duplicate, true)) => Err(StoreError::Backend(format!(
                 "an append to {} was refused half-way; the batch is rolled back",
@@ -753,7 +812,9 @@ async fn apply_request(
         RequestFailure::Store(error) => error,
         // Cannot happen while the head is read from the events under the
         // write lock; the primary key stays the last line of defence.
-        RequestFailure::Duplicate => conflict(request, stored_head(tx, &request.workflow_id).await?),
+        RequestFailure::Duplicate => {
+            conflict(request, stored_head(tx, &request.workflow_id).await?)
+        }
     }))
 }
 
@@ -772,7 +833,8 @@ impl EventLog for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut encoded: Vec<Result<Vec<EncodedEvent>>> = batch.iter().map(encode_request).collect();
+        let mut encoded: Vec<Result<Vec<EncodedEvent>>> =
+            batch.iter().map(encode_request).collect();
         let mut tx = self.begin_write().await?;
         if let [request] = batch {
             // Alone in its transaction, a request needs no savepoint: rolling
@@ -804,7 +866,11 @@ impl EventLog for SqliteStore {
         Ok(results)
     }
 
-    async fn read_from(&self, workflow_id: &WorkflowId, from_seq: u64) -> Result<Vec<RecordedEvent>> {
+    async fn read_from(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
         self.ensure_open()?;
         let Ok(from_seq) = i64::try_from(from_seq) else {
             return Ok(Vec::new());
@@ -847,8 +913,12 @@ impl EventLog for SqliteStore {
         // One statement is one snapshot: no transaction needed when the
         // index agrees with the history, the common case.
         let mut conn = self.readers.acquire().await.map_err(backend)?;
-        if let (head_seq, Ok(latest_run)) = load_head_and_latest_run(&mut conn, workflow_id).await? {
-            let head = HistoryHead { head_seq, latest_run };
+        if let (head_seq, Ok(latest_run)) = load_head_and_latest_run(&mut conn, workflow_id).await?
+        {
+            let head = HistoryHead {
+                head_seq,
+                latest_run,
+            };
             if head.is_consistent() {
                 return Ok(head);
             }
@@ -861,7 +931,10 @@ impl EventLog for SqliteStore {
         })
     }
 
-    async fn read_current_run(&self, workflow_id: &WorkflowId) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {
+    async fn read_current_run(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>> {
         self.ensure_open()?;
         let mut tx = self.readers.begin().await.map_err(backend)?;
         let from = match load_latest_run(&mut tx, workflow_id).await {
@@ -894,10 +967,16 @@ impl TimerStore for SqliteStore {
     async fn cancel_timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<()> {
         self.ensure_open()?;
         let mut conn = self.writer.acquire().await.map_err(backend)?;
-        delete_timer(&mut conn, workflow_id, timer_id).await.map_err(backend)
+        delete_timer(&mut conn, workflow_id, timer_id)
+            .await
+            .map_err(backend)
     }
 
-    async fn timer(&self, workflow_id: &WorkflowId, timer_id: &TimerId) -> Result<Option<TimerEntry>> {
+    async fn timer(
+        &self,
+        workflow_id: &WorkflowId,
+        timer_id: &TimerId,
+    ) -> Result<Option<TimerEntry>> {
         self.ensure_open()?;
         let row = sqlx::query(
             "SELECT workflow_id, timer_id, command, fire_at FROM timers
@@ -936,15 +1015,20 @@ impl TimerStore for SqliteStore {
         rows.iter().map(timer_from_row).collect()
     }
 
-    async fn pending_timers_page(&self, after: Option<TimerCursor>, limit: usize) -> Result<TimerPage> {
+    async fn pending_timers_page(
+        &self,
+        after: Option<TimerCursor>,
+        limit: usize,
+    ) -> Result<TimerPage> {
         self.ensure_open()?;
         let readers = &self.readers;
         let after = after.as_ref();
         let (rows, at_end) = fetch_page(
             limit,
             |asked| async move {
-                let mut query =
-                    QueryBuilder::<Sqlite>::new("SELECT workflow_id, timer_id, command, fire_at FROM timers");
+                let mut query = QueryBuilder::<Sqlite>::new(
+                    "SELECT workflow_id, timer_id, command, fire_at FROM timers",
+                );
                 if let Some((fire_at, workflow_id, timer_id)) = after {
                     query
                         .push(" WHERE (fire_at, workflow_id, timer_id) > (")
@@ -955,7 +1039,9 @@ impl TimerStore for SqliteStore {
                         .push_bind(timer_id.as_str())
                         .push(")");
                 }
-                query.push(" ORDER BY fire_at, workflow_id, timer_id LIMIT ").push_bind(asked);
+                query
+                    .push(" ORDER BY fire_at, workflow_id, timer_id LIMIT ")
+                    .push_bind(asked);
                 query.build().fetch_all(readers).await.map_err(backend)
             },
             |row| timer_from_row(row).is_ok(),
@@ -965,13 +1051,21 @@ impl TimerStore for SqliteStore {
         for row in &rows {
             match timer_from_row(row) {
                 Ok(entry) => page.timers.push(entry),
-                Err(error) => page
-                    .broken
-                    .push((format!("{} {}", raw_key(row, "workflow_id"), raw_key(row, "timer_id")), error)),
+                Err(error) => page.broken.push((
+                    format!(
+                        "{} {}",
+                        raw_key(row, "workflow_id"),
+                        raw_key(row, "timer_id")
+                    ),
+                    error,
+                )),
             }
         }
         if !at_end {
-            page.next = rows.last().and_then(|row| timer_from_row(row).ok()).map(|entry| entry.cursor());
+            page.next = rows
+                .last()
+                .and_then(|row| timer_from_row(row).ok())
+                .map(|entry| entry.cursor());
         }
         Ok(page)
     }
@@ -1000,25 +1094,39 @@ impl VisibilityStore for SqliteStore {
 
     async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>> {
         self.ensure_open()?;
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {SUMMARY_COLUMNS} FROM workflows WHERE 1 = 1"));
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflows WHERE 1 = 1"
+        ));
         if let Some(workflow_type) = &filter.workflow_type {
-            query.push(" AND workflow_type = ").push_bind(workflow_type.as_str());
+            query
+                .push(" AND workflow_type = ")
+                .push_bind(workflow_type.as_str());
         }
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(from) = filter.started_at_or_after {
-            query.push(" AND started_at >= ").push_bind(from.as_micros());
+            query
+                .push(" AND started_at >= ")
+                .push_bind(from.as_micros());
         }
         if let Some(until) = filter.started_before {
-            query.push(" AND started_at < ").push_bind(until.as_micros());
+            query
+                .push(" AND started_at < ")
+                .push_bind(until.as_micros());
         }
         // SQLite reads a negative LIMIT as "no limit".
         let limit = filter
             .limit
             .map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
-        query.push(" ORDER BY started_at, workflow_id LIMIT ").push_bind(limit);
-        let rows = query.build().fetch_all(&self.readers).await.map_err(backend)?;
+        query
+            .push(" ORDER BY started_at, workflow_id LIMIT ")
+            .push_bind(limit);
+        let rows = query
+            .build()
+            .fetch_all(&self.readers)
+            .await
+            .map_err(backend)?;
         rows.iter().map(summary_from_row).collect()
     }
 
@@ -1058,7 +1166,9 @@ impl VisibilityStore for SqliteStore {
             }
         }
         if !at_end {
-            page.next = rows.last().and_then(|row| WorkflowId::new(raw_key(row, "workflow_id")).ok());
+            page.next = rows
+                .last()
+                .and_then(|row| WorkflowId::new(raw_key(row, "workflow_id")).ok());
         }
         Ok(page)
     }
@@ -1073,9 +1183,12 @@ impl VisibilityStore for SqliteStore {
         let (rows, at_end) = fetch_page(
             limit,
             |asked| async move {
-                let mut query = QueryBuilder::<Sqlite>::new("SELECT DISTINCT workflow_id FROM events");
+                let mut query =
+                    QueryBuilder::<Sqlite>::new("SELECT DISTINCT workflow_id FROM events");
                 if let Some(after) = after {
-                    query.push(" WHERE workflow_id > ").push_bind(after.as_str());
+                    query
+                        .push(" WHERE workflow_id > ")
+                        .push_bind(after.as_str());
                 }
                 query.push(" ORDER BY workflow_id LIMIT ").push_bind(asked);
                 query.build().fetch_all(readers).await.map_err(backend)
@@ -1086,7 +1199,8 @@ impl VisibilityStore for SqliteStore {
         let next = if at_end {
             None
         } else {
-            rows.last().and_then(|row| WorkflowId::new(raw_key(row, "workflow_id")).ok())
+            rows.last()
+                .and_then(|row| WorkflowId::new(raw_key(row, "workflow_id")).ok())
         };
         let mut report = ReconcileReport::default();
 
@@ -1098,13 +1212,21 @@ impl VisibilityStore for SqliteStore {
              WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.workflow_id = workflows.workflow_id)",
         );
         if let Some(after) = after {
-            orphans.push(" AND workflow_id > ").push_bind(after.as_str());
+            orphans
+                .push(" AND workflow_id > ")
+                .push_bind(after.as_str());
         }
         if let Some(next) = &next {
-            orphans.push(" AND workflow_id <= ").push_bind(next.as_str());
+            orphans
+                .push(" AND workflow_id <= ")
+                .push_bind(next.as_str());
         }
         self.ensure_open()?;
-        let orphans = orphans.build().execute(&self.writer).await.map_err(backend)?;
+        let orphans = orphans
+            .build()
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
         report.rebuilt += usize::try_from(orphans.rows_affected()).unwrap_or(usize::MAX);
 
         let consistent = self.consistent_in(after, next.as_ref()).await?;
@@ -1127,7 +1249,9 @@ impl VisibilityStore for SqliteStore {
             };
             match outcome {
                 Ok(rebuilt) => report.rebuilt += usize::from(rebuilt),
-                Err(error @ StoreError::Corrupt { .. }) => report.broken.push((workflow_id, error.to_string())),
+                Err(error @ StoreError::Corrupt { .. }) => {
+                    report.broken.push((workflow_id, error.to_string()))
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -1146,6 +1270,9 @@ impl Store for SqliteStore {
         self.writer.close().await;
         self.readers.close().await;
         // Only once no connection is left may another store take the file.
-        self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 }

@@ -11,7 +11,11 @@ use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary};
 use crate::store::{Result, StoreError, TimerEntry};
 use crate::time::Timestamp;
 
-pub(super) fn column<'r, T>(row: &'r SqliteRow, name: &str, location: &dyn Fn() -> String) -> Result<T>
+pub(super) fn column<'r, T>(
+    row: &'r SqliteRow,
+    name: &str,
+    location: &dyn Fn() -> String,
+) -> Result<T>
 where
     T: Decode<'r, Sqlite> + Type<Sqlite>,
 {
@@ -38,7 +42,8 @@ pub(super) fn event_from_row(workflow_id: &WorkflowId, row: &SqliteRow) -> Resul
         location: format!("{workflow_id} seq {seq}"),
         reason: format!("event format {format} is out of range"),
     })?;
-    let event = codec::decode(format, &body).map_err(|error| StoreError::corrupt(workflow_id, seq, error))?;
+    let event = codec::decode(format, &body)
+        .map_err(|error| StoreError::corrupt(workflow_id, seq, error))?;
     Ok(RecordedEvent {
         envelope: Envelope {
             workflow_id: workflow_id.clone(),
@@ -56,7 +61,8 @@ pub(super) fn summary_from_row(row: &SqliteRow) -> Result<WorkflowSummary> {
         location: location(),
         reason,
     };
-    let workflow_id = WorkflowId::new(raw_id.clone()).map_err(|error| corrupt(error.to_string()))?;
+    let workflow_id =
+        WorkflowId::new(raw_id.clone()).map_err(|error| corrupt(error.to_string()))?;
     let run_id: String = column(row, "run_id", &location)?;
     let status: String = column(row, "status", &location)?;
     let closed_at: Option<i64> = column(row, "closed_at", &location)?;
@@ -64,7 +70,8 @@ pub(super) fn summary_from_row(row: &SqliteRow) -> Result<WorkflowSummary> {
         workflow_id,
         workflow_type: column(row, "workflow_type", &location)?,
         run_id: RunId::parse(&run_id).map_err(|error| corrupt(error.to_string()))?,
-        status: WorkflowStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        status: WorkflowStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
         started_at: Timestamp::from_micros(column(row, "started_at", &location)?),
         closed_at: closed_at.map(Timestamp::from_micros),
         updated_at: Timestamp::from_micros(column(row, "updated_at", &location)?),
@@ -83,7 +90,8 @@ pub(super) fn timer_from_row(row: &SqliteRow) -> Result<TimerEntry> {
     let command: i64 = column(row, "command", &location)?;
     Ok(TimerEntry {
         workflow_id: WorkflowId::new(raw_id.clone()).map_err(|error| corrupt(error.to_string()))?,
-        command: u32::try_from(command).map_err(|_| corrupt(format!("command {command} is out of range")))?,
+        command: u32::try_from(command)
+            .map_err(|_| corrupt(format!("command {command} is out of range")))?,
         fire_at: Timestamp::from_micros(column(row, "fire_at", &location)?),
         timer_id: TimerId::from_stored(timer_id.clone()),
     })
@@ -107,7 +115,8 @@ pub(super) fn run_from_row(workflow_id: &WorkflowId, row: &SqliteRow) -> Result<
             .transpose()
             .map_err(|error| corrupt(error.to_string()))?,
         workflow_type: column(row, "workflow_type", &location)?,
-        status: WorkflowStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        status: WorkflowStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
         first_seq: to_u64(first_seq, "first_seq", &location)?,
         last_seq: to_u64(column(row, "last_seq", &location)?, "last_seq", &location)?,
         started_at: Timestamp::from_micros(column(row, "started_at", &location)?),

@@ -62,8 +62,13 @@ pub(super) fn at_head(mut run: RunSummary, head_seq: u64) -> RunSummary {
 }
 
 /// The latest run of a history, as the runs table has it.
-pub(super) async fn load_latest_run(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<Option<RunSummary>> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?1 ORDER BY first_seq DESC LIMIT 1");
+pub(super) async fn load_latest_run(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+) -> Result<Option<RunSummary>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?1 ORDER BY first_seq DESC LIMIT 1"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(workflow_id.as_str())
         .fetch_optional(&mut *conn)
@@ -73,17 +78,26 @@ pub(super) async fn load_latest_run(conn: &mut SqliteConnection, workflow_id: &W
 }
 
 /// Every run of a history, oldest first, as the runs table has them.
-pub(super) async fn load_runs(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
+pub(super) async fn load_runs(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+) -> Result<Vec<RunSummary>> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?1 ORDER BY first_seq");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(workflow_id.as_str())
         .fetch_all(&mut *conn)
         .await
         .map_err(backend)?;
-    rows.iter().map(|row| run_from_row(workflow_id, row)).collect()
+    rows.iter()
+        .map(|row| run_from_row(workflow_id, row))
+        .collect()
 }
 
-pub(super) async fn upsert_run(conn: &mut SqliteConnection, workflow_id: &WorkflowId, run: &RunSummary) -> sqlx::Result<()> {
+pub(super) async fn upsert_run(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+    run: &RunSummary,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO runs
              (workflow_id, first_seq, run_id, parent_run_id, workflow_type, status, started_at, closed_at, last_seq)
@@ -119,7 +133,10 @@ pub(super) async fn upsert_run(conn: &mut SqliteConnection, workflow_id: &Workfl
 /// Errors concern this workflow only: [`StoreError::Corrupt`] when the
 /// history has to be read and does not decode or does not begin with
 /// `workflow_started`.
-pub(super) async fn load_head(conn: &mut SqliteConnection, workflow_id: &WorkflowId) -> Result<(HistoryHead, bool)> {
+pub(super) async fn load_head(
+    conn: &mut SqliteConnection,
+    workflow_id: &WorkflowId,
+) -> Result<(HistoryHead, bool)> {
     let (head_seq, latest_run) = load_head_and_latest_run(conn, workflow_id).await?;
     head_from(conn, workflow_id, head_seq, latest_run).await
 }
@@ -135,7 +152,10 @@ pub(super) async fn head_from(
 ) -> Result<(HistoryHead, bool)> {
     let hint = match latest_run {
         Ok(latest_run) => {
-            let head = HistoryHead { head_seq, latest_run };
+            let head = HistoryHead {
+                head_seq,
+                latest_run,
+            };
             if head.is_consistent() {
                 return Ok((head, false));
             }
@@ -157,9 +177,12 @@ async fn rebuild_runs(
     head_seq: u64,
     hint: Option<&RunSummary>,
 ) -> Result<HistoryHead> {
-    let mut from = hint.map_or(1, |run| run.first_seq).clamp(1, head_seq.max(1));
+    let mut from = hint
+        .map_or(1, |run| run.first_seq)
+        .clamp(1, head_seq.max(1));
     loop {
-        let events = read_events(conn, workflow_id, i64::try_from(from).unwrap_or(i64::MAX)).await?;
+        let events =
+            read_events(conn, workflow_id, i64::try_from(from).unwrap_or(i64::MAX)).await?;
         let runs = match RunSummary::project(None, &events) {
             Ok(runs) => runs,
             // The hint did not point at a run's start: read it all.
@@ -195,10 +218,11 @@ async fn rebuild_runs(
 /// without runs: it is reported by reconciliation, and an append to it fails
 /// as corrupt, exactly as before the migration.
 pub(super) async fn backfill_runs(conn: &mut SqliteConnection) -> Result<()> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT workflow_id FROM events ORDER BY workflow_id")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT workflow_id FROM events ORDER BY workflow_id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
     for raw_id in ids {
         // Ids are validated before they are written; an invalid one was
         // written behind the store's back and is left for an operator.

@@ -82,7 +82,10 @@ pub(super) const MAYBE_RUNNING: &str =
     "status NOT IN ('completed', 'failed', 'cancelled', 'timed_out', 'continued_as_new')";
 
 pub(super) async fn migrate(writer: &SqlitePool) -> Result<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+    let mut tx = writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(backend)?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS aion_schema (
              id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
@@ -111,7 +114,10 @@ pub(super) async fn migrate(writer: &SqlitePool) -> Result<()> {
         return Ok(());
     }
     for migration in &MIGRATIONS[applied..] {
-        sqlx::raw_sql(*migration).execute(&mut *tx).await.map_err(backend)?;
+        sqlx::raw_sql(*migration)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
     }
     if applied < 2 {
         // SQL alone cannot read run ids and types out of encoded events.
