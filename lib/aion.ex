@@ -36,8 +36,8 @@ defmodule Aion do
   use Supervisor
 
   alias Aion.{Config, Engine, Instance, Ownership, Payload}
-  alias Aion.Client.Await
-  alias Aion.Run.{Process, Reconciler}
+  alias Aion.Client.{Await, Messages, Start}
+  alias Aion.Run.Reconciler
 
   @typedoc "An instance name (the `:name` option)."
   @type name :: term()
@@ -111,27 +111,73 @@ defmodule Aion do
   @spec start_workflow(name(), module(), term(), keyword()) :: {:ok, workflow_id()} | {:error, Aion.Error.t()}
   def start_workflow(name, module, input, opts \\ []) do
     with {:ok, instance} <- Instance.lookup(name),
-         {:ok, id} <- start_options(opts),
-         {:ok, type} <- workflow_type(instance, module),
+         {:ok, id} <- Start.id_option(opts, "Aion.start_workflow"),
+         {:ok, type} <- Start.workflow_type(instance, module, "Aion.start_workflow"),
          {:ok, payload} <- Payload.encode(input, "Aion.start_workflow: the input"),
          {:ok, run, workflow_id, _run_id} <- Engine.start_workflow(instance.engine, id, type, payload) do
-      case Process.start_fresh(name, module, workflow_id, run) do
-        {:ok, _pid} ->
-          :ok
-
-        # The reconciler saw the new run first and gave it a process.
-        {:error, {:already_started, _pid}} ->
-          :ok
-
-        # The start is durable: the run gets its process from the reconciler
-        # (at once, or from its first sweep if the instance is starting).
-        {:error, _reason} ->
-          Reconciler.respawn(name, workflow_id, type)
-      end
-
+      Start.spawn_run(name, module, type, workflow_id, run)
       {:ok, workflow_id}
     end
   end
+
+  @doc """
+  Sends signal `signal_name` (an atom or a string) with `payload` to the
+  running workflow `workflow_id`. Returns `:ok` once the signal is durable in
+  the workflow's history; the workflow takes it with
+  `Aion.Workflow.await_signal/2`, in the order signals were recorded, even if
+  it is not waiting yet, is evicted, or the VM stops meanwhile.
+
+  Errors: `:not_found` (no such workflow), `:not_running` (it has ended),
+  `:unserializable` (a payload with pids, refs or funs), `:invalid_option`
+  (a bad name).
+
+      :ok = Aion.signal(MyApp.Aion, "order-42", :approved, %{by: "ana"})
+  """
+  @spec signal(name(), workflow_id(), atom() | String.t(), term()) :: :ok | {:error, Aion.Error.t()}
+  def signal(name, workflow_id, signal_name, payload), do: Messages.signal(name, workflow_id, signal_name, payload)
+
+  @doc """
+  Starts `module` with `input` unless a workflow with the `:id` option is
+  running, and sends it signal `signal_name` with `payload`: the start and
+  the signal are one durable append. Returns `{:ok, workflow_id}`. Options
+  as in `start_workflow/4`.
+
+      {:ok, "cart-7"} = Aion.signal_with_start(MyApp.Aion, MyApp.Cart, %{}, :add, "apple", id: "cart-7")
+  """
+  @spec signal_with_start(name(), module(), term(), atom() | String.t(), term(), keyword()) ::
+          {:ok, workflow_id()} | {:error, Aion.Error.t()}
+  def signal_with_start(name, module, input, signal_name, payload, opts \\ []),
+    do: Messages.signal_with_start(name, module, input, signal_name, payload, opts)
+
+  @doc """
+  Sends update `update_name` with `args` to a running workflow and waits for
+  its reply: `{:ok, reply}`, or `{:error, reason}` if the workflow's handler
+  refused (see `Aion.Workflow.await_update/3`). The request and the reply
+  are recorded: after a crash, calling again with the same `:update_id`
+  returns the recorded reply without running the handler again.
+
+  Options: `:update_id` (a string; default a fresh UUID), `:timeout`
+  (milliseconds to wait for the reply, default 30_000, or `:infinity`;
+  `%Aion.Error{reason: :timeout}` when it runs out, and the update stays
+  queued).
+
+      {:ok, :added} = Aion.update(MyApp.Aion, "cart-7", :add_item, "pear", update_id: "req-1")
+  """
+  @spec update(name(), workflow_id(), atom() | String.t(), term(), keyword()) :: {:ok, term()} | {:error, term()}
+  def update(name, workflow_id, update_name, args, opts \\ []), do: Messages.update(name, workflow_id, update_name, args, opts)
+
+  @doc """
+  Requests cancellation of a running workflow; returns `:ok` once the
+  request is durable. The workflow's code gets `Aion.CancelledError` at the
+  command it is blocked on (or its next one); it may rescue it to clean up.
+  If it does not, the run ends `cancelled` and `await/3` returns
+  `{:error, %Aion.Error{reason: :cancelled}}`. Errors: `:not_found`,
+  `:not_running` (it has ended).
+
+      :ok = Aion.cancel(MyApp.Aion, "order-42", :customer_request)
+  """
+  @spec cancel(name(), workflow_id(), term()) :: :ok | {:error, Aion.Error.t()}
+  def cancel(name, workflow_id, reason \\ nil), do: Messages.cancel(name, workflow_id, reason)
 
   @doc """
   Waits up to `timeout` milliseconds for a workflow to finish.
@@ -220,26 +266,5 @@ defmodule Aion do
   defp check_timeout(timeout) do
     {:error,
      Aion.Error.new(:invalid_option, "Aion.await: expected the timeout to be a non-negative integer or :infinity, got: #{inspect(timeout)}")}
-  end
-
-  defp start_options(opts) do
-    case Keyword.fetch(opts, :id) do
-      :error -> {:ok, nil}
-      {:ok, id} when is_binary(id) and id != "" -> with(:ok <- check_id(id, "Aion.start_workflow"), do: {:ok, id})
-      {:ok, other} -> {:error, Aion.Error.new(:invalid_option, "Aion.start_workflow: expected :id to be a non-empty string, got: #{inspect(other)}")}
-    end
-  end
-
-  defp workflow_type(%Instance{config: config}, module) do
-    if module in config.workflows do
-      {:ok, Aion.Workflow.type(module)}
-    else
-      {:error,
-       Aion.Error.new(
-         :unknown_workflow,
-         "Aion.start_workflow: #{inspect(module)} is not a workflow of instance #{inspect(config.name)} " <>
-           "(its :workflows are #{inspect(config.workflows)})"
-       )}
-    end
   end
 end

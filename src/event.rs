@@ -182,6 +182,49 @@ pub enum Event {
         /// Its payload.
         payload: Payload,
     },
+    /// Workflow code took signal `received_seq` (the `signal_received` at
+    /// that seq) with its command `command`: signals are consumed in the
+    /// order they were recorded, each at most once.
+    SignalConsumed {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The signal's name.
+        signal_name: String,
+        /// Seq of the `signal_received` taken.
+        received_seq: u64,
+    },
+    /// A client sent an update: a request the workflow answers.
+    UpdateAccepted {
+        /// The update's id (the caller's, for retries, or a fresh UUID).
+        update_id: String,
+        /// The update's name.
+        update_name: String,
+        /// Its arguments.
+        args: Payload,
+    },
+    /// Workflow code took update `update_id` with its command `command`.
+    UpdateDelivered {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The update's name.
+        update_name: String,
+        /// The update taken.
+        update_id: String,
+    },
+    /// The workflow's handler answered update `update_id`.
+    UpdateCompleted {
+        /// Command ordinal in the run.
+        command: u32,
+        /// The update answered.
+        update_id: String,
+        /// The reply (`{:ok, value}` or `{:error, reason}`).
+        reply: Payload,
+    },
+    /// A client asked the run to cancel.
+    CancelRequested {
+        /// Why.
+        reason: Payload,
+    },
     /// The workflow sent a signal to another workflow.
     SignalSent {
         /// Command ordinal in the run.
@@ -311,6 +354,11 @@ pub enum EventKind {
     TimerCancelled,
     WithTimeoutCompleted,
     SignalReceived,
+    SignalConsumed,
+    UpdateAccepted,
+    UpdateDelivered,
+    UpdateCompleted,
+    CancelRequested,
     SignalSent,
     ChildWorkflowStarted,
     ChildWorkflowCompleted,
@@ -346,6 +394,11 @@ impl EventKind {
             EventKind::TimerCancelled => "timer_cancelled",
             EventKind::WithTimeoutCompleted => "with_timeout_completed",
             EventKind::SignalReceived => "signal_received",
+            EventKind::SignalConsumed => "signal_consumed",
+            EventKind::UpdateAccepted => "update_accepted",
+            EventKind::UpdateDelivered => "update_delivered",
+            EventKind::UpdateCompleted => "update_completed",
+            EventKind::CancelRequested => "cancel_requested",
             EventKind::SignalSent => "signal_sent",
             EventKind::ChildWorkflowStarted => "child_workflow_started",
             EventKind::ChildWorkflowCompleted => "child_workflow_completed",
@@ -404,6 +457,11 @@ impl Event {
             Event::TimerCancelled { .. } => EventKind::TimerCancelled,
             Event::WithTimeoutCompleted { .. } => EventKind::WithTimeoutCompleted,
             Event::SignalReceived { .. } => EventKind::SignalReceived,
+            Event::SignalConsumed { .. } => EventKind::SignalConsumed,
+            Event::UpdateAccepted { .. } => EventKind::UpdateAccepted,
+            Event::UpdateDelivered { .. } => EventKind::UpdateDelivered,
+            Event::UpdateCompleted { .. } => EventKind::UpdateCompleted,
+            Event::CancelRequested { .. } => EventKind::CancelRequested,
             Event::SignalSent { .. } => EventKind::SignalSent,
             Event::ChildWorkflowStarted { .. } => EventKind::ChildWorkflowStarted,
             Event::ChildWorkflowCompleted { .. } => EventKind::ChildWorkflowCompleted,
@@ -445,6 +503,9 @@ impl Event {
             | Event::TimerCancelled { command, .. }
             | Event::WithTimeoutCompleted { command, .. }
             | Event::SignalSent { command, .. }
+            | Event::SignalConsumed { command, .. }
+            | Event::UpdateDelivered { command, .. }
+            | Event::UpdateCompleted { command, .. }
             | Event::ChildWorkflowStarted { command, .. }
             | Event::ChildWorkflowCompleted { command, .. }
             | Event::ChildWorkflowFailed { command, .. }
@@ -527,6 +588,43 @@ impl Event {
                 ("signal_name", Text(signal_name)),
                 ("payload", Payload(payload)),
             ],
+            Event::SignalConsumed {
+                command,
+                signal_name,
+                received_seq,
+            } => vec![
+                cmd(command),
+                ("signal_name", Text(signal_name)),
+                ("received_seq", Unsigned(*received_seq)),
+            ],
+            Event::UpdateAccepted {
+                update_id,
+                update_name,
+                args,
+            } => vec![
+                ("update_id", Text(update_id)),
+                ("update_name", Text(update_name)),
+                ("args", Payload(args)),
+            ],
+            Event::UpdateDelivered {
+                command,
+                update_name,
+                update_id,
+            } => vec![
+                cmd(command),
+                ("update_name", Text(update_name)),
+                ("update_id", Text(update_id)),
+            ],
+            Event::UpdateCompleted {
+                command,
+                update_id,
+                reply,
+            } => vec![
+                cmd(command),
+                ("update_id", Text(update_id)),
+                ("reply", Payload(reply)),
+            ],
+            Event::CancelRequested { reason } => vec![("reason", Payload(reason))],
             Event::SignalSent {
                 command,
                 target_workflow_id,

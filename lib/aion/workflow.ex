@@ -61,7 +61,7 @@ defmodule Aion.Workflow do
   require Logger
 
   alias Aion.Activity.Runner
-  alias Aion.Payload
+  alias Aion.{Engine, Payload}
   alias Aion.Run.Process, as: RunProcess
   alias Aion.Workflow.{Command, Wait}
 
@@ -74,7 +74,27 @@ defmodule Aion.Workflow do
   defmacro __using__(opts) do
     quote bind_quoted: [opts: opts] do
       @behaviour Aion.Workflow
-      import Aion.Workflow, only: [activity: 3, activity: 4, sleep: 1, now: 0, side_effect: 1, workflow_id: 0]
+      import Aion.Workflow,
+        only: [
+          activity: 3,
+          activity: 4,
+          start_activity: 3,
+          start_activity: 4,
+          start_timer: 1,
+          await: 1,
+          await_all: 1,
+          await_any: 1,
+          with_timeout: 2,
+          await_signal: 1,
+          await_signal: 2,
+          await_update: 2,
+          await_update: 3,
+          cancellation_requested?: 0,
+          sleep: 1,
+          now: 0,
+          side_effect: 1,
+          workflow_id: 0
+        ]
 
       @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
 
@@ -112,14 +132,16 @@ defmodule Aion.Workflow do
 
   @doc """
   Runs `apply(module, function, args)` as an activity and returns its result:
-  `{:ok, value}` or `{:error, reason}`.
+  `{:ok, value}` or `{:error, reason}`. The same as
+  `start_activity(module, function, args, opts) |> await()`.
 
   The activity runs in its own process, outside the workflow, and belongs to
   the workflow's run: if the workflow's process ends, the activity is
   stopped. It may return `{:ok, value}`, `{:error, reason}`, `:ok` (giving
   `{:ok, :ok}`) or any other value (giving `{:ok, value}`); if it raises,
   exits or times out, the result is
-  `{:error, %Aion.Error{reason: :activity_raised | :activity_exited | :activity_timeout}}`.
+  `{:error, %Aion.Error{reason: :activity_raised | :activity_exited | :activity_timeout}}`;
+  if it was cancelled, `{:error, %Aion.Error{reason: :cancelled}}`.
 
   The activity is recorded, with its arguments, before it runs, and its
   result when it returns. An activity whose result was recorded never runs
@@ -138,41 +160,266 @@ defmodule Aion.Workflow do
       {:ok, receipt} = activity(MyApp.Payments, :charge, [card, 42_00], timeout: 10_000)
   """
   @spec activity(module(), atom(), list(), keyword()) :: {:ok, term()} | {:error, term()}
-  def activity(module, function, args, opts \\ [])
+  def activity(module, function, args, opts \\ []) do
+    module |> start_activity(function, args, opts) |> await()
+  end
+
+  @doc """
+  Starts an activity (see `activity/4`, same options) without waiting for
+  it, and returns a future to pass to `await/1`, `await_all/1` or
+  `await_any/1`. Activities started this way run in parallel.
+
+      charge = start_activity(MyApp.Payments, :charge, [card, total])
+      reserve = start_activity(MyApp.Stock, :reserve, [items])
+      [{:ok, receipt}, {:ok, _}] = await_all([charge, reserve])
+  """
+  @spec start_activity(module(), atom(), list(), keyword()) :: Aion.Future.t()
+  def start_activity(module, function, args, opts \\ [])
       when is_atom(module) and is_atom(function) and is_list(args) and is_list(opts) do
-    timeout = Keyword.get(opts, :timeout, :infinity)
-
-    unless timeout == :infinity or (is_integer(timeout) and timeout > 0) do
-      raise ArgumentError, "expected :timeout to be a positive integer or :infinity, got: #{inspect(timeout)}"
-    end
-
+    timeout = timeout_option(opts, "activity")
     context = RunProcess.context()
     name = "#{inspect(module)}.#{function}"
 
-    case Command.resolve(context, :activity, name) do
-      {:replayed, _ordinal, outcome} ->
-        activity_result(outcome)
+    ordinal =
+      case Command.resolve(context, :activity, name) do
+        {:replayed, ordinal, _outcome} ->
+          ordinal
 
-      {:pending, ordinal, {:activity, _type, input, _attempts}} ->
-        # History is the truth: the activity runs again with what it was
-        # scheduled with, whatever the code passes now.
-        recorded = Payload.decode(input)
+        {:pending, ordinal, {:activity, _type, input, _attempts}} ->
+          # History is the truth: the activity runs again with what it was
+          # scheduled with, whatever the code passes now.
+          recorded = Payload.decode(input)
 
-        if recorded != args do
-          Logger.warning(
-            "Aion: workflow #{context.workflow_id} command ##{ordinal} (activity #{name}): the code now passes " <>
-              "#{inspect(args, limit: 10)}, but the activity was scheduled with #{inspect(recorded, limit: 10)}; " <>
-              "running it with the recorded arguments"
-          )
-        end
+          if recorded != args do
+            Logger.warning(
+              "Aion: workflow #{context.workflow_id} command ##{ordinal} (activity #{name}): the code now passes " <>
+                "#{inspect(args, limit: 10)}, but the activity was scheduled with #{inspect(recorded, limit: 10)}; " <>
+                "running it with the recorded arguments"
+            )
+          end
 
-        run_activity(context, ordinal, {module, function, recorded}, timeout, :again)
+          :ok = Runner.start(context, ordinal, {module, function, recorded}, timeout, :again)
+          ordinal
 
-      {:live, ordinal} ->
-        input = Command.encode!(args, "the arguments of activity #{name}")
-        Command.record(context, {:activity_scheduled, ordinal, name, input})
-        run_activity(context, ordinal, {module, function, args}, timeout, :first)
+        {:live, ordinal} ->
+          input = Command.encode!(args, "the arguments of activity #{name}")
+          Command.record(context, {:activity_scheduled, ordinal, name, input})
+          :ok = Runner.start(context, ordinal, {module, function, args}, timeout, :first)
+          ordinal
+      end
+
+    %Aion.Future{ordinal: ordinal, kind: :activity, name: name}
+  end
+
+  @doc """
+  Starts a durable timer of `milliseconds` without waiting for it; `await/1`
+  on it returns `:ok` once it fired. With `await_any/1` it bounds a wait:
+
+      case await_any([start_activity(MyApp.Quotes, :fetch, [sku]), start_timer(5_000)]) do
+        {%Aion.Future{kind: :activity}, {:ok, quote}} -> quote
+        {%Aion.Future{kind: :timer}, :ok} -> :no_quote
+      end
+  """
+  @spec start_timer(non_neg_integer()) :: Aion.Future.t()
+  def start_timer(milliseconds) when is_integer(milliseconds) and milliseconds >= 0 and milliseconds <= @max_sleep do
+    context = RunProcess.context()
+
+    ordinal =
+      case Command.resolve(context, :timer, "") do
+        {:replayed, ordinal, _fired_or_cancelled} ->
+          ordinal
+
+        {:pending, ordinal, {:timer, fire_at}} ->
+          Wait.timer_due(ordinal, div(fire_at - System.system_time(:microsecond), 1000))
+          ordinal
+
+        {:live, ordinal} ->
+          Command.record(context, {:timer_started, ordinal, milliseconds})
+          Wait.timer_due(ordinal, milliseconds)
+          ordinal
+      end
+
+    %Aion.Future{ordinal: ordinal, kind: :timer}
+  end
+
+  def start_timer(other) do
+    raise ArgumentError,
+          "expected a timer of an integer from 0 to #{@max_sleep} milliseconds (100 years), got: #{inspect(other)}"
+  end
+
+  @doc """
+  Waits for a future's result: an activity's `{:ok, value}` or
+  `{:error, reason}`, a timer's `:ok`. Awaiting a future twice returns the
+  same result.
+
+      future = start_activity(MyApp.Mail, :send, [to, body])
+      # ... other work ...
+      {:ok, _} = await(future)
+  """
+  @spec await(Aion.Future.t()) :: term()
+  def await(%Aion.Future{ordinal: ordinal, kind: kind}) do
+    {^ordinal, outcome} = Wait.settle(RunProcess.context(), [ordinal])
+    result(kind, outcome)
+  end
+
+  def await(other), do: raise(ArgumentError, "await/1 expects an Aion.Future, got: #{inspect(other)}")
+
+  @doc """
+  Waits for every future, and returns their results in the order given.
+
+      [{:ok, a}, {:ok, b}] = await_all([start_activity(M, :a, []), start_activity(M, :b, [])])
+  """
+  @spec await_all([Aion.Future.t()]) :: [term()]
+  def await_all(futures) when is_list(futures), do: Enum.map(futures, &await/1)
+
+  @doc """
+  Waits for the first of `futures` to finish and returns `{future, result}`.
+  The winner is the one whose result was recorded first, so a replay picks
+  the same one. The others go on; await them or let them be.
+
+      {winner, result} = await_any([start_activity(M, :fast, []), start_timer(1_000)])
+  """
+  @spec await_any([Aion.Future.t(), ...]) :: {Aion.Future.t(), term()}
+  def await_any([_ | _] = futures) do
+    ordinals = Enum.map(futures, fn %Aion.Future{ordinal: ordinal} -> ordinal end)
+    {ordinal, outcome} = Wait.settle(RunProcess.context(), ordinals)
+    future = Enum.find(futures, &(&1.ordinal == ordinal))
+    {future, result(future.kind, outcome)}
+  end
+
+  def await_any(other), do: raise(ArgumentError, "await_any/1 expects a non-empty list of futures, got: #{inspect(other)}")
+
+  @doc """
+  Runs `fun` with a durable deadline of `milliseconds`: `{:ok, value}` if it
+  returns in time, `{:error, :timeout}` if the deadline is recorded first;
+  the work `fun` started and left pending is then cancelled (its
+  activities are stopped, its timers cancelled). Deadlines nest.
+
+      case with_timeout(:timer.minutes(5), fn -> await_signal(:approved) end) do
+        {:ok, {:ok, approval}} -> approve(approval)
+        {:error, :timeout} -> escalate()
+      end
+  """
+  @spec with_timeout(non_neg_integer(), (-> term())) :: {:ok, term()} | {:error, :timeout}
+  def with_timeout(milliseconds, fun) when is_function(fun, 0) do
+    %Aion.Future{ordinal: deadline} = start_timer(milliseconds)
+    context = RunProcess.context()
+
+    try do
+      value = Command.in_scope(&%{&1 | timers: [deadline | &1.timers]}, fun)
+      Command.cancel_pending(context, deadline, deadline + 1)
+      {:ok, value}
+    catch
+      :throw, {:"$aion_timed_out", ^deadline} ->
+        Command.cancel_pending(context, deadline + 1, nil)
+        {:error, :timeout}
     end
+  end
+
+  def with_timeout(_milliseconds, fun), do: raise(ArgumentError, "with_timeout/2 expects a function of no arguments, got: #{inspect(fun)}")
+
+  @doc """
+  Waits for the next signal named `signal_name` (an atom or a string; the
+  two name the same signal) and returns `{:ok, payload}`. Signals are kept
+  in the workflow's history from the moment `Aion.signal/4` returns, and
+  taken in the order they were recorded, each once, even if they arrived
+  before the workflow waited, while it was evicted, or while the VM was
+  down.
+
+  Options: `:timeout` - milliseconds (a durable timer); when it fires first
+  the result is `{:error, :timeout}` and the signal stays for a later wait.
+
+      case await_signal(:approval, timeout: :timer.hours(48)) do
+        {:ok, %{approved_by: who}} -> {:ok, who}
+        {:error, :timeout} -> {:error, :not_approved}
+      end
+  """
+  @spec await_signal(atom() | String.t(), keyword()) :: {:ok, term()} | {:error, :timeout}
+  def await_signal(signal_name, opts \\ []) do
+    name = message_name(signal_name, "await_signal")
+    context = RunProcess.context()
+
+    with {:ok, {_ordinal, _id, payload}} <- await_message(context, :signal, name, timeout_option(opts, "await_signal")) do
+      {:ok, Payload.decode(payload)}
+    end
+  end
+
+  @doc """
+  Waits for the next update named `update_name` (`Aion.update/5`), runs
+  `handler.(args)` in workflow code (it may run activities and timers), and
+  records its reply, which the caller of `Aion.update/5` gets. The handler
+  returns `{:ok, reply}` or `{:error, reason}` (any other value `v` is
+  `{:ok, v}`); a handler that raises replies
+  `{:error, %Aion.Error{reason: :update_failed}}`. Returns
+  `{:ok, args, reply}`, or `{:error, reason}` when the handler refused.
+  Updates sent while the workflow does not wait for them queue like
+  signals. After a crash the recorded reply is kept: the handler's
+  activities do not run again, and a caller retrying with the same
+  `:update_id` gets the same reply.
+
+  Options: `:timeout` as in `await_signal/2`.
+
+      {:ok, _items, _reply} =
+        await_update(:add_item, fn item ->
+          {:ok, _} = activity(MyApp.Stock, :reserve, [item])
+          {:ok, :added}
+        end)
+  """
+  @spec await_update(atom() | String.t(), (term() -> term()), keyword()) :: {:ok, term(), term()} | {:error, term()}
+  def await_update(update_name, handler, opts \\ []) when is_function(handler, 1) do
+    name = message_name(update_name, "await_update")
+    context = RunProcess.context()
+
+    with {:ok, {_ordinal, update_id, payload}} <- await_message(context, :update, name, timeout_option(opts, "await_update")) do
+      args = Payload.decode(payload)
+      reply = run_update_handler(handler, args, name)
+      Aion.Workflow.Update.reply(context, update_id, reply)
+
+      case reply do
+        {:ok, value} -> {:ok, args, value}
+        {:error, reason} -> {:error, reason}
+      end
+    end
+  end
+
+  @doc """
+  Whether cancellation of this workflow has reached its code: true once a
+  command raised `Aion.CancelledError` (in cleanup code after rescuing it,
+  for example). Deterministic: a replay answers the same at the same point.
+  """
+  @spec cancellation_requested?() :: boolean()
+  def cancellation_requested? do
+    context = RunProcess.context()
+
+    case Engine.cancel_delivered(context.run) do
+      {:error, error} -> Command.engine_error(context, error)
+      delivered -> delivered
+    end
+  end
+
+  defp await_message(context, inbox, name, :infinity), do: {:ok, Wait.message(context, inbox, name)}
+
+  defp await_message(context, inbox, name, timeout) do
+    %Aion.Future{ordinal: deadline} = start_timer(timeout)
+
+    try do
+      taken = Command.in_scope(&%{&1 | timers: [deadline | &1.timers]}, fn -> Wait.message(context, inbox, name) end)
+      Command.cancel_pending(context, deadline, deadline + 1)
+      {:ok, taken}
+    catch
+      :throw, {:"$aion_timed_out", ^deadline} -> {:error, :timeout}
+    end
+  end
+
+  defp run_update_handler(handler, args, name) do
+    case handler.(args) do
+      {:ok, value} -> {:ok, value}
+      {:error, reason} -> {:error, reason}
+      value -> {:ok, value}
+    end
+  rescue
+    error in Aion.CancelledError -> reraise error, __STACKTRACE__
+    exception -> {:error, Aion.Error.new(:update_failed, "the handler of update #{name} raised: #{Exception.message(exception)}")}
   end
 
   @doc """
@@ -186,22 +433,7 @@ defmodule Aion.Workflow do
   """
   @spec sleep(non_neg_integer()) :: :ok
   def sleep(milliseconds) when is_integer(milliseconds) and milliseconds >= 0 and milliseconds <= @max_sleep do
-    context = RunProcess.context()
-
-    case Command.resolve(context, :timer, "") do
-      {:replayed, _ordinal, _fired_or_cancelled} ->
-        :ok
-
-      {:pending, ordinal, {:timer, fire_at}} ->
-        due_in = div(fire_at - System.system_time(:microsecond), 1000)
-        :fired = Wait.timer(context, ordinal, due_in)
-        :ok
-
-      {:live, ordinal} ->
-        Command.record(context, {:timer_started, ordinal, milliseconds})
-        :fired = Wait.timer(context, ordinal, milliseconds)
-        :ok
-    end
+    milliseconds |> start_timer() |> await()
   end
 
   def sleep(other) do
@@ -245,27 +477,25 @@ defmodule Aion.Workflow do
     end
   end
 
-  defp activity_result({:completed, payload}), do: {:ok, Payload.decode(payload)}
-  defp activity_result({:failed, payload}), do: {:error, Payload.decode(payload)}
-  defp activity_result(:cancelled), do: {:error, Aion.Error.new(:cancelled, "the activity was cancelled")}
+  defp result(:activity, {:completed, payload}), do: {:ok, Payload.decode(payload)}
+  defp result(:activity, {:failed, payload}), do: {:error, Payload.decode(payload)}
+  defp result(:timer, :fired), do: :ok
+  defp result(_kind, :cancelled), do: {:error, Aion.Error.new(:cancelled, "the work was cancelled")}
 
-  defp run_activity(context, ordinal, {module, function, args} = mfa, timeout, dispatch) do
-    result = Runner.execute(context, ordinal, mfa, timeout, dispatch)
+  defp timeout_option(opts, entry) do
+    timeout = Keyword.get(opts, :timeout, :infinity)
 
-    {command, value} =
-      case result do
-        {:ok, value} -> {:activity_completed, value}
-        {:error, reason} -> {:activity_failed, reason}
-      end
-
-    case Payload.encode(value, "the result of activity #{inspect(module)}.#{function}/#{length(args)}") do
-      {:ok, payload} ->
-        Command.record(context, {command, ordinal, payload})
-        result
-
-      {:error, error} ->
-        Command.record(context, {:activity_failed, ordinal, Payload.encode!(error)})
-        {:error, error}
+    unless timeout == :infinity or (is_integer(timeout) and timeout > 0) do
+      raise ArgumentError, "#{entry}: expected :timeout to be a positive integer or :infinity, got: #{inspect(timeout)}"
     end
+
+    timeout
+  end
+
+  defp message_name(name, _entry) when is_atom(name) and not is_nil(name) and not is_boolean(name), do: Atom.to_string(name)
+  defp message_name(name, _entry) when is_binary(name) and name != "", do: name
+
+  defp message_name(name, entry) do
+    raise ArgumentError, "#{entry}: expected a name (an atom or a non-empty string), got: #{inspect(name)}"
   end
 end

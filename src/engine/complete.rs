@@ -15,6 +15,8 @@ pub enum RunOutcome {
     Completed(Payload),
     /// The code failed with this error.
     Failed(Payload),
+    /// The code let a cancellation request end it, with the request's reason.
+    Cancelled(Payload),
 }
 
 /// How a run ended, read from history.
@@ -61,6 +63,11 @@ impl Engine {
                 WorkflowStatus::Failed,
                 error.clone(),
                 Event::WorkflowFailed { error },
+            ),
+            RunOutcome::Cancelled(reason) => (
+                WorkflowStatus::Cancelled,
+                reason.clone(),
+                Event::WorkflowCancelled { reason },
             ),
         };
         cell.append(&mut recorder, vec![event]).await?;

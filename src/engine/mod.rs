@@ -14,6 +14,7 @@
 mod complete;
 mod error;
 mod inspect;
+mod messages;
 mod recovery;
 mod residency;
 mod run;
@@ -32,9 +33,10 @@ use tokio::task::JoinHandle;
 pub use complete::{RunOutcome, Terminal};
 pub use error::EngineError;
 pub use inspect::Description;
+pub use messages::{Taken, UpdateState};
 pub use recovery::RecoveryReport;
 pub use residency::{Blocked, RunnablePage};
-pub use run::{RecordCommand, RunHandle};
+pub use run::{RecordCommand, Recorded, RunHandle};
 
 use timer_fire::timer_sink;
 
@@ -239,6 +241,9 @@ struct LiveRun {
     generation: u64,
     resolver: Resolver,
     owner: Option<Arc<dyn RunOwner>>,
+    /// The message the run's code is blocked on, if any: one that arrives
+    /// is taken for it in the same append that records its arrival.
+    waiting: Option<messages::MessageWait>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -424,6 +429,7 @@ impl Engine {
             generation,
             resolver,
             owner,
+            waiting: None,
         });
         RunHandle {
             engine: self.clone(),

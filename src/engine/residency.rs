@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use crate::ids::{RunId, WorkflowId};
-use crate::replay::PendingWork;
+use crate::replay::{PendingWork, Scope};
 use crate::status::WorkflowSummary;
 use crate::store::TimerEntry;
 
@@ -98,21 +98,34 @@ impl Engine {
 }
 
 impl RunHandle {
-    /// Ends this handle's residency while the run waits on timer `ordinal`:
-    /// its replay state is dropped and the timer's firing will wake the run.
+    /// Ends this handle's residency while the run's code waits, with
+    /// nothing to do until a timer fires or a message arrives: on commands
+    /// `ordinals` (durable timers) under `scope`, or on the message wait it
+    /// registered (`message`). Its replay state is dropped, and the firing or
+    /// the arrival wakes the run (see [`super::EngineListener::wake`]).
     ///
-    /// Returns `false`, changing nothing, if the timer already fired (its
-    /// outcome is on its way to the process, which must take it instead).
-    /// The check and the release happen under the lock that feeds recorded
-    /// events to the run, so a firing is never lost between the two.
-    pub fn evict(&self, ordinal: u32) -> Result<bool> {
+    /// Returns `false`, changing nothing, if what the code waits for has
+    /// happened (its notice is on its way to the process, which must take
+    /// it instead) or an activity of the run is in flight. The check and the
+    /// release happen under the lock that feeds recorded events to the run,
+    /// so nothing is lost between the two.
+    pub fn evict(&self, ordinals: &[u32], scope: &Scope, message: bool) -> Result<bool> {
         let mut live = lock(&self.cell.live);
         match live.as_ref() {
             Some(run) if run.generation == self.generation => {
-                if !matches!(
-                    run.resolver.pending_at(ordinal),
-                    Some(PendingWork::Timer { .. })
-                ) {
+                let resolver = &run.resolver;
+                let idle = if message {
+                    run.waiting.is_some()
+                } else {
+                    ordinals
+                        .iter()
+                        .all(|&ordinal| resolver.outcome_at(ordinal).is_none())
+                };
+                let in_flight = resolver
+                    .pending()
+                    .iter()
+                    .any(|command| matches!(command.work, PendingWork::Activity { .. }));
+                if !idle || in_flight || resolver.interrupt(scope, u64::MAX).is_some() {
                     return Ok(false);
                 }
                 *live = None;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::ids::TimerId;
 use crate::payload::Payload;
-use crate::replay::{CommandSpec, PendingWork, Resolution, Resolver};
+use crate::replay::{CommandSpec, Interrupt, PendingWork, Resolution, Resolver, Scope, Settled};
 use crate::store::TimerEntry;
 
 use super::{Engine, EngineError, LiveRun, Result, RunInfo, RunOwner, WorkflowCell, lock};
@@ -53,6 +53,25 @@ pub enum RecordCommand {
         /// The value.
         value: Payload,
     },
+    /// The workflow's handler answered update `update_id`.
+    UpdateCompleted {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The update.
+        update_id: String,
+        /// The reply.
+        reply: Payload,
+    },
+}
+
+/// What became of a [`RecordCommand`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recorded {
+    /// It is durable.
+    Done,
+    /// An interrupt of the command's scope was recorded first: nothing was
+    /// recorded, and the command raises instead.
+    Interrupted(Interrupt),
 }
 
 impl RecordCommand {
@@ -61,7 +80,8 @@ impl RecordCommand {
         match self {
             RecordCommand::ActivityScheduled { ordinal, .. }
             | RecordCommand::TimerStarted { ordinal, .. }
-            | RecordCommand::Marker { ordinal, .. } => Some(*ordinal),
+            | RecordCommand::Marker { ordinal, .. }
+            | RecordCommand::UpdateCompleted { ordinal, .. } => Some(*ordinal),
             RecordCommand::ActivityCompleted { .. } | RecordCommand::ActivityFailed { .. } => None,
         }
     }
@@ -114,10 +134,11 @@ impl RunHandle {
         })
     }
 
-    /// Resolves the next command the run's code issues. A pending timer is
-    /// (re-)armed, so that waiting for it is all the caller has to do.
-    pub fn resolve(&self, issued: &CommandSpec) -> Result<Resolution> {
-        let resolution = self.with_live(|run| Ok(run.resolver.resolve(issued)?))?;
+    /// Resolves the next command the run's code issues, under `scope` (see
+    /// [`Resolver::resolve_in`]). A pending timer is (re-)armed, so that
+    /// waiting for it is all the caller has to do.
+    pub fn resolve(&self, issued: &CommandSpec, scope: &Scope) -> Result<Resolution> {
+        let resolution = self.with_live(|run| Ok(run.resolver.resolve_in(issued, scope)?))?;
         if let Resolution::Pending {
             ordinal,
             work: PendingWork::Timer { timer_id, fire_at },
@@ -138,13 +159,34 @@ impl RunHandle {
         self.with_live(|run| Ok(run.resolver.finish()?))
     }
 
+    /// The first outcome among the issued commands `ordinals`, in history
+    /// order, unless an interrupt of `scope` came first (see [`Resolver::settle`]).
+    pub fn settle(&self, ordinals: &[u32], scope: &Scope) -> Result<Settled> {
+        self.with_live(|run| Ok(run.resolver.settle(ordinals, scope)))
+    }
+
+    /// Whether the run's code has met a cancellation request (see
+    /// [`Resolver::cancel_delivered`]).
+    pub fn cancel_delivered(&self) -> Result<bool> {
+        self.with_live(|run| Ok(run.resolver.cancel_delivered()))
+    }
+
     /// Records something that happened live; returns once it is durable.
-    pub async fn record(&self, command: RecordCommand) -> Result<()> {
+    ///
+    /// A command that opens under `scope` is refused, recording nothing, if
+    /// an interrupt of the scope is recorded: the check runs under the lock
+    /// that orders the history, so a replay meets the same interrupt at the
+    /// same command. Outcomes (`scope` `None`) are always recorded.
+    pub async fn record(&self, command: RecordCommand, scope: Option<&Scope>) -> Result<Recorded> {
         self.engine.ensure_open()?;
         let opens = command.opens();
         let (events, timer) = self.with_live(|run| self.events_for(&run.resolver, command))?;
         let mut recorder = self.cell.recorder.lock().await;
-        self.with_live(|_| Ok(()))?;
+        let interrupt =
+            self.with_live(|run| Ok(scope.and_then(|scope| run.resolver.deliver_live(scope))))?;
+        if let Some(interrupt) = interrupt {
+            return Ok(Recorded::Interrupted(interrupt));
+        }
         self.cell.append(&mut recorder, events).await?;
         if let Some(ordinal) = opens {
             // Recorded: the command now holds its ordinal.
@@ -157,7 +199,39 @@ impl RunHandle {
         if let Some(timer) = timer {
             self.engine.inner.wheel.arm(timer);
         }
-        Ok(())
+        Ok(Recorded::Done)
+    }
+
+    /// Cancels the commands of ordinals `from..to` that still wait for an
+    /// outcome (all from `from` on when `to` is `None`): records
+    /// `activity_cancelled` and `timer_cancelled` for them, in one append.
+    /// Returns the activities cancelled, whose executions the host stops.
+    pub async fn cancel_pending(&self, from: u32, to: Option<u32>) -> Result<Vec<u32>> {
+        self.engine.ensure_open()?;
+        let mut recorder = self.cell.recorder.lock().await;
+        let pending = self.with_live(|run| Ok(run.resolver.pending_from(from)))?;
+        let mut activities = Vec::new();
+        let events: Vec<Event> = pending
+            .into_iter()
+            .filter(|command| to.is_none_or(|to| command.ordinal < to))
+            .filter_map(|command| match command.work {
+                PendingWork::Activity { .. } => {
+                    activities.push(command.ordinal);
+                    Some(Event::ActivityCancelled {
+                        command: command.ordinal,
+                    })
+                }
+                PendingWork::Timer { timer_id, .. } => Some(Event::TimerCancelled {
+                    command: command.ordinal,
+                    timer_id,
+                }),
+                PendingWork::ChildWorkflow => None,
+            })
+            .collect();
+        if !events.is_empty() {
+            self.cell.append(&mut recorder, events).await?;
+        }
+        Ok(activities)
     }
 
     /// Checks `command` against the replay state and builds its events.
@@ -256,6 +330,26 @@ impl RunHandle {
                         command: ordinal,
                         name,
                         value,
+                    }],
+                    None,
+                )
+            }
+            RecordCommand::UpdateCompleted {
+                ordinal,
+                update_id,
+                reply,
+            } => {
+                opening(ordinal)?;
+                if resolver.update_reply(&update_id) != Some(None) {
+                    return Err(invalid(format!(
+                        "update {update_id} is not waiting for a reply"
+                    )));
+                }
+                (
+                    vec![Event::UpdateCompleted {
+                        command: ordinal,
+                        update_id,
+                        reply,
                     }],
                     None,
                 )

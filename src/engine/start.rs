@@ -17,6 +17,16 @@ impl Engine {
     /// [`EngineError::AlreadyStarted`]; the id of a finished workflow starts a
     /// new run segment in the same history.
     pub async fn start_workflow(&self, request: StartRequest) -> Result<RunHandle> {
+        self.start_with(request, Vec::new()).await
+    }
+
+    /// Starts a run as [`Engine::start_workflow`] does, with `then` (events
+    /// that are not commands, such as a signal's arrival) in the same append.
+    pub(super) async fn start_with(
+        &self,
+        request: StartRequest,
+        then: Vec<Event>,
+    ) -> Result<RunHandle> {
         self.ensure_open()?;
         let generated = request.workflow_id.is_none();
         let workflow_id = request.workflow_id.unwrap_or_else(WorkflowId::generate);
@@ -43,7 +53,10 @@ impl Engine {
             input: request.input.clone(),
             package_version: None,
         };
-        let recorded = match recorder.append(vec![started]).await {
+        let mut events = vec![started];
+        events.extend(then);
+        let mut resolver = Resolver::new(run_id);
+        let recorded = match recorder.append(events).await {
             Ok(recorded) => recorded,
             Err(StoreError::SequenceConflict { .. }) => {
                 // Someone started it between our read and our append.
@@ -60,6 +73,9 @@ impl Engine {
             }
             Err(error) => return Err(error.into()),
         };
+        for event in &recorded {
+            resolver.apply(event)?;
+        }
         let info = RunInfo {
             workflow_id,
             run_id,
@@ -67,7 +83,7 @@ impl Engine {
             input: request.input,
             started_at: recorded[0].envelope.recorded_at,
         };
-        Ok(self.install(&cell, info, Resolver::new(run_id), None))
+        Ok(self.install(&cell, info, resolver, None))
     }
 
     /// Loads the latest run of a running workflow for replay, owned by `owner`.

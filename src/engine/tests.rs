@@ -8,7 +8,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::replay::{CommandKind, CommandSpec, Outcome, PendingWork, Resolution};
+use crate::replay::{CommandKind, CommandSpec, Outcome, PendingWork, Resolution, Scope};
 use crate::status::WorkflowStatus;
 use crate::store::sqlite::SqliteOptions;
 use crate::time::ManualClock;
@@ -77,17 +77,21 @@ fn timer() -> CommandSpec {
 
 /// Runs an activity live through `run`: resolve, schedule, complete.
 async fn run_activity(run: &RunHandle, name: &str, result: Payload) {
-    let Resolution::Live { ordinal } = run.resolve(&activity(name)).unwrap() else {
+    let Resolution::Live { ordinal } = run.resolve(&activity(name), &Scope::default()).unwrap()
+    else {
         panic!("expected a live activity");
     };
-    run.record(RecordCommand::ActivityScheduled {
-        ordinal,
-        activity_type: name.into(),
-        input: payload(0),
-    })
+    run.record(
+        RecordCommand::ActivityScheduled {
+            ordinal,
+            activity_type: name.into(),
+            input: payload(0),
+        },
+        None,
+    )
     .await
     .unwrap();
-    run.record(RecordCommand::ActivityCompleted { ordinal, result })
+    run.record(RecordCommand::ActivityCompleted { ordinal, result }, None)
         .await
         .unwrap();
 }
@@ -124,7 +128,7 @@ async fn a_run_records_live_work_and_completes() {
         ]
     );
     assert!(matches!(
-        run.resolve(&activity("x")),
+        run.resolve(&activity("x"), &Scope::default()),
         Err(EngineError::Superseded { .. })
     ));
 }
@@ -134,15 +138,21 @@ async fn a_reloaded_run_replays_what_was_recorded_then_goes_live() {
     let engine = memory_engine().await;
     let first = engine.start_workflow(start(Some("order-1"))).await.unwrap();
     run_activity(&first, "Shop.reserve", payload(7)).await;
-    let Resolution::Live { ordinal } = first.resolve(&activity("Shop.charge")).unwrap() else {
+    let Resolution::Live { ordinal } = first
+        .resolve(&activity("Shop.charge"), &Scope::default())
+        .unwrap()
+    else {
         panic!()
     };
     first
-        .record(RecordCommand::ActivityScheduled {
-            ordinal,
-            activity_type: "Shop.charge".into(),
-            input: payload(0),
-        })
+        .record(
+            RecordCommand::ActivityScheduled {
+                ordinal,
+                activity_type: "Shop.charge".into(),
+                input: payload(0),
+            },
+            None,
+        )
         .await
         .unwrap();
 
@@ -151,29 +161,36 @@ async fn a_reloaded_run_replays_what_was_recorded_then_goes_live() {
     assert_eq!(again.info().run_id, first.info().run_id);
     assert_eq!(again.info().input, payload(1));
     assert!(matches!(
-        first.resolve(&activity("y")),
+        first.resolve(&activity("y"), &Scope::default()),
         Err(EngineError::Superseded { .. })
     ));
     assert_eq!(
-        again.resolve(&activity("Shop.reserve")).unwrap(),
+        again
+            .resolve(&activity("Shop.reserve"), &Scope::default())
+            .unwrap(),
         Resolution::Replayed {
             ordinal: 0,
             outcome: Outcome::Completed(payload(7))
         }
     );
     assert!(matches!(
-        again.resolve(&activity("Shop.charge")).unwrap(),
+        again
+            .resolve(&activity("Shop.charge"), &Scope::default())
+            .unwrap(),
         Resolution::Pending { ordinal: 1, .. }
     ));
     again
-        .record(RecordCommand::ActivityCompleted {
-            ordinal: 1,
-            result: payload(8),
-        })
+        .record(
+            RecordCommand::ActivityCompleted {
+                ordinal: 1,
+                result: payload(8),
+            },
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
-        again.resolve(&timer()).unwrap(),
+        again.resolve(&timer(), &Scope::default()).unwrap(),
         Resolution::Live { ordinal: 2 }
     );
 }
@@ -187,7 +204,7 @@ async fn a_changed_workflow_fails_replay_with_the_coded_error() {
         .load_run(&WorkflowId::new("nd").unwrap(), None)
         .await
         .unwrap();
-    let error = again.resolve(&timer()).unwrap_err();
+    let error = again.resolve(&timer(), &Scope::default()).unwrap_err();
     assert_eq!(error.code(), Some("AION-ND001"));
     assert_eq!(error.kind(), "nondeterminism");
     assert!(error.to_string().contains("command #0"), "{error}");
@@ -198,11 +215,14 @@ async fn out_of_order_records_are_refused_and_write_nothing() {
     let engine = memory_engine().await;
     let run = engine.start_workflow(start(Some("bad"))).await.unwrap();
     let error = run
-        .record(RecordCommand::ActivityScheduled {
-            ordinal: 1,
-            activity_type: "A.a".into(),
-            input: payload(0),
-        })
+        .record(
+            RecordCommand::ActivityScheduled {
+                ordinal: 1,
+                activity_type: "A.a".into(),
+                input: payload(0),
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -210,10 +230,13 @@ async fn out_of_order_records_are_refused_and_write_nothing() {
         "{error}"
     );
     let error = run
-        .record(RecordCommand::ActivityCompleted {
-            ordinal: 3,
-            result: payload(0),
-        })
+        .record(
+            RecordCommand::ActivityCompleted {
+                ordinal: 3,
+                result: payload(0),
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -280,13 +303,16 @@ async fn a_timer_fires_records_and_tells_the_owner() {
     let run = engine.start_workflow(start(Some("sleepy"))).await.unwrap();
     let (owner, mut fired) = mpsc::unbounded_channel();
     run.attach(Arc::new(ChannelOwner(owner))).unwrap();
-    let Resolution::Live { ordinal } = run.resolve(&timer()).unwrap() else {
+    let Resolution::Live { ordinal } = run.resolve(&timer(), &Scope::default()).unwrap() else {
         panic!()
     };
-    run.record(RecordCommand::TimerStarted {
-        ordinal,
-        duration_ms: 10,
-    })
+    run.record(
+        RecordCommand::TimerStarted {
+            ordinal,
+            duration_ms: 10,
+        },
+        None,
+    )
     .await
     .unwrap();
     let description = engine
@@ -320,13 +346,16 @@ async fn recovery_fires_overdue_timers_rearms_future_ones_and_lists_runs_to_resu
     .unwrap();
     for (id, sleep_ms) in [("short", 60_000), ("long", 3_600_000)] {
         let run = engine.start_workflow(start(Some(id))).await.unwrap();
-        let Resolution::Live { ordinal } = run.resolve(&timer()).unwrap() else {
+        let Resolution::Live { ordinal } = run.resolve(&timer(), &Scope::default()).unwrap() else {
             panic!()
         };
-        run.record(RecordCommand::TimerStarted {
-            ordinal,
-            duration_ms: sleep_ms,
-        })
+        run.record(
+            RecordCommand::TimerStarted {
+                ordinal,
+                duration_ms: sleep_ms,
+            },
+            None,
+        )
         .await
         .unwrap();
     }
@@ -365,7 +394,7 @@ async fn recovery_fires_overdue_timers_rearms_future_ones_and_lists_runs_to_resu
         .await
         .unwrap();
     assert_eq!(
-        short.resolve(&timer()).unwrap(),
+        short.resolve(&timer(), &Scope::default()).unwrap(),
         Resolution::Replayed {
             ordinal: 0,
             outcome: Outcome::Fired
@@ -376,7 +405,7 @@ async fn recovery_fires_overdue_timers_rearms_future_ones_and_lists_runs_to_resu
         .await
         .unwrap();
     assert!(matches!(
-        long.resolve(&timer()).unwrap(),
+        long.resolve(&timer(), &Scope::default()).unwrap(),
         Resolution::Pending { ordinal: 0, .. }
     ));
 
@@ -426,25 +455,32 @@ async fn a_command_the_code_abandons_before_recording_leaves_no_trace() {
     // The code issued an activity, then raised while encoding its arguments
     // and rescued: the next command takes the same ordinal.
     assert_eq!(
-        run.resolve(&activity("Shop.reserve")).unwrap(),
+        run.resolve(&activity("Shop.reserve"), &Scope::default())
+            .unwrap(),
         Resolution::Live { ordinal: 0 }
     );
     assert_eq!(
-        run.resolve(&timer()).unwrap(),
+        run.resolve(&timer(), &Scope::default()).unwrap(),
         Resolution::Live { ordinal: 0 }
     );
-    run.record(RecordCommand::TimerStarted {
-        ordinal: 0,
-        duration_ms: 60_000,
-    })
+    run.record(
+        RecordCommand::TimerStarted {
+            ordinal: 0,
+            duration_ms: 60_000,
+        },
+        None,
+    )
     .await
     .unwrap();
     let error = run
-        .record(RecordCommand::Marker {
-            ordinal: 0,
-            name: "now".into(),
-            value: payload(0),
-        })
+        .record(
+            RecordCommand::Marker {
+                ordinal: 0,
+                name: "now".into(),
+                value: payload(0),
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind(), "invalid_command");
@@ -497,19 +533,22 @@ async fn an_evicted_run_is_woken_by_its_timer_and_replays_it_fired() {
     let run = engine.start_workflow(start(Some("nap"))).await.unwrap();
     let (owner, mut fired) = mpsc::unbounded_channel();
     run.attach(Arc::new(ChannelOwner(owner))).unwrap();
-    let Resolution::Live { ordinal } = run.resolve(&timer()).unwrap() else {
+    let Resolution::Live { ordinal } = run.resolve(&timer(), &Scope::default()).unwrap() else {
         panic!()
     };
-    run.record(RecordCommand::TimerStarted {
-        ordinal,
-        duration_ms: 30,
-    })
+    run.record(
+        RecordCommand::TimerStarted {
+            ordinal,
+            duration_ms: 30,
+        },
+        None,
+    )
     .await
     .unwrap();
     assert!(!run.timer_fired(ordinal).unwrap());
-    assert!(run.evict(ordinal).unwrap());
+    assert!(run.evict(&[ordinal], &Scope::default(), false).unwrap());
     assert!(matches!(
-        run.resolve(&timer()),
+        run.resolve(&timer(), &Scope::default()),
         Err(EngineError::Superseded { .. })
     ));
 
@@ -520,7 +559,7 @@ async fn an_evicted_run_is_woken_by_its_timer_and_replays_it_fired() {
         .await
         .unwrap();
     assert_eq!(
-        again.resolve(&timer()).unwrap(),
+        again.resolve(&timer(), &Scope::default()).unwrap(),
         Resolution::Replayed {
             ordinal: 0,
             outcome: Outcome::Fired
@@ -534,18 +573,21 @@ async fn a_run_whose_timer_fired_is_not_evicted() {
     let run = engine.start_workflow(start(None)).await.unwrap();
     let (owner, mut fired) = mpsc::unbounded_channel();
     run.attach(Arc::new(ChannelOwner(owner))).unwrap();
-    let Resolution::Live { ordinal } = run.resolve(&timer()).unwrap() else {
+    let Resolution::Live { ordinal } = run.resolve(&timer(), &Scope::default()).unwrap() else {
         panic!()
     };
-    run.record(RecordCommand::TimerStarted {
-        ordinal,
-        duration_ms: 0,
-    })
+    run.record(
+        RecordCommand::TimerStarted {
+            ordinal,
+            duration_ms: 0,
+        },
+        None,
+    )
     .await
     .unwrap();
     assert_eq!(fired.recv().await, Some(ordinal));
     assert!(
-        !run.evict(ordinal).unwrap(),
+        !run.evict(&[ordinal], &Scope::default(), false).unwrap(),
         "the outcome is there: take it"
     );
     assert!(run.timer_fired(ordinal).unwrap());

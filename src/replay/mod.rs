@@ -47,6 +47,12 @@ pub enum CommandKind {
     SignalSend,
     /// Decide a `with_timeout` race.
     WithTimeout,
+    /// Take the next signal of a name.
+    Signal,
+    /// Take the next update of a name.
+    Update,
+    /// Answer an update (named by the update's id).
+    UpdateReply,
 }
 
 impl CommandKind {
@@ -59,6 +65,9 @@ impl CommandKind {
             CommandKind::ChildWorkflow => "child_workflow",
             CommandKind::SignalSend => "signal_send",
             CommandKind::WithTimeout => "with_timeout",
+            CommandKind::Signal => "signal",
+            CommandKind::Update => "update",
+            CommandKind::UpdateReply => "update_reply",
         }
     }
 
@@ -71,6 +80,9 @@ impl CommandKind {
             CommandKind::ChildWorkflow,
             CommandKind::SignalSend,
             CommandKind::WithTimeout,
+            CommandKind::Signal,
+            CommandKind::Update,
+            CommandKind::UpdateReply,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)
@@ -174,6 +186,68 @@ pub enum Resolution {
         /// The ordinal to record it under.
         ordinal: u32,
     },
+    /// Something recorded first ends the wait: the command raises instead.
+    Interrupted(Interrupt),
+}
+
+/// What ends a wait before its command's outcome: a cancellation of the run
+/// (delivered once, to the first command that meets it) or the timer of an
+/// enclosing `with_timeout`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Interrupt {
+    /// Cancellation was requested, for this reason.
+    Cancelled(Payload),
+    /// The timer of command `ordinal` fired first.
+    TimedOut(u32),
+}
+
+/// The interrupts a command waits under: the timers of enclosing
+/// `with_timeout`s (and of `await_signal`'s timeout), and whether a
+/// cancellation request interrupts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Timer commands whose firing ends the wait.
+    pub timers: Vec<u32>,
+    /// Whether the command is shielded from cancellation (an update's reply).
+    pub shielded: bool,
+}
+
+/// The first outcome among awaited commands, in history order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Settled {
+    /// Command `ordinal` has the earliest outcome.
+    Won {
+        /// The winner.
+        ordinal: u32,
+        /// Its outcome.
+        outcome: Outcome,
+    },
+    /// An interrupt was recorded before any outcome.
+    Interrupted(Interrupt),
+    /// Nothing yet.
+    Waiting,
+}
+
+/// Which inbox a wait takes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Inbox {
+    /// Signals (`signal_received`).
+    Signal,
+    /// Updates (`update_accepted`).
+    Update,
+}
+
+/// A message waiting in a run's inbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// Seq of the event that brought it.
+    pub seq: u64,
+    /// The signal's or update's name.
+    pub name: String,
+    /// The update's id (empty for a signal).
+    pub id: String,
+    /// The payload or arguments.
+    pub payload: Payload,
 }
 
 /// A pending command, for operators (`describe`).
@@ -356,6 +430,31 @@ fn opened_by(event: &Event) -> Option<(CommandSpec, Machine)> {
 struct Entry {
     spec: CommandSpec,
     machine: Machine,
+    /// Seq of the event that opened the command.
+    opened_seq: u64,
+    /// Seq of the event that gave it its outcome.
+    outcome_seq: Option<u64>,
+}
+
+/// Signals and updates recorded for the run and not yet taken, and every
+/// update's state by id.
+#[derive(Clone, Debug, Default)]
+struct Inboxes {
+    signals: std::collections::BTreeMap<u64, Message>,
+    updates: std::collections::BTreeMap<u64, Message>,
+    /// Update id -> its reply, once recorded (`None` while it waits).
+    update_replies: std::collections::HashMap<String, Option<Payload>>,
+    /// Command ordinal -> the id of the update it took.
+    delivered: std::collections::HashMap<u32, String>,
+}
+
+impl Inboxes {
+    fn of(&mut self, inbox: Inbox) -> &mut std::collections::BTreeMap<u64, Message> {
+        match inbox {
+            Inbox::Signal => &mut self.signals,
+            Inbox::Update => &mut self.updates,
+        }
+    }
 }
 
 /// Replay state of one run: the recorded commands and a cursor over them.
@@ -364,6 +463,11 @@ pub struct Resolver {
     run_id: RunId,
     commands: Vec<Entry>,
     cursor: u32,
+    inboxes: Inboxes,
+    /// The first cancellation request (seq, reason), and whether workflow
+    /// code has met it yet.
+    cancel: Option<(u64, Payload)>,
+    cancel_delivered: bool,
 }
 
 impl Resolver {
@@ -373,6 +477,9 @@ impl Resolver {
             run_id,
             commands: Vec::new(),
             cursor: 0,
+            inboxes: Inboxes::default(),
+            cancel: None,
+            cancel_delivered: false,
         }
     }
 
@@ -403,46 +510,240 @@ impl Resolver {
     /// Feeds one event of this run, recorded live or read from history.
     ///
     /// A command-opening event must open the next ordinal; an outcome event
-    /// must name a recorded command whose machine accepts it.
+    /// must name a recorded command whose machine accepts it; a signal or
+    /// update taken must be one waiting in the inbox.
     pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ReplayError> {
         let event = &recorded.event;
+        let seq = recorded.seq();
         let Some(ordinal) = event.command() else {
+            self.receive(seq, event);
             return Ok(());
         };
+        let run_id = self.run_id;
         let unexpected = || ReplayError::UnexpectedEvent {
-            run_id: self.run_id,
-            seq: recorded.seq(),
+            run_id,
+            seq,
             event: event.kind().as_str(),
             ordinal: Some(ordinal),
         };
-        if let Some((spec, machine)) = opened_by(event) {
-            if ordinal as usize != self.commands.len() {
-                return Err(unexpected());
-            }
-            self.commands.push(Entry { spec, machine });
-            return Ok(());
+        let opened = match event {
+            Event::SignalConsumed {
+                signal_name,
+                received_seq,
+                ..
+            } => self
+                .take(Inbox::Signal, |message| {
+                    message.seq == *received_seq && message.name == *signal_name
+                })
+                .map(|message| marker(CommandKind::Signal, signal_name, message.payload)),
+            Event::UpdateDelivered {
+                update_name,
+                update_id,
+                ..
+            } => self
+                .take(Inbox::Update, |message| {
+                    message.id == *update_id && message.name == *update_name
+                })
+                .map(|message| {
+                    self.inboxes.delivered.insert(ordinal, update_id.clone());
+                    marker(CommandKind::Update, update_name, message.payload)
+                }),
+            Event::UpdateCompleted {
+                update_id, reply, ..
+            } => match self.inboxes.update_replies.get_mut(update_id) {
+                Some(slot @ None) => {
+                    *slot = Some(reply.clone());
+                    Some(marker(CommandKind::UpdateReply, update_id, reply.clone()))
+                }
+                _ => None,
+            },
+            _ => match opened_by(event) {
+                Some(opened) => Some(opened),
+                None => {
+                    let entry = self
+                        .commands
+                        .get_mut(ordinal as usize)
+                        .ok_or_else(unexpected)?;
+                    return match entry.machine.on_event(event) {
+                        Transition::Applied => {
+                            if entry.outcome_seq.is_none() && entry.machine.outcome().is_some() {
+                                entry.outcome_seq = Some(seq);
+                            }
+                            Ok(())
+                        }
+                        Transition::Unexpected => Err(unexpected()),
+                    };
+                }
+            },
+        };
+        let Some((spec, machine)) = opened else {
+            return Err(unexpected());
+        };
+        if ordinal as usize != self.commands.len() {
+            return Err(unexpected());
         }
-        let entry = self
-            .commands
-            .get_mut(ordinal as usize)
-            .ok_or_else(unexpected)?;
-        match entry.machine.on_event(event) {
-            Transition::Applied => Ok(()),
-            Transition::Unexpected => Err(unexpected()),
+        let outcome_seq = machine.outcome().is_some().then_some(seq);
+        self.commands.push(Entry {
+            spec,
+            machine,
+            opened_seq: seq,
+            outcome_seq,
+        });
+        Ok(())
+    }
+
+    /// Records a message or request that is not a command's.
+    fn receive(&mut self, seq: u64, event: &Event) {
+        match event {
+            Event::SignalReceived {
+                signal_name,
+                payload,
+            } => {
+                self.inboxes.signals.insert(
+                    seq,
+                    Message {
+                        seq,
+                        name: signal_name.clone(),
+                        id: String::new(),
+                        payload: payload.clone(),
+                    },
+                );
+            }
+            Event::UpdateAccepted {
+                update_id,
+                update_name,
+                args,
+            } => {
+                self.inboxes.update_replies.insert(update_id.clone(), None);
+                self.inboxes.updates.insert(
+                    seq,
+                    Message {
+                        seq,
+                        name: update_name.clone(),
+                        id: update_id.clone(),
+                        payload: args.clone(),
+                    },
+                );
+            }
+            Event::CancelRequested { reason } if self.cancel.is_none() => {
+                self.cancel = Some((seq, reason.clone()));
+            }
+            _ => {}
         }
     }
 
-    /// Resolves the next command the code issues.
+    fn take(&mut self, inbox: Inbox, matches: impl Fn(&Message) -> bool) -> Option<Message> {
+        let queue = self.inboxes.of(inbox);
+        let seq = queue.values().find(|message| matches(message))?.seq;
+        queue.remove(&seq)
+    }
+
+    /// The earliest message named `name` still waiting in `inbox`.
+    pub fn next_message(&self, inbox: Inbox, name: &str) -> Option<&Message> {
+        let queue = match inbox {
+            Inbox::Signal => &self.inboxes.signals,
+            Inbox::Update => &self.inboxes.updates,
+        };
+        queue.values().find(|message| message.name == name)
+    }
+
+    /// Whether update `update_id` was accepted in this run, and its reply if
+    /// it has one: `None` (unknown), `Some(None)` (waiting), `Some(Some(reply))`.
+    pub fn update_reply(&self, update_id: &str) -> Option<Option<&Payload>> {
+        self.inboxes
+            .update_replies
+            .get(update_id)
+            .map(Option::as_ref)
+    }
+
+    /// The id of the update command `ordinal` took, if it took one.
+    pub fn update_id_at(&self, ordinal: u32) -> Option<&str> {
+        self.inboxes.delivered.get(&ordinal).map(String::as_str)
+    }
+
+    /// Whether a cancellation was requested.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.is_some()
+    }
+
+    /// Whether workflow code has met the cancellation (it raised, or will at
+    /// its next command).
+    pub fn cancel_delivered(&self) -> bool {
+        self.cancel_delivered
+    }
+
+    /// The earliest interrupt of `scope` recorded before seq `before`,
+    /// without delivering it.
+    pub fn interrupt(&self, scope: &Scope, before: u64) -> Option<Interrupt> {
+        let cancel = match &self.cancel {
+            Some((seq, reason)) if !scope.shielded && !self.cancel_delivered && *seq < before => {
+                Some((*seq, Interrupt::Cancelled(reason.clone())))
+            }
+            _ => None,
+        };
+        let fired = scope.timers.iter().filter_map(|&ordinal| {
+            let entry = self.commands.get(ordinal as usize)?;
+            match (entry.machine.outcome(), entry.outcome_seq) {
+                (Some(Outcome::Fired), Some(seq)) if seq < before => {
+                    Some((seq, Interrupt::TimedOut(ordinal)))
+                }
+                _ => None,
+            }
+        });
+        cancel
+            .into_iter()
+            .chain(fired)
+            .min_by_key(|(seq, _)| *seq)
+            .map(|(_, interrupt)| interrupt)
+    }
+
+    /// The interrupt a live command of `scope` meets now, if any; a
+    /// cancellation found is delivered.
+    pub fn deliver_live(&mut self, scope: &Scope) -> Option<Interrupt> {
+        self.deliver(scope, u64::MAX)
+    }
+
+    /// Like [`Resolver::interrupt`], and a cancellation found is delivered:
+    /// it interrupts only this command.
+    fn deliver(&mut self, scope: &Scope, before: u64) -> Option<Interrupt> {
+        let interrupt = self.interrupt(scope, before);
+        if matches!(interrupt, Some(Interrupt::Cancelled(_))) {
+            self.cancel_delivered = true;
+        }
+        interrupt
+    }
+
+    /// Resolves the next command the code issues (see [`Resolver::resolve_in`]),
+    /// in the default scope: only a cancellation interrupts it.
+    pub fn resolve(&mut self, issued: &CommandSpec) -> Result<Resolution, ReplayError> {
+        self.resolve_in(issued, &Scope::default())
+    }
+
+    /// Resolves the next command the code issues, under `scope`.
     ///
     /// A recorded command is consumed here. A command history does not hold
     /// yet resolves [`Resolution::Live`] without being consumed: it takes its
     /// ordinal only when its opening event is recorded ([`Resolver::issued_live`]),
     /// so code that raises between the two (a bad argument, a failing
     /// side-effect function) leaves no trace, and may rescue and go on.
-    pub fn resolve(&mut self, issued: &CommandSpec) -> Result<Resolution, ReplayError> {
+    ///
+    /// An interrupt of `scope` recorded before the command was (or, for a
+    /// command not recorded, at all) interrupts it without consuming it; one
+    /// recorded before its outcome (or while it has none) interrupts it after
+    /// consuming it. Live and replayed runs meet the same interrupts, because
+    /// a live command is never recorded after an interrupt it is exposed to
+    /// (the engine checks under the lock that orders the history).
+    pub fn resolve_in(
+        &mut self,
+        issued: &CommandSpec,
+        scope: &Scope,
+    ) -> Result<Resolution, ReplayError> {
         let ordinal = self.cursor;
         let Some(entry) = self.commands.get(ordinal as usize) else {
-            return Ok(Resolution::Live { ordinal });
+            return Ok(match self.deliver(scope, u64::MAX) {
+                Some(interrupt) => Resolution::Interrupted(interrupt),
+                None => Resolution::Live { ordinal },
+            });
         };
         if entry.spec != *issued {
             return Err(ReplayError::Mismatch {
@@ -452,12 +753,40 @@ impl Resolver {
                 found: issued.clone(),
             });
         }
+        let (opened_seq, outcome_seq) = (entry.opened_seq, entry.outcome_seq);
+        let (outcome, pending) = (entry.machine.outcome(), entry.machine.pending());
+        if let Some(interrupt) = self.deliver(scope, opened_seq) {
+            return Ok(Resolution::Interrupted(interrupt));
+        }
         self.cursor += 1;
-        Ok(match (entry.machine.outcome(), entry.machine.pending()) {
+        if let Some(interrupt) = self.deliver(scope, outcome_seq.unwrap_or(u64::MAX)) {
+            return Ok(Resolution::Interrupted(interrupt));
+        }
+        Ok(match (outcome, pending) {
             (Some(outcome), _) => Resolution::Replayed { ordinal, outcome },
             (None, Some(work)) => Resolution::Pending { ordinal, work },
             (None, None) => Resolution::Live { ordinal },
         })
+    }
+
+    /// The first outcome among the issued commands `ordinals`, in history
+    /// order, unless an interrupt of `scope` was recorded before it.
+    pub fn settle(&mut self, ordinals: &[u32], scope: &Scope) -> Settled {
+        let first = ordinals
+            .iter()
+            .filter(|&&ordinal| ordinal < self.cursor)
+            .filter_map(|&ordinal| {
+                let entry = self.commands.get(ordinal as usize)?;
+                Some((entry.outcome_seq?, ordinal, entry.machine.outcome()?))
+            })
+            .min_by_key(|(seq, _, _)| *seq);
+        match self.deliver(scope, first.as_ref().map_or(u64::MAX, |(seq, _, _)| *seq)) {
+            Some(interrupt) => Settled::Interrupted(interrupt),
+            None => match first {
+                Some((_, ordinal, outcome)) => Settled::Won { ordinal, outcome },
+                None => Settled::Waiting,
+            },
+        }
     }
 
     /// Whether `ordinal` is the live edge: the next command the code issues,
@@ -487,6 +816,13 @@ impl Resolver {
             .and_then(|entry| entry.machine.pending())
     }
 
+    /// The recorded outcome of command `ordinal`, if it has one.
+    pub fn outcome_at(&self, ordinal: u32) -> Option<Outcome> {
+        self.commands
+            .get(ordinal as usize)
+            .and_then(|entry| entry.machine.outcome())
+    }
+
     /// Checks, when the code has finished, that it issued every recorded command.
     pub fn finish(&self) -> Result<(), ReplayError> {
         match self.commands.get(self.cursor as usize) {
@@ -509,9 +845,15 @@ impl Resolver {
 
     /// Recorded commands without an outcome.
     pub fn pending(&self) -> Vec<PendingCommand> {
+        self.pending_from(0)
+    }
+
+    /// Recorded commands from ordinal `from` on without an outcome.
+    pub fn pending_from(&self, from: u32) -> Vec<PendingCommand> {
         self.commands
             .iter()
             .enumerate()
+            .skip(from as usize)
             .filter_map(|(ordinal, entry)| {
                 entry.machine.pending().map(|work| PendingCommand {
                     ordinal: ordinal as u32,
@@ -521,6 +863,16 @@ impl Resolver {
             })
             .collect()
     }
+}
+
+/// A single-event command of `kind`, named `name`, with `value`.
+fn marker(kind: CommandKind, name: &str, value: Payload) -> (CommandSpec, Machine) {
+    (
+        CommandSpec::new(kind, name),
+        Machine::Marker(MarkerMachine {
+            outcome: Outcome::Recorded(value),
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -335,6 +335,7 @@ proptest! {
                     prop_assert_eq!(live, resolver.recorded());
                     break;
                 }
+                Resolution::Interrupted(interrupt) => prop_assert!(false, "no interrupt was recorded: {interrupt:?}"),
             }
         }
     }

@@ -96,6 +96,7 @@ defmodule Aion.Run.Monitor do
 
   defp exited(run, {:shutdown, {:aion_completed, payload}}, state), do: complete(run, {:completed, payload}, state)
   defp exited(run, {:shutdown, {:aion_failed, payload}}, state), do: complete(run, {:failed, payload}, state)
+  defp exited(run, {:shutdown, {:aion_cancelled, payload}}, state), do: complete(run, {:cancelled, payload}, state)
   defp exited(_run, {:shutdown, reason}, state) when reason in [:aion_evicted, :aion_not_running], do: state
 
   defp exited(run, {:shutdown, {:aion_broken, _error}}, state) do

@@ -11,7 +11,8 @@ defmodule Aion.Run.Process do
   #   {:shutdown, {:aion_failed, payload}}      the code failed (error, raise,
   #                                             exit or throw out of run/1, or
   #                                             non-determinism with on_nondeterminism: :fail)
-  #   {:shutdown, :aion_evicted}                idle on a timer, evicted
+  #   {:shutdown, {:aion_cancelled, payload}}   the code let a cancellation end it
+  #   {:shutdown, :aion_evicted}                idle, waiting on a timer or a message, evicted
   #   {:shutdown, :aion_blocked}                non-determinism, suspended
   #   {:shutdown, :aion_not_running}            the run had ended already
   #   {:shutdown, {:aion_broken, error}}        its history cannot be read
@@ -154,6 +155,15 @@ defmodule Aion.Run.Process do
 
       {:failed, error} ->
         failed(context.workflow_id, error)
+
+      {:cancelled, reason} ->
+        payload =
+          case Payload.encode(reason) do
+            {:ok, payload} -> payload
+            {:error, _} -> Payload.encode!(inspect(reason))
+          end
+
+        {:shutdown, {:aion_cancelled, payload}}
     end
   end
 
@@ -163,6 +173,8 @@ defmodule Aion.Run.Process do
       {:error, reason} -> {:failed, reason}
       value -> {:completed, value}
     end
+  rescue
+    error in Aion.CancelledError -> {:cancelled, error.reason}
   catch
     kind, value -> {:failed, Aion.Error.from_crash(:workflow_raised, kind, value, __STACKTRACE__)}
   end

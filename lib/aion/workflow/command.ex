@@ -10,18 +10,69 @@ defmodule Aion.Workflow.Command do
   alias Aion.{Engine, Payload}
   alias Aion.Run.Process, as: RunProcess
 
-  @doc "Resolves the next command: {:replayed, n, outcome} | {:pending, n, work} | {:live, n}."
+  @scope :"$aion_scope"
+
+  @doc """
+  Resolves the next command: {:replayed, n, outcome} | {:pending, n, work} |
+  {:live, n}. An interrupt of the current scope raises (or throws, for a
+  with_timeout) instead.
+  """
   def resolve(context, kind, name) do
-    case Engine.resolve(context.run, kind, name) do
+    case Engine.resolve(context.run, kind, name, scope()) do
       {:error, error} -> engine_error(context, error)
+      {:interrupted, _, _} = interrupt -> interrupted(context, interrupt)
       resolution -> resolution
     end
   end
 
-  @doc "Records `command`; returns once it is durable."
+  @doc "Records a command's opening; returns once it is durable (or raises on an interrupt)."
   def record(context, command) do
-    case Engine.record(context.run, command) do
+    case Engine.record(context.run, command, scope()) do
       :ok -> :ok
+      {:interrupted, _, _} = interrupt -> interrupted(context, interrupt)
+      {:error, error} -> engine_error(context, error)
+    end
+  end
+
+  @doc "Records an outcome (never interrupted); returns once it is durable."
+  def record_outcome(context, command) do
+    case Engine.record(context.run, command, nil) do
+      :ok -> :ok
+      {:error, error} -> engine_error(context, error)
+    end
+  end
+
+  @doc "The interrupts the code runs under: enclosing with_timeout timers, and whether it is shielded from cancellation."
+  def scope, do: Process.get(@scope, %{timers: [], shielded: false})
+
+  @doc "Runs `fun` with `scope` changed by `change`."
+  def in_scope(change, fun) do
+    previous = scope()
+    Process.put(@scope, change.(previous))
+
+    try do
+      fun.()
+    after
+      Process.put(@scope, previous)
+    end
+  end
+
+  @doc """
+  An interrupt reached the code: a cancellation raises Aion.CancelledError
+  (after cancelling the run's pending work); the timer of a with_timeout
+  throws to that with_timeout.
+  """
+  def interrupted(context, {:interrupted, :cancelled, reason}) do
+    cancel_pending(context, 0, nil)
+    raise Aion.CancelledError, reason: Payload.decode(reason)
+  end
+
+  def interrupted(_context, {:interrupted, :timed_out, ordinal}), do: throw({:"$aion_timed_out", ordinal})
+
+  @doc "Cancels the pending commands from..to (exclusive; nil: all after), stopping their activities."
+  def cancel_pending(context, from, to) do
+    case Engine.cancel_pending(context.run, from, to) do
+      {:ok, activities} -> Aion.Activity.Runner.cancel(context, activities)
       {:error, error} -> engine_error(context, error)
     end
   end

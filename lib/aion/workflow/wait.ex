@@ -5,11 +5,20 @@ defmodule Aion.Workflow.Wait do
   # so that workflow code cannot take them for its own and messages meant
   # for an earlier activation or an abandoned attempt are dropped here.
   #
-  # While it waits on a durable timer the run may be evicted (after the
+  # A wait asks the engine what it waits for (the first outcome among some
+  # commands, or the next message of a name), and asks again after every
+  # notice: the engine decides, in history order, which outcome came first
+  # and whether an interrupt (a cancellation, the timer of an enclosing
+  # with_timeout) came before it, so a replay decides the same way. Results
+  # of the run's activities are recorded here, whatever the code waits for.
+  #
+  # A wait with no activity in flight may evict the run (after the
   # instance's :evict_idle_after): the process ends, and the timer's firing
-  # wakes the run later. A timer that should have fired and did not is asked
-  # about (and re-armed) instead of being waited on forever.
+  # or the message's arrival wakes the run later. A timer that should have
+  # fired and did not is asked about (and re-armed) instead of being waited
+  # on forever.
 
+  alias Aion.Activity.Runner
   alias Aion.Engine
   alias Aion.Run.Process, as: RunProcess
   alias Aion.Workflow.Command
@@ -19,90 +28,116 @@ defmodule Aion.Workflow.Wait do
   @first_check 1_000
   @max_check 30_000
 
-  @doc "Waits until timer `ordinal`, due in `due_in` ms, fires. Returns :fired."
-  def timer(context, ordinal, due_in) do
+  @doc "Waits for the first outcome among commands `ordinals`: {ordinal, outcome}."
+  def settle(context, ordinals) do
+    wait(context, %{ordinals: ordinals, message: false}, fn scope -> Engine.settle(context.run, ordinals, scope) end)
+  end
+
+  @doc "Waits for the next message named `name` in `inbox` (:signal | :update): {ordinal, id, payload}."
+  def message(context, inbox, name) do
+    wait(context, %{ordinals: [], message: true}, fn scope -> Engine.take_message(context.run, inbox, name, scope) end)
+  end
+
+  defp wait(context, wait, check) do
     evict_at =
       case context.evict_idle_after do
         :never -> :infinity
         ms -> now() + ms
       end
 
-    wait_timer(context, ordinal, evict_at, now() + max(due_in, 0) + @first_check, @first_check)
+    loop(context, Map.merge(wait, %{check: check, evict_at: evict_at, check_every: @first_check}))
   end
 
-  defp wait_timer(context, ordinal, evict_at, check_at, check_every) do
-    case next(context, nil, min(evict_at, check_at)) do
-      {:event, {:timer_fired, ^ordinal}} ->
-        :fired
+  defp loop(context, wait) do
+    scope = Command.scope()
+
+    case wait.check.(scope) do
+      :waiting -> block(context, wait, scope)
+      {:won, ordinal, outcome} -> {ordinal, outcome}
+      {:message, ordinal, id, payload} -> {ordinal, id, payload}
+      {:interrupted, _, _} = interrupt -> Command.interrupted(context, interrupt)
+      {:error, error} -> Command.engine_error(context, error)
+    end
+  end
+
+  defp block(context, wait, scope) do
+    check_at = late_timer_check(wait, scope)
+
+    case next(context, min(wait.evict_at, check_at)) do
+      :notice ->
+        loop(context, wait)
+
+      :stale ->
+        block(context, wait, scope)
 
       :timeout ->
-        if evict_at <= now() do
-          evict(context, ordinal, check_at, check_every)
-        else
-          check(context, ordinal, evict_at, check_every)
+        cond do
+          wait.evict_at <= now() -> evict(context, wait, scope)
+          true -> check_timers(context, wait, scope)
         end
-
-      _other ->
-        wait_timer(context, ordinal, evict_at, check_at, check_every)
     end
   end
 
-  defp evict(context, ordinal, check_at, check_every) do
-    case Engine.evict(context.run, ordinal) do
-      :ok -> RunProcess.stop(:aion_evicted)
-      # The firing is recorded and its message on the way: take it.
-      :fired -> wait_timer(context, ordinal, :infinity, min(check_at, now() + @first_check), check_every)
-      {:error, error} -> Command.engine_error(context, error)
+  defp evict(context, wait, scope) do
+    if Runner.in_flight?() do
+      block(context, %{wait | evict_at: :infinity}, scope)
+    else
+      case Engine.evict(context.run, wait.ordinals ++ scope.timers, scope, wait.message) do
+        :ok -> RunProcess.stop(:aion_evicted)
+        # What it waits for happened: its notice is on the way.
+        :fired -> loop(context, %{wait | evict_at: :infinity})
+        {:error, error} -> Command.engine_error(context, error)
+      end
     end
   end
 
-  defp check(context, ordinal, evict_at, check_every) do
-    case Engine.timer_fired(context.run, ordinal) do
-      {:ok, true} -> :fired
-      {:ok, false} -> wait_timer(context, ordinal, evict_at, now() + check_every, min(2 * check_every, @max_check))
-      {:error, error} -> Command.engine_error(context, error)
+  # Timers that are overdue are asked about; a pending one is re-armed.
+  defp check_timers(context, wait, scope) do
+    for ordinal <- timers(wait, scope), due(ordinal) <= now() do
+      case Engine.timer_fired(context.run, ordinal) do
+        {:ok, _fired} -> :ok
+        {:error, error} -> Command.engine_error(context, error)
+      end
+    end
+
+    loop(context, %{wait | check_every: min(2 * wait.check_every, @max_check)})
+  end
+
+  defp late_timer_check(wait, scope) do
+    case for(ordinal <- timers(wait, scope), due = due(ordinal), due != :infinity, do: due) do
+      [] -> :infinity
+      dues -> max(Enum.min(dues), now()) + wait.check_every
     end
   end
 
-  @doc """
-  Waits for the end of activity execution `execution` of command `ordinal`:
-  `{:done, result}`, `{:exited, reason}` (it died without answering) or
-  `:timeout` (after `timeout` ms).
-  """
-  def activity(context, ordinal, execution, timeout) do
-    deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
-    wait_activity(context, ordinal, execution, deadline)
-  end
+  defp timers(wait, scope), do: Enum.filter(wait.ordinals ++ scope.timers, &(due(&1) != :infinity))
 
-  defp wait_activity(context, ordinal, %{attempt: attempt, monitor: monitor} = execution, deadline) do
-    case next(context, monitor, deadline) do
-      {:event, {:activity, ^ordinal, ^attempt, result}} ->
-        Process.demonitor(monitor, [:flush])
-        {:done, result}
+  @doc "Notes when timer `ordinal` is due (in ms from now)."
+  def timer_due(ordinal, due_in), do: Process.put({:aion_timer_due, ordinal}, now() + max(due_in, 0))
 
-      {:down, reason} ->
-        {:exited, reason}
-
-      :timeout ->
-        :timeout
-
-      _other ->
-        wait_activity(context, ordinal, execution, deadline)
-    end
-  end
+  defp due(ordinal), do: Process.get({:aion_timer_due, ordinal}, :infinity)
 
   # The only receive of a workflow process. `deadline` is in this module's
-  # clock (now/0) or :infinity.
-  defp next(%{tag: tag, parent: parent}, monitor, deadline) do
+  # clock (now/0) or :infinity. Returns :notice when the engine may have
+  # something new to say, :stale for a message to ignore, or :timeout.
+  defp next(%{tag: tag, parent: parent} = context, deadline) do
     receive do
-      {:aion, ^tag, event} ->
-        {:event, event}
+      {:aion, ^tag, {:activity, ordinal, attempt, result}} ->
+        Runner.finished(context, ordinal, attempt, result)
+        :notice
+
+      {:aion, ^tag, {:activity_timeout, ordinal, attempt}} ->
+        Runner.timed_out(context, ordinal, attempt)
+        :notice
+
+      {:aion, ^tag, _notice} ->
+        :notice
 
       {:aion, _other_activation, _event} ->
         :stale
 
-      {:DOWN, ^monitor, :process, _pid, reason} ->
-        {:down, reason}
+      {:DOWN, monitor, :process, _pid, reason} ->
+        if Runner.down(context, monitor, reason), do: :notice, else: :stale
 
       # Workflow code trapping exits must not delay the instance's shutdown.
       {:EXIT, ^parent, reason} ->

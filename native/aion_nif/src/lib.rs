@@ -14,12 +14,12 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Blocked, Engine, EngineConfig, EngineError, EngineListener, Notice, RecordCommand, RunHandle,
-    RunOutcome, RunOwner, StartRequest, StoreConfig,
+    Blocked, Engine, EngineConfig, EngineError, EngineListener, Notice, RecordCommand, Recorded,
+    RunHandle, RunOutcome, RunOwner, StartRequest, StoreConfig,
 };
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
-use aion::replay::CommandSpec;
+use aion::replay::{CommandSpec, Scope};
 use aion::store::StoreError;
 use aion::store::sqlite::SqliteOptions;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
@@ -27,9 +27,10 @@ use tokio::runtime::Runtime;
 
 use reply::{ok_reply, send_from_anywhere, spawn_reply, sync_reply};
 use terms::{
-    BlockedTerm, CommandKindTerm, Durability, OpenConfig, OutcomeTerm, RecordTerm, StoreSpec,
-    atoms, encode_description, encode_event, encode_recovery, encode_resolution, encode_runnable,
-    encode_terminal,
+    BlockedTerm, CommandKindTerm, Durability, InboxTerm, OpenConfig, OutcomeTerm, RecordTerm,
+    ScopeTerm, StoreSpec, atoms, encode_description, encode_event, encode_recovery,
+    encode_resolution, encode_runnable, encode_settled, encode_taken, encode_terminal,
+    encode_update_state,
 };
 
 /// The runtime every engine of this VM shares.
@@ -258,12 +259,12 @@ fn resolve<'a>(
     run: ResourceArc<RunResource>,
     kind: CommandKindTerm,
     name: String,
+    scope: ScopeTerm,
 ) -> Term<'a> {
-    sync_reply(
-        env,
-        run.run.resolve(&CommandSpec::new(kind.into(), name)),
-        |resolution| encode_resolution(env, &resolution),
-    )
+    let spec = CommandSpec::new(kind.into(), name);
+    sync_reply(env, run.run.resolve(&spec, &scope.into()), |resolution| {
+        encode_resolution(env, &resolution)
+    })
 }
 
 #[rustler::nif]
@@ -271,6 +272,7 @@ fn record<'a>(
     env: Env<'a>,
     run: ResourceArc<RunResource>,
     command: RecordTerm<'a>,
+    scope: Option<ScopeTerm>,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let command = match command {
@@ -298,20 +300,202 @@ fn record<'a>(
             name,
             value: payload(value),
         },
+        RecordTerm::UpdateCompleted(ordinal, update_id, reply) => RecordCommand::UpdateCompleted {
+            ordinal,
+            update_id,
+            reply: payload(reply),
+        },
     };
+    let scope: Option<Scope> = scope.map(Into::into);
     spawn_reply(
         env,
         reference,
-        async move { run.run.record(command).await },
+        async move { run.run.record(command, scope.as_ref()).await },
+        |env, recorded| match recorded {
+            Recorded::Done => atoms::ok().encode(env),
+            Recorded::Interrupted(interrupt) => terms::encode_interrupt(env, &interrupt),
+        },
+    )
+}
+
+#[rustler::nif]
+fn settle<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    ordinals: Vec<u32>,
+    scope: ScopeTerm,
+) -> Term<'a> {
+    sync_reply(env, run.run.settle(&ordinals, &scope.into()), |settled| {
+        encode_settled(env, &settled)
+    })
+}
+
+#[rustler::nif]
+fn cancel_delivered<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
+    sync_reply(env, run.run.cancel_delivered(), |delivered| {
+        delivered.encode(env)
+    })
+}
+
+#[rustler::nif]
+fn take_message<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    inbox: InboxTerm,
+    name: String,
+    scope: ScopeTerm,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let scope: Scope = scope.into();
+    spawn_reply(
+        env,
+        reference,
+        async move { run.run.take_message(inbox.into(), &name, &scope).await },
+        |env, taken| encode_taken(env, &taken),
+    )
+}
+
+#[rustler::nif]
+fn cancel_pending<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    from: u32,
+    to: Option<u32>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    spawn_reply(
+        env,
+        reference,
+        async move { run.run.cancel_pending(from, to).await },
+        |env, activities| (atoms::ok(), activities).encode(env),
+    )
+}
+
+#[rustler::nif]
+fn signal<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    name: String,
+    input: Binary<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let input = payload(input);
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.signal(&workflow_id(&id)?, &name, input).await },
+        |env, ()| atoms::ok().encode(env),
+    )
+}
+
+/// `start` is `{id | nil, workflow_type, input}`, `signal` `{name, payload}`.
+#[rustler::nif]
+fn signal_with_start<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    start: (Option<String>, String, Binary<'a>),
+    signal: (String, Binary<'a>),
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let (id, workflow_type, input) = start;
+    let (name, signal) = signal;
+    let engine = engine.engine.clone();
+    let (input, signal) = (payload(input), payload(signal));
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let workflow_id = id.as_deref().map(workflow_id).transpose()?;
+            let request = StartRequest {
+                workflow_id,
+                workflow_type,
+                input,
+            };
+            engine.signal_with_start(request, &name, signal).await
+        },
+        |env, (workflow_id, run)| match run {
+            Some(run) => {
+                let run = ResourceArc::new(RunResource { run });
+                (atoms::ok(), workflow_id.as_str(), run).encode(env)
+            }
+            None => (atoms::ok(), workflow_id.as_str(), atoms::nil()).encode(env),
+        },
+    )
+}
+
+#[rustler::nif]
+/// `update` is `{name, args, update_id}`.
+fn send_update<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    update: (String, Binary<'a>, String),
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let (name, args, update_id) = update;
+    let engine = engine.engine.clone();
+    let args = payload(args);
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let workflow_id = workflow_id(&id)?;
+            engine.update(&workflow_id, &name, args, &update_id).await
+        },
+        |env, state| (atoms::ok(), encode_update_state(env, &state)).encode(env),
+    )
+}
+
+#[rustler::nif]
+fn update_result<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    update_id: String,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.update_result(&workflow_id(&id)?, &update_id).await },
+        |env, state| (atoms::ok(), encode_update_state(env, &state)).encode(env),
+    )
+}
+
+#[rustler::nif]
+fn cancel<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    reason: Binary<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let reason = payload(reason);
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.cancel(&workflow_id(&id)?, reason).await },
         |env, ()| atoms::ok().encode(env),
     )
 }
 
 #[rustler::nif]
-fn evict<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
-    sync_reply(env, run.run.evict(ordinal), |evicted| {
-        if evicted { atoms::ok() } else { atoms::fired() }.encode(env)
-    })
+fn evict<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    ordinals: Vec<u32>,
+    scope: ScopeTerm,
+    message: bool,
+) -> Term<'a> {
+    sync_reply(
+        env,
+        run.run.evict(&ordinals, &scope.into(), message),
+        |evicted| if evicted { atoms::ok() } else { atoms::fired() }.encode(env),
+    )
 }
 
 #[rustler::nif]
@@ -381,6 +565,7 @@ fn complete_run<'a>(
     let outcome = match outcome {
         OutcomeTerm::Completed(result) => RunOutcome::Completed(payload(result)),
         OutcomeTerm::Failed(error) => RunOutcome::Failed(payload(error)),
+        OutcomeTerm::Cancelled(reason) => RunOutcome::Cancelled(payload(reason)),
     };
     spawn_reply(
         env,

@@ -1,11 +1,14 @@
 //! Term shapes of the boundary: what Elixir passes in, how answers look.
 
 use aion::engine::{
-    Blocked, Description, EngineError, Notice, RecoveryReport, RunInfo, RunnablePage, Terminal,
+    Blocked, Description, EngineError, Notice, RecoveryReport, RunInfo, RunnablePage, Taken,
+    Terminal, UpdateState,
 };
 use aion::event::{Field, RecordedEvent, SearchAttribute};
 use aion::payload::Payload;
-use aion::replay::{CommandKind, Outcome, PendingWork, Resolution};
+use aion::replay::{
+    CommandKind, Inbox, Interrupt, Outcome, PendingWork, Resolution, Scope, Settled,
+};
 use aion::status::WorkflowStatus;
 use aion::time::Timestamp;
 use rustler::types::atom::Atom;
@@ -27,6 +30,12 @@ pub mod atoms {
         inbox,
         cancel_requested,
         ended,
+        interrupted,
+        timed_out,
+        won,
+        waiting,
+        accepted,
+        replied,
         payload,
         nondeterminism,
         reason,
@@ -111,6 +120,9 @@ pub enum CommandKindTerm {
     ChildWorkflow,
     SignalSend,
     WithTimeout,
+    Signal,
+    Update,
+    UpdateReply,
 }
 
 impl From<CommandKindTerm> for CommandKind {
@@ -122,6 +134,9 @@ impl From<CommandKindTerm> for CommandKind {
             CommandKindTerm::ChildWorkflow => CommandKind::ChildWorkflow,
             CommandKindTerm::SignalSend => CommandKind::SignalSend,
             CommandKindTerm::WithTimeout => CommandKind::WithTimeout,
+            CommandKindTerm::Signal => CommandKind::Signal,
+            CommandKindTerm::Update => CommandKind::Update,
+            CommandKindTerm::UpdateReply => CommandKind::UpdateReply,
         }
     }
 }
@@ -134,6 +149,39 @@ pub enum RecordTerm<'a> {
     ActivityFailed(u32, Binary<'a>),
     TimerStarted(u32, u64),
     Marker(u32, String, Binary<'a>),
+    UpdateCompleted(u32, String, Binary<'a>),
+}
+
+/// `%{timers: [ordinal], shielded: bool}`: what interrupts a command.
+#[derive(NifMap)]
+pub struct ScopeTerm {
+    pub timers: Vec<u32>,
+    pub shielded: bool,
+}
+
+impl From<ScopeTerm> for Scope {
+    fn from(scope: ScopeTerm) -> Self {
+        Scope {
+            timers: scope.timers,
+            shielded: scope.shielded,
+        }
+    }
+}
+
+/// `:signal` or `:update`.
+#[derive(NifUnitEnum)]
+pub enum InboxTerm {
+    Signal,
+    Update,
+}
+
+impl From<InboxTerm> for Inbox {
+    fn from(inbox: InboxTerm) -> Self {
+        match inbox {
+            InboxTerm::Signal => Inbox::Signal,
+            InboxTerm::Update => Inbox::Update,
+        }
+    }
 }
 
 /// `%{run_id: ..., code: ..., message: ..., code_version: ...}`: why a run is blocked.
@@ -150,6 +198,7 @@ pub struct BlockedTerm {
 pub enum OutcomeTerm<'a> {
     Completed(Binary<'a>),
     Failed(Binary<'a>),
+    Cancelled(Binary<'a>),
 }
 
 fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
@@ -252,6 +301,60 @@ pub fn encode_resolution<'a>(env: Env<'a>, resolution: &Resolution) -> Term<'a> 
             (atoms::pending(), *ordinal, encode_work(env, work)).encode(env)
         }
         Resolution::Live { ordinal } => (atoms::live(), *ordinal).encode(env),
+        Resolution::Interrupted(interrupt) => encode_interrupt(env, interrupt),
+    }
+}
+
+/// `{:interrupted, :cancelled, reason_bytes}` or `{:interrupted, :timed_out, ordinal}`.
+pub fn encode_interrupt<'a>(env: Env<'a>, interrupt: &Interrupt) -> Term<'a> {
+    match interrupt {
+        Interrupt::Cancelled(reason) => (
+            atoms::interrupted(),
+            atoms::cancelled(),
+            payload_bytes(env, reason),
+        )
+            .encode(env),
+        Interrupt::TimedOut(ordinal) => {
+            (atoms::interrupted(), atoms::timed_out(), *ordinal).encode(env)
+        }
+    }
+}
+
+/// `{:won, n, outcome}`, an interrupt, or `:waiting`.
+pub fn encode_settled<'a>(env: Env<'a>, settled: &Settled) -> Term<'a> {
+    match settled {
+        Settled::Won { ordinal, outcome } => {
+            (atoms::won(), *ordinal, encode_outcome(env, outcome)).encode(env)
+        }
+        Settled::Interrupted(interrupt) => encode_interrupt(env, interrupt),
+        Settled::Waiting => atoms::waiting().encode(env),
+    }
+}
+
+/// `{:message, n, id, payload_bytes}`, an interrupt, or `:waiting`.
+pub fn encode_taken<'a>(env: Env<'a>, taken: &Taken) -> Term<'a> {
+    match taken {
+        Taken::Message {
+            ordinal,
+            id,
+            payload,
+        } => (
+            atoms::message(),
+            *ordinal,
+            id.as_str(),
+            payload_bytes(env, payload),
+        )
+            .encode(env),
+        Taken::Interrupted(interrupt) => encode_interrupt(env, interrupt),
+        Taken::Waiting => atoms::waiting().encode(env),
+    }
+}
+
+/// `:accepted` or `{:replied, reply_bytes}`.
+pub fn encode_update_state<'a>(env: Env<'a>, state: &UpdateState) -> Term<'a> {
+    match state {
+        UpdateState::Accepted => atoms::accepted().encode(env),
+        UpdateState::Replied(reply) => (atoms::replied(), payload_bytes(env, reply)).encode(env),
     }
 }
 
