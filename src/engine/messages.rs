@@ -336,14 +336,10 @@ impl Engine {
         }
         let recorded: Vec<RecordedEvent> = cell.append(recorder, events).await?;
         debug_assert!(recorded.iter().any(|event| event.seq() == arrival_seq));
+        // The wait's code takes the recorded message when it asks again
+        // (its command is consumed then, as on replay).
         let notice = match taker {
-            Some(ordinal) => {
-                let mut live = lock(&cell.live);
-                if let Some(run) = live.as_mut() {
-                    run.resolver.issued_live(ordinal);
-                }
-                Notice::Resolved(ordinal)
-            }
+            Some(ordinal) => Notice::Resolved(ordinal),
             None => Notice::Inbox,
         };
         self.tell(cell, latest, notice);

@@ -14,6 +14,17 @@ defmodule Aion.Test.Activities do
   def big_map(n), do: {:ok, Map.new(1..n, &{"key-#{&1}", &1})}
   def give_pid, do: {:ok, self()}
 
+  def slow_value(ms, value) do
+    Process.sleep(ms)
+    {:ok, value}
+  end
+
+  @doc "Reports `value` to the listener and returns it."
+  def gate_report(listener, value) do
+    send(listener, {:report, value})
+    {:ok, value}
+  end
+
   @doc "Reports, then blocks until the test sends :open to the activity process."
   def gate(listener, value) do
     send(listener, {:gate, self(), value})
