@@ -14,6 +14,7 @@
 mod complete;
 mod error;
 mod inspect;
+mod patch;
 mod recovery;
 mod residency;
 mod run;

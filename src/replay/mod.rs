@@ -15,6 +15,7 @@
 mod activity;
 mod child;
 mod marker;
+mod patch;
 mod timer;
 
 use std::fmt;
@@ -29,7 +30,10 @@ use crate::time::Timestamp;
 use activity::ActivityMachine;
 use child::ChildMachine;
 use marker::MarkerMachine;
+use patch::PatchMemo;
 use timer::TimerMachine;
+
+pub use patch::{PATCH_MARKER_PREFIX, PatchResolution, patch_spec};
 
 /// The kinds of durable commands workflow code can issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -364,6 +368,7 @@ pub struct Resolver {
     run_id: RunId,
     commands: Vec<Entry>,
     cursor: u32,
+    patches: PatchMemo,
 }
 
 impl Resolver {
@@ -373,6 +378,7 @@ impl Resolver {
             run_id,
             commands: Vec::new(),
             cursor: 0,
+            patches: PatchMemo::default(),
         }
     }
 
