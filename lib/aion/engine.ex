@@ -24,6 +24,7 @@ defmodule Aion.Engine do
   def run_info(run), do: Native.run_info(run)
   def attach(run, tag), do: sync(Native.attach(run, tag))
   def resolve(run, kind, name), do: sync(Native.resolve(run, kind, name))
+  def resolve_patch(run, change_id), do: sync(Native.resolve_patch(run, change_id))
   def evict(run, ordinal), do: sync(Native.evict(run, ordinal))
   def timer_fired(run, ordinal), do: sync(Native.timer_fired(run, ordinal))
   def finish(run), do: sync(Native.finish(run))

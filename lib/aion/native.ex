@@ -20,6 +20,7 @@ defmodule Aion.Native do
   def run_info(_run), do: :erlang.nif_error(:nif_not_loaded)
   def attach(_run, _tag), do: :erlang.nif_error(:nif_not_loaded)
   def resolve(_run, _kind, _name), do: :erlang.nif_error(:nif_not_loaded)
+  def resolve_patch(_run, _change_id), do: :erlang.nif_error(:nif_not_loaded)
   def record(_run, _command, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def evict(_run, _ordinal), do: :erlang.nif_error(:nif_not_loaded)
   def timer_fired(_run, _ordinal), do: :erlang.nif_error(:nif_not_loaded)
