@@ -20,7 +20,7 @@ defmodule Aion.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger], mod: {Aion.Application, []}]
+    [extra_applications: [:logger, :crypto], mod: {Aion.Application, []}]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

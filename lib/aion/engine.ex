@@ -34,6 +34,7 @@ defmodule Aion.Engine do
   def settle(run, ordinals, scope), do: sync(Native.settle(run, ordinals, scope))
   def cancel_delivered(run), do: sync(Native.cancel_delivered(run))
   def evict(run, ordinals, scope, message?), do: sync(Native.evict(run, ordinals, scope, message?))
+  def resolve_patch(run, change_id), do: sync(Native.resolve_patch(run, change_id))
   def timer_fired(run, ordinal), do: sync(Native.timer_fired(run, ordinal))
   def finish(run), do: sync(Native.finish(run))
   def block(engine, id, blocked), do: sync(Native.block(engine, id, blocked))

@@ -31,6 +31,7 @@ defmodule Aion.Native do
   def update_result(_engine, _id, _update_id, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def cancel(_engine, _id, _reason, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def evict(_run, _ordinals, _scope, _message), do: :erlang.nif_error(:nif_not_loaded)
+  def resolve_patch(_run, _change_id), do: :erlang.nif_error(:nif_not_loaded)
   def timer_fired(_run, _ordinal), do: :erlang.nif_error(:nif_not_loaded)
   def finish(_run), do: :erlang.nif_error(:nif_not_loaded)
   def block(_engine, _id, _blocked), do: :erlang.nif_error(:nif_not_loaded)

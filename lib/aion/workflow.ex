@@ -30,8 +30,8 @@ defmodule Aion.Workflow do
 
   So workflow code must be deterministic: given the same command results it
   must issue the same commands in the same order. Read time only with `now/0`,
-  do I/O only in activities, and wrap any other non-deterministic value in
-  `side_effect/1`.
+  random values with `random/0`, `random/1` and `uuid/0`, do I/O only in
+  activities, and wrap any other non-deterministic value in `side_effect/1`.
 
   A command takes its place in history only once it is recorded: if workflow
   code raises before that (an argument that cannot be stored, a failing
@@ -48,7 +48,9 @@ defmodule Aion.Workflow do
   history holds and what the code issued), and other workflows are not
   affected. It resumes by itself once code that replays its history runs:
   after a deploy that restarts the instance, or a hot code upgrade of the
-  module. With `on_nondeterminism: :fail` the run fails instead.
+  module. With `on_nondeterminism: :fail` the run fails instead. To change
+  the code of a workflow type while runs of the old code are still going,
+  branch on `patched?/1`.
 
   ## Options of `use Aion.Workflow`
 
@@ -63,7 +65,7 @@ defmodule Aion.Workflow do
   alias Aion.Activity.Runner
   alias Aion.{Engine, Payload}
   alias Aion.Run.Process, as: RunProcess
-  alias Aion.Workflow.{Command, Wait}
+  alias Aion.Workflow.{Command, Marker, Wait}
 
   @doc "The workflow's code. Its return value completes or fails the workflow."
   @callback run(input :: term()) :: {:ok, term()} | {:error, term()} | term()
@@ -93,7 +95,11 @@ defmodule Aion.Workflow do
           sleep: 1,
           now: 0,
           side_effect: 1,
-          workflow_id: 0
+          workflow_id: 0,
+          random: 0,
+          random: 1,
+          uuid: 0,
+          patched?: 1
         ]
 
       @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
@@ -446,7 +452,7 @@ defmodule Aion.Workflow do
   use it instead of `DateTime.utc_now/0` in workflow code.
   """
   @spec now() :: DateTime.t()
-  def now, do: marker("now", &DateTime.utc_now/0)
+  def now, do: Marker.value("now", &DateTime.utc_now/0)
 
   @doc """
   Runs `fun` once and records its value; on replay returns the recorded
@@ -457,25 +463,79 @@ defmodule Aion.Workflow do
       token = side_effect(fn -> :crypto.strong_rand_bytes(16) end)
   """
   @spec side_effect((-> term())) :: term()
-  def side_effect(fun) when is_function(fun, 0), do: marker("side_effect", fun)
+  def side_effect(fun) when is_function(fun, 0), do: Marker.value("side_effect", fun)
+
+  @doc """
+  A random float `x` with `0.0 <= x < 1.0`, recorded on first execution and
+  replayed after: use it instead of `:rand.uniform/0` in workflow code.
+
+      if random() < 0.1, do: activity(MyApp.Audit, :sample, [order])
+  """
+  @spec random() :: float()
+  defdelegate random(), to: Marker
+
+  @doc """
+  A random integer from `range` (an integer range; its step is respected),
+  recorded on first execution and replayed after: use it instead of
+  `Enum.random/1` in workflow code. Raises `ArgumentError` for an empty
+  range (such as `1..0//1`) or anything that is not a range.
+
+      die = random(1..6)
+      even = random(0..100//2)
+  """
+  @spec random(Range.t()) :: integer()
+  defdelegate random(range), to: Marker
+
+  @doc """
+  A random (version 4) UUID string, recorded on first execution and replayed
+  after: use it for ids that workflow code makes, such as an idempotency key
+  for an activity.
+
+      key = uuid()
+      #=> "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b"
+      {:ok, _} = activity(MyApp.Payments, :charge, [card, amount, key])
+  """
+  @spec uuid() :: String.t()
+  defdelegate uuid(), to: Marker
+
+  @doc """
+  Whether this run takes the new branch of a code change named `change_id`
+  (a non-empty string or atom; `:fee` and `"fee"` are the same change).
+  This is how a workflow type's code changes while runs of the old code are
+  still going, as Temporal's patching does.
+
+      if patched?(:fee_before_charge) do
+        # The new code.
+        {:ok, fee} = activity(MyApp.Payments, :fee, [order])
+        {:ok, _} = activity(MyApp.Payments, :charge, [order, fee])
+      else
+        # The code as it was.
+        {:ok, _} = activity(MyApp.Payments, :charge, [order, 0])
+      end
+
+  A run that reaches the check live records it (a marker named
+  `"patch:fee_before_charge"`) and gets `true`; its replays find the marker
+  and get `true` again. A run whose history was recorded by the old code
+  (history holds another command where the check is) gets `false` and
+  replays the old branch. A run asks once: later checks of the same
+  `change_id` in the run return the first answer, without recording
+  anything, so a run recorded by the old code keeps taking the old branch
+  after its replay has gone live.
+
+  Once no run of the old code is left, delete the old branch but keep the
+  check (`patched?(:fee_before_charge)` whose result is ignored), since
+  runs recorded with the marker expect a command there; once no run
+  recorded with the marker is left either, delete the check. A marker that
+  history holds where the code no longer checks it is non-determinism
+  (`AION-ND001` or `AION-ND002`, naming the marker `patch:...`).
+  """
+  @spec patched?(String.t() | atom()) :: boolean()
+  defdelegate patched?(change_id), to: Marker
 
   @doc "The id of the running workflow."
   @spec workflow_id() :: String.t()
   def workflow_id, do: RunProcess.context().workflow_id
 
-  defp marker(name, fun) do
-    context = RunProcess.context()
-
-    case Command.resolve(context, :marker, name) do
-      {:replayed, _ordinal, {:recorded, payload}} ->
-        Payload.decode(payload)
-
-      {:live, ordinal} ->
-        value = fun.()
-        Command.record(context, {:marker, ordinal, name, Command.encode!(value, "the value of #{name}")})
-        value
-    end
-  end
 
   defp result(:activity, {:completed, payload}), do: {:ok, Payload.decode(payload)}
   defp result(:activity, {:failed, payload}), do: {:error, Payload.decode(payload)}

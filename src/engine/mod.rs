@@ -15,6 +15,7 @@ mod complete;
 mod error;
 mod inspect;
 mod messages;
+mod patch;
 mod recovery;
 mod residency;
 mod run;

@@ -15,6 +15,7 @@
 mod activity;
 mod child;
 mod marker;
+mod patch;
 mod timer;
 
 use std::fmt;
@@ -29,7 +30,10 @@ use crate::time::Timestamp;
 use activity::ActivityMachine;
 use child::ChildMachine;
 use marker::MarkerMachine;
+use patch::PatchMemo;
 use timer::TimerMachine;
+
+pub use patch::{PATCH_MARKER_PREFIX, PatchResolution, patch_spec};
 
 /// The kinds of durable commands workflow code can issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -468,6 +472,7 @@ pub struct Resolver {
     /// code has met it yet.
     cancel: Option<(u64, Payload)>,
     cancel_delivered: bool,
+    patches: PatchMemo,
 }
 
 impl Resolver {
@@ -480,6 +485,7 @@ impl Resolver {
             inboxes: Inboxes::default(),
             cancel: None,
             cancel_delivered: false,
+            patches: PatchMemo::default(),
         }
     }
 

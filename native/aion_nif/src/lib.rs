@@ -19,7 +19,7 @@ use aion::engine::{
 };
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
-use aion::replay::{CommandSpec, Scope};
+use aion::replay::{CommandSpec, PatchResolution, Scope};
 use aion::store::StoreError;
 use aion::store::sqlite::SqliteOptions;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
@@ -265,6 +265,21 @@ fn resolve<'a>(
     sync_reply(env, run.run.resolve(&spec, &scope.into()), |resolution| {
         encode_resolution(env, &resolution)
     })
+}
+
+/// `true` (patched: nothing to record), `false` (not patched) or
+/// `{:live, n}` (record the patch marker under `n`, then patched).
+#[rustler::nif]
+fn resolve_patch<'a>(env: Env<'a>, run: ResourceArc<RunResource>, change_id: String) -> Term<'a> {
+    sync_reply(
+        env,
+        run.run.resolve_patch(&change_id),
+        |resolution| match resolution {
+            PatchResolution::Patched => true.encode(env),
+            PatchResolution::NotPatched => false.encode(env),
+            PatchResolution::Live { ordinal } => (atoms::live(), ordinal).encode(env),
+        },
+    )
 }
 
 #[rustler::nif]
