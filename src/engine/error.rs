@@ -67,6 +67,18 @@ pub enum EngineError {
         /// The store's location.
         location: String,
     },
+    /// The run was loaded read-only (to answer a query) and this operation
+    /// would record, wait or go past its history. A bug in the caller if it
+    /// meant to drive the run; for a query's replay, the point to stop.
+    #[error("run {run_id} of {workflow_id} is loaded read-only, to answer a query: {what}")]
+    ReadOnly {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The run.
+        run_id: RunId,
+        /// What was refused.
+        what: String,
+    },
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -91,6 +103,7 @@ impl EngineError {
             EngineError::InvalidCommand { .. } => "invalid_command",
             EngineError::Superseded { .. } => "superseded",
             EngineError::StoreInUse { .. } => "store_in_use",
+            EngineError::ReadOnly { .. } => "read_only",
         }
     }
 
