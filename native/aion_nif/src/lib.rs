@@ -8,6 +8,7 @@
 //! `engine_close` are synchronous, on dirty I/O schedulers.
 
 mod faults;
+mod query;
 mod reply;
 mod terms;
 
@@ -25,6 +26,7 @@ use aion::store::sqlite::SqliteOptions;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use tokio::runtime::Runtime;
 
+use query::AnyRun;
 use reply::{ok_reply, send_from_anywhere, spawn_reply, sync_reply};
 use terms::{
     BlockedTerm, CommandKindTerm, Durability, InboxTerm, OpenConfig, OutcomeTerm, RecordTerm,
@@ -256,13 +258,13 @@ fn attach<'a>(env: Env<'a>, run: ResourceArc<RunResource>, tag: u64) -> Term<'a>
 #[rustler::nif]
 fn resolve<'a>(
     env: Env<'a>,
-    run: ResourceArc<RunResource>,
+    run: AnyRun,
     kind: CommandKindTerm,
     name: String,
     scope: ScopeTerm,
 ) -> Term<'a> {
     let spec = CommandSpec::new(kind.into(), name);
-    sync_reply(env, run.run.resolve(&spec, &scope.into()), |resolution| {
+    sync_reply(env, run.resolve(&spec, &scope.into()), |resolution| {
         encode_resolution(env, &resolution)
     })
 }
@@ -285,7 +287,7 @@ fn resolve_patch<'a>(env: Env<'a>, run: ResourceArc<RunResource>, change_id: Str
 #[rustler::nif]
 fn record<'a>(
     env: Env<'a>,
-    run: ResourceArc<RunResource>,
+    run: AnyRun,
     command: RecordTerm<'a>,
     scope: Option<ScopeTerm>,
     reference: Term<'a>,
@@ -325,7 +327,7 @@ fn record<'a>(
     spawn_reply(
         env,
         reference,
-        async move { run.run.record(command, scope.as_ref()).await },
+        async move { run.record(command, scope.as_ref()).await },
         |env, recorded| match recorded {
             Recorded::Done => atoms::ok().encode(env),
             Recorded::Interrupted(interrupt) => terms::encode_interrupt(env, &interrupt),
@@ -334,20 +336,15 @@ fn record<'a>(
 }
 
 #[rustler::nif]
-fn settle<'a>(
-    env: Env<'a>,
-    run: ResourceArc<RunResource>,
-    ordinals: Vec<u32>,
-    scope: ScopeTerm,
-) -> Term<'a> {
-    sync_reply(env, run.run.settle(&ordinals, &scope.into()), |settled| {
+fn settle<'a>(env: Env<'a>, run: AnyRun, ordinals: Vec<u32>, scope: ScopeTerm) -> Term<'a> {
+    sync_reply(env, run.settle(&ordinals, &scope.into()), |settled| {
         encode_settled(env, &settled)
     })
 }
 
 #[rustler::nif]
-fn cancel_delivered<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
-    sync_reply(env, run.run.cancel_delivered(), |delivered| {
+fn cancel_delivered<'a>(env: Env<'a>, run: AnyRun) -> Term<'a> {
+    sync_reply(env, run.cancel_delivered(), |delivered| {
         delivered.encode(env)
     })
 }
@@ -355,7 +352,7 @@ fn cancel_delivered<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a>
 #[rustler::nif]
 fn take_message<'a>(
     env: Env<'a>,
-    run: ResourceArc<RunResource>,
+    run: AnyRun,
     inbox: InboxTerm,
     name: String,
     scope: ScopeTerm,
@@ -365,7 +362,7 @@ fn take_message<'a>(
     spawn_reply(
         env,
         reference,
-        async move { run.run.take_message(inbox.into(), &name, &scope).await },
+        async move { run.take_message(inbox.into(), &name, &scope).await },
         |env, taken| encode_taken(env, &taken),
     )
 }
@@ -373,7 +370,7 @@ fn take_message<'a>(
 #[rustler::nif]
 fn cancel_pending<'a>(
     env: Env<'a>,
-    run: ResourceArc<RunResource>,
+    run: AnyRun,
     from: u32,
     to: Option<u32>,
     reference: Term<'a>,
@@ -381,7 +378,7 @@ fn cancel_pending<'a>(
     spawn_reply(
         env,
         reference,
-        async move { run.run.cancel_pending(from, to).await },
+        async move { run.cancel_pending(from, to).await },
         |env, activities| (atoms::ok(), activities).encode(env),
     )
 }
@@ -501,21 +498,21 @@ fn cancel<'a>(
 #[rustler::nif]
 fn evict<'a>(
     env: Env<'a>,
-    run: ResourceArc<RunResource>,
+    run: AnyRun,
     ordinals: Vec<u32>,
     scope: ScopeTerm,
     message: bool,
 ) -> Term<'a> {
     sync_reply(
         env,
-        run.run.evict(&ordinals, &scope.into(), message),
+        run.evict(&ordinals, &scope.into(), message),
         |evicted| if evicted { atoms::ok() } else { atoms::fired() }.encode(env),
     )
 }
 
 #[rustler::nif]
-fn timer_fired<'a>(env: Env<'a>, run: ResourceArc<RunResource>, ordinal: u32) -> Term<'a> {
-    sync_reply(env, run.run.timer_fired(ordinal), |fired| {
+fn timer_fired<'a>(env: Env<'a>, run: AnyRun, ordinal: u32) -> Term<'a> {
+    sync_reply(env, run.timer_fired(ordinal), |fired| {
         (atoms::ok(), fired).encode(env)
     })
 }
@@ -563,8 +560,8 @@ fn runnable<'a>(
 }
 
 #[rustler::nif]
-fn finish<'a>(env: Env<'a>, run: ResourceArc<RunResource>) -> Term<'a> {
-    ok_reply(env, run.run.finish())
+fn finish<'a>(env: Env<'a>, run: AnyRun) -> Term<'a> {
+    ok_reply(env, run.finish())
 }
 
 #[rustler::nif]
