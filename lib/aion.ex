@@ -36,7 +36,7 @@ defmodule Aion do
   use Supervisor
 
   alias Aion.{Config, Engine, Instance, Ownership, Payload}
-  alias Aion.Client.{Await, Messages, Start}
+  alias Aion.Client.{Await, Messages, Query, Start}
   alias Aion.Run.Reconciler
 
   @typedoc "An instance name (the `:name` option)."
@@ -224,6 +224,53 @@ defmodule Aion do
        |> Map.update!(:pending, fn pending -> Enum.map(pending, &times(&1, [:fire_at])) end)
        |> Map.update!(:blocked, fn blocked -> blocked && Map.delete(blocked, :code_version) end)
        |> Map.merge(%{resident: pid != nil, pid: pid})}
+    end
+  end
+
+  @doc """
+  Asks workflow `workflow_id` the query `query_name` with `args`, and returns
+  `{:ok, value}`, the value of the handler its code registered with
+  `Aion.Workflow.on_query/2`. Nothing is recorded: the workflow's history
+  is unchanged.
+
+  A workflow with a process answers from it, while it waits at a command
+  (a workflow busy computing answers once it next waits). A workflow without
+  one (evicted while it sleeps, finished, or not yet resumed after a
+  restart) is replayed to answer, read-only: it stays evicted or finished.
+
+  `query_name` is a string or an atom (`:status` and `"status"` are the same
+  query). `args` and the value are passed as they are, within this VM: they
+  need not be serializable (pids, refs and funs are fine).
+
+  Options:
+
+    * `:timeout` - milliseconds to wait for the answer (a non-negative
+      integer or `:infinity`); defaults to `5_000`.
+
+  Errors (`{:error, %Aion.Error{reason: reason}}`): `:not_found` (no workflow
+  has this id), `:unknown_query` (no handler by that name; the message and
+  `details.known` list the registered names), `:query_failed` (the handler
+  raised, exited, threw or tried to issue a command; the workflow is not
+  affected), `:timeout`, `:nondeterminism` (a replay found the code does not
+  match the history), `:unknown_workflow` (the workflow's type is not among
+  this instance's `:workflows`), and `:invalid_workflow_id`,
+  `:invalid_query_name`, `:invalid_option` for bad arguments.
+
+  ## Example
+
+      # in the workflow's code
+      on_query(:status, fn _args -> %{step: :charging, attempts: attempts} end)
+
+      {:ok, %{step: :charging}} = Aion.query(MyApp.Aion, id, :status)
+      {:ok, value} = Aion.query(MyApp.Aion, id, "lines", %{page: 2}, timeout: 1_000)
+  """
+  @spec query(name(), workflow_id(), atom() | String.t(), term(), keyword()) :: {:ok, term()} | {:error, Aion.Error.t()}
+  def query(name, workflow_id, query_name, args \\ nil, opts \\ []) do
+    with {:ok, instance} <- Instance.lookup(name),
+         :ok <- check_id(workflow_id, "Aion.query"),
+         {:ok, query_name} <- Query.name(query_name, "Aion.query"),
+         {:ok, timeout} <- Query.timeout(opts, "Aion.query") do
+      Query.query(name, instance, workflow_id, query_name, args, timeout)
     end
   end
 

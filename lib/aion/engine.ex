@@ -13,6 +13,8 @@ defmodule Aion.Engine do
   def runnable(engine, after_id, limit), do: call(&Native.runnable(engine, after_id, limit, &1))
   def start_workflow(engine, id, type, input), do: call(&Native.start_workflow(engine, id, type, input, &1))
   def load_run(engine, id, tag), do: call(&Native.load_run(engine, id, tag, &1))
+  # {:ok, run, info, status}: the latest run, read-only (to answer a query).
+  def load_readonly(engine, id), do: call(&Native.load_readonly(engine, id, &1))
   def record(run, command, scope \\ nil), do: call(&Native.record(run, command, scope, &1))
   def take_message(run, inbox, name, scope), do: call(&Native.take_message(run, inbox, name, scope, &1))
   def cancel_pending(run, from, to), do: call(&Native.cancel_pending(run, from, to, &1))

@@ -18,9 +18,14 @@ defmodule Aion.Error do
   Every reason Aion produces:
 
     * bad input: `:invalid_option`, `:invalid_workflow_id`, `:unknown_workflow`,
-      `:unserializable`;
+      `:unserializable`, `:invalid_query_name`;
     * workflows: `:already_started`, `:not_found`, `:not_running` (also: no such
       instance, or it stopped), `:timeout` (a wait ran out), `:nondeterminism`;
+    * queries (`Aion.query/5`): `:unknown_query` (no handler by that name;
+      `details.known` lists the registered ones), `:query_failed` (the
+      handler raised, exited, threw or tried to issue a command), `:read_only`
+      (a run loaded to answer a query was asked to record or wait: a bug in
+      Aion if you ever see it);
     * how a run or activity failed: `:workflow_raised`, `:workflow_failed`,
       `:activity_raised`, `:activity_exited`, `:activity_timeout`, `:cancelled`;
       a run that ended otherwise: `:timed_out`, `:continued_as_new`;
@@ -34,11 +39,15 @@ defmodule Aion.Error do
           | :invalid_workflow_id
           | :unknown_workflow
           | :unserializable
+          | :invalid_query_name
           | :already_started
           | :not_found
           | :not_running
           | :timeout
           | :nondeterminism
+          | :unknown_query
+          | :query_failed
+          | :read_only
           | :workflow_raised
           | :workflow_failed
           | :activity_raised

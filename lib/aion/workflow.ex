@@ -99,7 +99,8 @@ defmodule Aion.Workflow do
           random: 0,
           random: 1,
           uuid: 0,
-          patched?: 1
+          patched?: 1,
+          on_query: 2
         ]
 
       @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
@@ -531,6 +532,48 @@ defmodule Aion.Workflow do
   """
   @spec patched?(String.t() | atom()) :: boolean()
   defdelegate patched?(change_id), to: Marker
+
+  @doc """
+  Registers `fun` as the handler of query `name`, replacing any earlier
+  handler of that name. `Aion.query/5` calls it with the query's arguments
+  and returns what it returns. Not a command: nothing is recorded.
+
+  A name is a string or an atom; an atom is the same query as its string
+  (`:status` and `"status"` name one query). Raises `ArgumentError` if
+  `name` is neither or `fun` is not a function of one argument.
+
+  A handler is a closure: it sees the values it captured when it was
+  registered. Register it again after each step to expose new state:
+
+      def run(items) do
+        total = length(items)
+        on_query(:progress, fn _args -> %{done: 0, total: total} end)
+
+        for {item, done} <- Enum.with_index(items, 1) do
+          {:ok, _} = activity(MyApp.Items, :process, [item])
+          on_query(:progress, fn _args -> %{done: done, total: total} end)
+        end
+
+        :ok
+      end
+
+      {:ok, %{done: 2, total: 5}} = Aion.query(MyApp.Aion, id, :progress)
+
+  Handlers run in the workflow's process while it waits at a command
+  (`activity/4`, `sleep/1`), between two steps of its code; a workflow busy
+  computing answers once it next waits. A handler only reads: if it calls
+  `activity/4`, `sleep/1`, `now/0`, `side_effect/1` or any other workflow
+  function, that query fails (`:query_failed`), and so does a handler that
+  raises, exits or throws; the workflow is never affected.
+
+  A workflow without a process (evicted while it sleeps, finished, or not
+  yet resumed after a restart) is replayed to answer: its code runs again
+  from the top, recording nothing, up to the first command that would wait
+  or record (for a finished workflow, to its end), and the handlers
+  registered at that point answer.
+  """
+  @spec on_query(atom() | String.t(), (term() -> term())) :: :ok
+  def on_query(name, fun), do: Aion.Workflow.Query.register(name, fun)
 
   @doc "The id of the running workflow."
   @spec workflow_id() :: String.t()

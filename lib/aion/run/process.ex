@@ -52,8 +52,28 @@ defmodule Aion.Run.Process do
 
   @doc false
   def context do
-    Process.get(@context) ||
-      raise RuntimeError, "Aion workflow functions can only be called from workflow code (inside run/1)"
+    case Process.get(@context) do
+      %{} = context -> context
+      {:refused, message} -> raise RuntimeError, message
+      nil -> raise RuntimeError, "Aion workflow functions can only be called from workflow code (inside run/1)"
+    end
+  end
+
+  @doc false
+  # Makes this process run workflow code under `context` (a query's replay).
+  def put_context(context), do: Process.put(@context, context)
+
+  @doc false
+  # Runs `fun` with the workflow functions refused: each raises `message`
+  # (query handlers must not issue commands).
+  def refusing_commands(message, fun) do
+    saved = Process.put(@context, {:refused, message})
+
+    try do
+      fun.()
+    after
+      Process.put(@context, saved)
+    end
   end
 
   @doc false

@@ -87,6 +87,9 @@ defmodule Aion.Workflow.Command do
 
   @doc false
   # Never returns: the process stops.
+  # A query's replay (it has a :query) stops at the first command its read-only run refuses.
+  def engine_error(%{query: _} = context, error), do: Aion.Workflow.Query.Replay.stopped(context, error)
+
   def engine_error(context, %Aion.Error{reason: :nondeterminism} = error) do
     case Aion.Workflow.on_nondeterminism(context.module) do
       :fail ->

@@ -136,6 +136,11 @@ defmodule Aion.Workflow.Wait do
       {:aion, _other_activation, _event} ->
         :stale
 
+      # A query (Aion.query/5), answered between two steps of the code; the wait goes on.
+      {:aion_query, _reply_to, _name, _args} = query ->
+        Aion.Workflow.Query.answer(query)
+        :stale
+
       {:DOWN, monitor, :process, _pid, reason} ->
         if Runner.down(context, monitor, reason), do: :notice, else: :stale
 

@@ -1,0 +1,68 @@
+defmodule Aion.Test.Queried do
+  @moduledoc false
+  # Exposes its progress through queries: waits at a gate activity, then
+  # sleeps `sleep` ms, then returns; the :state query says which step it is
+  # at. Other handlers echo, raise, or try to issue a command.
+  use Aion.Workflow
+  alias Aion.Test.Activities
+
+  @impl true
+  def run(%{listener: listener, sleep: ms}) do
+    on_query(:state, fn _args -> :started end)
+    on_query("echo", fn args -> {:echo, args} end)
+    on_query(:boom, fn _args -> raise "kaput" end)
+    on_query(:command, fn _args -> sleep(1) end)
+
+    {:ok, value} = activity(Activities, :gate, [listener, :first])
+    on_query(:state, fn _args -> {:gated, value} end)
+    :ok = sleep(ms)
+    on_query(:state, fn _args -> :slept end)
+    {:ok, :done}
+  end
+end
+
+defmodule Aion.Test.QueriedSteps do
+  @moduledoc false
+  # Runs `steps` activities, the :done query counting them, then ends in a
+  # long sleep or a long activity (the shapes a restart treats differently:
+  # a sleeper stays evicted, a run waiting on an activity is respawned).
+  use Aion.Workflow
+  alias Aion.Test.Activities
+
+  @impl true
+  def run(%{steps: steps, then: then}) do
+    on_query(:done, fn _args -> 0 end)
+
+    for step <- 1..steps do
+      {:ok, _} = activity(Activities, :add, [step, 0])
+      on_query(:done, fn _args -> step end)
+    end
+
+    case then do
+      {:sleep, ms} -> :ok = sleep(ms)
+      {:activity, ms} -> {:ok, _} = activity(Activities, :slow, [ms])
+    end
+
+    {:ok, steps}
+  end
+end
+
+defmodule Aion.Test.Busy do
+  @moduledoc false
+  # Computes for `ms` without waiting at any command (so it cannot answer a
+  # query meanwhile), then sleeps `then_sleep` ms.
+  use Aion.Workflow
+
+  @impl true
+  def run(%{busy: ms, then_sleep: then_sleep}) do
+    on_query(:phase, fn _args -> :busy end)
+    spin(System.monotonic_time(:millisecond) + ms)
+    on_query(:phase, fn _args -> :resting end)
+    :ok = sleep(then_sleep)
+    :done
+  end
+
+  defp spin(until) do
+    if System.monotonic_time(:millisecond) < until, do: spin(until), else: :ok
+  end
+end
