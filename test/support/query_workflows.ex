@@ -66,3 +66,20 @@ defmodule Aion.Test.Busy do
     if System.monotonic_time(:millisecond) < until, do: spin(until), else: :ok
   end
 end
+
+defmodule Aion.Test.BadQueries do
+  @moduledoc false
+  # Registers handlers wrongly and returns what on_query/2 raised.
+  use Aion.Workflow
+
+  @impl true
+  def run(_input) do
+    for {name, fun} <- [{42, fn _ -> :ok end}, {:arity, fn -> :ok end}, {"not_a_fun", :ok}] do
+      try do
+        on_query(name, fun)
+      rescue
+        error in ArgumentError -> error.message
+      end
+    end
+  end
+end

@@ -5,14 +5,14 @@ defmodule Aion.Client.QueryTest do
   use Aion.Case, async: true
 
   alias Aion.Ownership
-  alias Aion.Test.{Busy, ChildVM, Gated, GatedChanged, GatedShortened, Queried, QueriedSteps}
+  alias Aion.Test.{BadQueries, Busy, ChildVM, Gated, GatedChanged, GatedShortened, Queried, QueriedSteps}
 
   @moduletag :tmp_dir
   @moduletag timeout: 120_000
 
   defp instance(dir, opts \\ []) do
     start_instance(
-      Keyword.merge([store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Queried, QueriedSteps, Busy]], opts)
+      Keyword.merge([store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Queried, QueriedSteps, Busy, BadQueries]], opts)
     )
   end
 
@@ -194,6 +194,17 @@ defmodule Aion.Client.QueryTest do
     assert message =~ "Aion.query: expected :timeout"
     assert {:error, %Aion.Error{reason: :invalid_option}} = Aion.query(aion, "x", :s, nil, tiemout: 5)
     assert {:error, %Aion.Error{reason: :not_running}} = Aion.query(make_ref(), "x", :s)
+  end
+
+  test "on_query/2 refuses bad names and handlers, and code outside a workflow", %{tmp_dir: dir} do
+    aion = instance(dir)
+    {:ok, id} = Aion.start_workflow(aion, BadQueries, nil)
+
+    assert {:ok, [name, arity, not_a_fun]} = Aion.await(aion, id)
+    assert name =~ "on_query/2: expected the query name to be a string or an atom"
+    assert arity =~ "on_query/2: expected the handler to be a function of one argument"
+    assert not_a_fun =~ "got: :ok"
+    assert_raise RuntimeError, ~r/only be called from workflow code/, fn -> Aion.Workflow.on_query(:x, & &1) end
   end
 
   test "a raising handler fails only the query", %{tmp_dir: dir} do
