@@ -202,18 +202,22 @@ impl RunHandle {
         Ok(Recorded::Done)
     }
 
-    /// Cancels the commands of ordinals `from..to` that still wait for an
-    /// outcome (all from `from` on when `to` is `None`): records
-    /// `activity_cancelled` and `timer_cancelled` for them, in one append.
+    /// Cancels the commands of ordinals `from..to` that the code has issued
+    /// and that still wait for an outcome (all from `from` on when `to` is
+    /// `None`): records `activity_cancelled` and `timer_cancelled` for them,
+    /// in one append.
     /// Returns the activities cancelled, whose executions the host stops.
     pub async fn cancel_pending(&self, from: u32, to: Option<u32>) -> Result<Vec<u32>> {
         self.engine.ensure_open()?;
         let mut recorder = self.cell.recorder.lock().await;
-        let pending = self.with_live(|run| Ok(run.resolver.pending_from(from)))?;
+        // Only commands the code has issued: on replay, history also holds
+        // pending commands of code after this point, not the caller's to cancel.
+        let (pending, issued) =
+            self.with_live(|run| Ok((run.resolver.pending_from(from), run.resolver.issued())))?;
         let mut activities = Vec::new();
         let events: Vec<Event> = pending
             .into_iter()
-            .filter(|command| to.is_none_or(|to| command.ordinal < to))
+            .filter(|command| command.ordinal < issued && to.is_none_or(|to| command.ordinal < to))
             .filter_map(|command| match command.work {
                 PendingWork::Activity { .. } => {
                     activities.push(command.ordinal);

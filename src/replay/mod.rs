@@ -751,6 +751,14 @@ impl Resolver {
                 None => Resolution::Live { ordinal },
             });
         };
+        let (opened_seq, outcome_seq) = (entry.opened_seq, entry.outcome_seq);
+        // Met live, a command exposed to an interrupt recorded before this
+        // ordinal was opened raised without being recorded: the command
+        // history holds here is later code's, not this one to compare.
+        if let Some(interrupt) = self.deliver(scope, opened_seq) {
+            return Ok(Resolution::Interrupted(interrupt));
+        }
+        let entry = &self.commands[ordinal as usize];
         if entry.spec != *issued {
             return Err(ReplayError::Mismatch {
                 run_id: self.run_id,
@@ -759,11 +767,7 @@ impl Resolver {
                 found: issued.clone(),
             });
         }
-        let (opened_seq, outcome_seq) = (entry.opened_seq, entry.outcome_seq);
         let (outcome, pending) = (entry.machine.outcome(), entry.machine.pending());
-        if let Some(interrupt) = self.deliver(scope, opened_seq) {
-            return Ok(Resolution::Interrupted(interrupt));
-        }
         self.cursor += 1;
         if let Some(interrupt) = self.deliver(scope, outcome_seq.unwrap_or(u64::MAX)) {
             return Ok(Resolution::Interrupted(interrupt));

@@ -384,3 +384,48 @@ fn a_live_command_takes_its_ordinal_only_when_recorded() {
     );
     resolver.finish().unwrap();
 }
+
+#[test]
+fn a_wait_interrupted_before_it_was_recorded_replays_interrupted_not_as_the_next_command() {
+    // with_timeout(_, fn -> await_signal(:never) end) timed out live before
+    // its wait was recorded; the code then took signal `item` at ordinal 1.
+    let timer_id = TimerId::for_command(RUN, 0);
+    let history = recorded(vec![
+        Event::TimerStarted {
+            command: 0,
+            timer_id: timer_id.clone(),
+            fire_at: Timestamp::EPOCH,
+        },
+        Event::TimerFired {
+            command: 0,
+            timer_id,
+        },
+        Event::SignalReceived {
+            signal_name: "item".into(),
+            payload: Payload::etf(vec![]),
+        },
+        Event::SignalConsumed {
+            command: 1,
+            signal_name: "item".into(),
+            received_seq: 4,
+        },
+    ]);
+    let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
+    let within = Scope {
+        timers: vec![0],
+        shielded: false,
+    };
+    assert!(matches!(
+        resolver.resolve(&Step::Sleep.spec()),
+        Ok(Resolution::Replayed { ordinal: 0, .. })
+    ));
+    assert_eq!(
+        resolver.resolve_in(&CommandSpec::new(CommandKind::Signal, "never"), &within),
+        Ok(Resolution::Interrupted(Interrupt::TimedOut(0)))
+    );
+    assert!(matches!(
+        resolver.resolve(&CommandSpec::new(CommandKind::Signal, "item")),
+        Ok(Resolution::Replayed { ordinal: 1, .. })
+    ));
+    resolver.finish().unwrap();
+}

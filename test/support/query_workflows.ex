@@ -83,3 +83,26 @@ defmodule Aion.Test.BadQueries do
     end
   end
 end
+
+defmodule Aion.Test.QueriedMessages do
+  @moduledoc false
+  # Signals, futures and with_timeout under a :seen query: two parallel
+  # activities, a with_timeout that times out, then signals :item, one at a
+  # time, forever.
+  use Aion.Workflow
+  alias Aion.Test.Activities
+
+  @impl true
+  def run(_input) do
+    on_query(:seen, fn _args -> :nothing end)
+    [{:ok, 2}, {:ok, 3}] = await_all([start_activity(Activities, :add, [1, 1]), start_activity(Activities, :add, [1, 2])])
+    {:error, :timeout} = with_timeout(20, fn -> await_signal(:never) end)
+    collect([])
+  end
+
+  defp collect(items) do
+    on_query(:seen, fn _args -> Enum.reverse(items) end)
+    {:ok, item} = await_signal(:item)
+    collect([item | items])
+  end
+end
