@@ -5,14 +5,14 @@ defmodule Aion.Client.QueryTest do
   use Aion.Case, async: true
 
   alias Aion.Ownership
-  alias Aion.Test.{BadQueries, Busy, ChildVM, Gated, GatedChanged, GatedShortened, Queried, QueriedSteps}
+  alias Aion.Test.{BadQueries, Busy, ChildVM, Gated, GatedChanged, GatedShortened, Queried, QueriedMessages, QueriedSteps}
 
   @moduletag :tmp_dir
   @moduletag timeout: 120_000
 
   defp instance(dir, opts \\ []) do
     start_instance(
-      Keyword.merge([store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Queried, QueriedSteps, Busy, BadQueries]], opts)
+      Keyword.merge([store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Queried, QueriedSteps, QueriedMessages, Busy, BadQueries]], opts)
     )
   end
 
@@ -88,6 +88,24 @@ defmodule Aion.Client.QueryTest do
     assert Ownership.run_owner(aion, id) == pid
     send(gate, :open)
     assert Aion.await(aion, id) == {:ok, :done}
+  end
+
+  test "signals, futures and with_timeout replay read-only", %{tmp_dir: dir} do
+    aion = instance(dir, evict_idle_after: 50)
+    {:ok, id} = Aion.start_workflow(aion, QueriedMessages, nil)
+    :ok = Aion.signal(aion, id, :item, :a)
+    :ok = Aion.signal(aion, id, :item, :b)
+    eventually(fn -> Enum.count(event_types(aion, id), &(&1 == :signal_consumed)) == 2 end)
+    eventually(fn -> Ownership.run_owner(aion, id) == nil end)
+
+    # Evicted, waiting for a third signal: replay takes the two recorded ones.
+    {:ok, history} = Aion.history(aion, id)
+    assert Aion.query(aion, id, :seen) == {:ok, [:a, :b]}
+    assert Aion.history(aion, id) == {:ok, history}
+
+    # A third signal wakes it; whether resident or evicted again, it answers with all three.
+    :ok = Aion.signal(aion, id, :item, :c)
+    eventually(fn -> Aion.query(aion, id, :seen) == {:ok, [:a, :b, :c]} end)
   end
 
   test "a completed workflow is answered by replaying its code to its end", %{tmp_dir: dir} do
