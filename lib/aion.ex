@@ -233,10 +233,11 @@ defmodule Aion do
   `Aion.Workflow.on_query/2`. Nothing is recorded: the workflow's history
   is unchanged.
 
-  A workflow with a process answers from it, while it waits at a command
-  (a workflow busy computing answers once it next waits). A workflow without
-  one (evicted while it sleeps, finished, or not yet resumed after a
-  restart) is replayed to answer, read-only: it stays evicted or finished.
+  A workflow with a process answers from it, while it waits (a workflow busy
+  computing answers once it next waits). A workflow without one (evicted
+  while it waits, finished, or not yet resumed after a restart) is replayed
+  to answer, read-only: it stays evicted or finished, nothing runs (no
+  activity, no timer), and the answer reflects what its history holds.
 
   `query_name` is a string or an atom (`:status` and `"status"` are the same
   query). `args` and the value are passed as they are, within this VM: they

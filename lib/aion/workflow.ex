@@ -559,18 +559,20 @@ defmodule Aion.Workflow do
 
       {:ok, %{done: 2, total: 5}} = Aion.query(MyApp.Aion, id, :progress)
 
-  Handlers run in the workflow's process while it waits at a command
-  (`activity/4`, `sleep/1`), between two steps of its code; a workflow busy
-  computing answers once it next waits. A handler only reads: if it calls
-  `activity/4`, `sleep/1`, `now/0`, `side_effect/1` or any other workflow
-  function, that query fails (`:query_failed`), and so does a handler that
-  raises, exits or throws; the workflow is never affected.
+  Handlers run in the workflow's process while it waits (in `activity/4`,
+  `sleep/1`, `await/1`, `await_signal/2`, ...), between two steps of its
+  code; a workflow busy computing answers once it next waits. A handler
+  only reads: if it calls `activity/4`, `sleep/1`, `now/0`, `side_effect/1`
+  or any other workflow function, that query fails (`:query_failed`), and
+  so does a handler that raises, exits or throws; the workflow is never
+  affected.
 
-  A workflow without a process (evicted while it sleeps, finished, or not
+  A workflow without a process (evicted while it waits, finished, or not
   yet resumed after a restart) is replayed to answer: its code runs again
-  from the top, recording nothing, up to the first command that would wait
-  or record (for a finished workflow, to its end), and the handlers
-  registered at that point answer.
+  from the top, recording nothing, up to the first command that history
+  does not decide (one not recorded yet, or still pending, such as a
+  `start_activity/4` whose activity has not returned), or to its end for a
+  finished workflow, and the handlers registered at that point answer.
   """
   @spec on_query(atom() | String.t(), (term() -> term())) :: :ok
   def on_query(name, fun), do: Aion.Workflow.Query.register(name, fun)
