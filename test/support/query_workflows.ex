@@ -106,3 +106,18 @@ defmodule Aion.Test.QueriedMessages do
     collect([item | items])
   end
 end
+
+defmodule Aion.Test.QueriedPatched do
+  @moduledoc false
+  # Recorded values and a patch check under a query, then a long sleep.
+  use Aion.Workflow
+
+  @impl true
+  def run(_input) do
+    token = uuid()
+    fee = if patched?(:fee), do: :with_fee, else: :no_fee
+    n = random(1..1_000_000)
+    on_query(:state, fn _args -> {token, n, fee} end)
+    :ok = sleep(3_600_000)
+  end
+end

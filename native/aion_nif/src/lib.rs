@@ -272,10 +272,10 @@ fn resolve<'a>(
 /// `true` (patched: nothing to record), `false` (not patched) or
 /// `{:live, n}` (record the patch marker under `n`, then patched).
 #[rustler::nif]
-fn resolve_patch<'a>(env: Env<'a>, run: ResourceArc<RunResource>, change_id: String) -> Term<'a> {
+fn resolve_patch<'a>(env: Env<'a>, run: AnyRun, change_id: String) -> Term<'a> {
     sync_reply(
         env,
-        run.run.resolve_patch(&change_id),
+        run.resolve_patch(&change_id),
         |resolution| match resolution {
             PatchResolution::Patched => true.encode(env),
             PatchResolution::NotPatched => false.encode(env),

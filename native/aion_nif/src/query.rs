@@ -5,7 +5,7 @@
 //! that would record or wait.
 
 use aion::engine::{EngineError, ReadOnlyRun, RecordCommand, Recorded, Taken};
-use aion::replay::{CommandSpec, Inbox, Resolution, Scope, Settled};
+use aion::replay::{CommandSpec, Inbox, PatchResolution, Resolution, Scope, Settled};
 use rustler::types::atom::Atom;
 use rustler::{Decoder, Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -41,6 +41,13 @@ impl AnyRun {
         match self {
             AnyRun::Live(run) => run.run.resolve(issued, scope),
             AnyRun::ReadOnly(run) => run.run.resolve(issued, scope),
+        }
+    }
+
+    pub fn resolve_patch(&self, change_id: &str) -> Result<PatchResolution, EngineError> {
+        match self {
+            AnyRun::Live(run) => run.run.resolve_patch(change_id),
+            AnyRun::ReadOnly(run) => run.run.resolve_patch(change_id),
         }
     }
 

@@ -5,7 +5,7 @@ defmodule Aion.Client.QueryTest do
   use Aion.Case, async: true
 
   alias Aion.Ownership
-  alias Aion.Test.{BadQueries, Busy, ChildVM, Gated, GatedChanged, GatedShortened, Queried, QueriedMessages, QueriedSteps}
+  alias Aion.Test.{BadQueries, Busy, ChildVM, Gated, GatedChanged, GatedShortened, Queried, QueriedMessages, QueriedPatched, QueriedSteps}
 
   @moduletag :tmp_dir
   @moduletag timeout: 120_000
@@ -106,6 +106,25 @@ defmodule Aion.Client.QueryTest do
     # A third signal wakes it; whether resident or evicted again, it answers with all three.
     :ok = Aion.signal(aion, id, :item, :c)
     eventually(fn -> Aion.query(aion, id, :seen) == {:ok, [:a, :b, :c]} end)
+  end
+
+  test "a replay answers with the values and patch decisions the run recorded", %{tmp_dir: dir} do
+    db = Path.join(dir, "aion.db")
+    first = start_instance(store: {:sqlite, db}, workflows: [QueriedPatched], evict_idle_after: :never)
+    {:ok, id} = Aion.start_workflow(first, QueriedPatched, nil)
+    eventually(fn -> sleeping?(first, id) end)
+    assert {:ok, {token, n, :with_fee} = live} = Aion.query(first, id, :state)
+    stop_instance(first)
+
+    # After a restart the sleeper has no process: the replay meets the
+    # recorded uuid, patch marker and random value, and stops at the sleep.
+    aion = start_instance(store: {:sqlite, db}, workflows: [QueriedPatched])
+    await_recovery(aion)
+    assert Ownership.run_owner(aion, id) == nil
+    {:ok, history} = Aion.history(aion, id)
+    assert Aion.query(aion, id, :state) == {:ok, live}
+    assert [^token, "fee", ^n] = for(%{type: :marker_recorded, value: value} <- history, do: value)
+    assert Aion.history(aion, id) == {:ok, history}
   end
 
   test "a completed workflow is answered by replaying its code to its end", %{tmp_dir: dir} do
