@@ -37,6 +37,8 @@ defmodule Aion do
 
   alias Aion.{Config, Engine, Instance, Ownership, Payload}
   alias Aion.Client.{Await, Messages, Query, Start}
+
+  import Aion.Client.Start, only: [check_id: 2]
   alias Aion.Run.Reconciler
 
   @typedoc "An instance name (the `:name` option)."
@@ -299,14 +301,6 @@ defmodule Aion do
         _ -> map
       end
     end)
-  end
-
-  defp check_id(id, entry) do
-    if is_binary(id) and String.valid?(id) do
-      :ok
-    else
-      {:error, Aion.Error.new(:invalid_workflow_id, "#{entry}: expected a workflow id (a UTF-8 string), got: #{inspect(id)}")}
-    end
   end
 
   defp check_timeout(timeout) when timeout == :infinity or (is_integer(timeout) and timeout >= 0), do: :ok

@@ -5,6 +5,8 @@ defmodule Aion.Client.Messages do
 
   alias Aion.{Engine, Instance, Payload}
 
+  import Aion.Client.Start, only: [check_id: 2]
+
   @first_check 1_000
   @max_check 10_000
 
@@ -93,7 +95,7 @@ defmodule Aion.Client.Messages do
 
   defp update_id(opts) do
     case Keyword.get(opts, :update_id) do
-      nil -> {:ok, Aion.Client.Start.uuid()}
+      nil -> {:ok, Aion.Workflow.Marker.uuid4()}
       id when is_binary(id) and id != "" -> {:ok, id}
       other -> {:error, Aion.Error.new(:invalid_option, "Aion.update: expected :update_id to be a non-empty string, got: #{inspect(other)}")}
     end
@@ -117,15 +119,6 @@ defmodule Aion.Client.Messages do
 
   def message_name(name, entry) do
     {:error, Aion.Error.new(:invalid_option, "#{entry}: expected a name (an atom or a non-empty string), got: #{inspect(name)}")}
-  end
-
-  @doc false
-  def check_id(id, entry) do
-    if is_binary(id) and String.valid?(id) do
-      :ok
-    else
-      {:error, Aion.Error.new(:invalid_workflow_id, "#{entry}: expected a workflow id (a UTF-8 string), got: #{inspect(id)}")}
-    end
   end
 
   defp now, do: System.monotonic_time(:millisecond)

@@ -12,12 +12,19 @@ defmodule Aion.Client.Start do
         {:ok, nil}
 
       {:ok, id} when is_binary(id) and id != "" ->
-        if String.valid?(id),
-          do: {:ok, id},
-          else: {:error, Aion.Error.new(:invalid_workflow_id, "#{entry}: expected a workflow id (a UTF-8 string), got: #{inspect(id)}")}
+        with :ok <- check_id(id, entry), do: {:ok, id}
 
       {:ok, other} ->
         {:error, Aion.Error.new(:invalid_option, "#{entry}: expected :id to be a non-empty string, got: #{inspect(other)}")}
+    end
+  end
+
+  @doc "`:ok` for a workflow id (a UTF-8 string), else an :invalid_workflow_id error naming `entry`."
+  def check_id(id, entry) do
+    if is_binary(id) and String.valid?(id) do
+      :ok
+    else
+      {:error, Aion.Error.new(:invalid_workflow_id, "#{entry}: expected a workflow id (a UTF-8 string), got: #{inspect(id)}")}
     end
   end
 
@@ -50,12 +57,5 @@ defmodule Aion.Client.Start do
       {:error, _reason} ->
         Reconciler.respawn(name, workflow_id, type)
     end
-  end
-
-  @doc "A random UUIDv4."
-  def uuid do
-    <<a::48, _::4, b::12, _::2, c::62>> = :rand.bytes(16)
-    <<u0::32, u1::16, u2::16, u3::16, u4::48>> = <<a::48, 4::4, b::12, 2::2, c::62>>
-    :io_lib.format("~8.16.0b-~4.16.0b-~4.16.0b-~4.16.0b-~12.16.0b", [u0, u1, u2, u3, u4]) |> IO.iodata_to_binary()
   end
 end

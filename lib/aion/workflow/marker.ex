@@ -80,9 +80,10 @@ defmodule Aion.Workflow.Marker do
     raise ArgumentError, "patched?/1 expects a change id that is a non-empty string or an atom, got: #{inspect(other)}"
   end
 
+  @doc false
   # A version 4 (random) UUID, RFC 9562: 122 random bits, the version and
-  # variant in their fixed places.
-  defp uuid4 do
+  # variant in their fixed places. Also the default update id of clients.
+  def uuid4 do
     <<a::48, _version::4, b::12, _variant::2, c::62>> = :crypto.strong_rand_bytes(16)
     <<u0::32, u1::16, u2::16, u3::16, u4::48>> = <<a::48, 4::4, b::12, 2::2, c::62>>
 
