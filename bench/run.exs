@@ -12,6 +12,12 @@
 #      awaited; workflows/s = N / (first start .. last completion).
 #   2. W1 latency: the same workflow started and awaited one at a time;
 #      p50/p90/p99 of start_workflow call .. await return.
+#   2b. Messages, one at a time to one resident workflow: signal round trip
+#      (Aion.signal/4 until the workflow has taken the signal and recorded
+#      its next command), query latency (Aion.query/5 answered by the waiting
+#      process), update round trip (Aion.update/5 until the recorded reply
+#      comes back); p50/p99 of BENCH_MESSAGES_N each. Targets: query p50
+#      <= 0.2 ms, signal and update p50 <= 3 ms with fsync on.
 #   3. Replay of a ~10,000-event history: one workflow runs no-op activities
 #      until its history holds BENCH_REPLAY_EVENTS events, then waits in a
 #      blocking activity. The instance is stopped and a new one started on
@@ -34,6 +40,7 @@
 #   BENCH_CONCURRENCY    starter/awaiter pool size (default schedulers * 4)
 #   BENCH_LATENCY_N      sequential latency runs (default 300)
 #   BENCH_LATENCY_WARMUP latency warm-up runs, not measured (default 30)
+#   BENCH_MESSAGES_N     signals, queries and updates measured in 2b. (default 300)
 #   BENCH_REPLAY_EVENTS  target history length at the gate (default 10000)
 #   BENCH_RESTARTS       replay restarts measured (default 5)
 #   BENCH_SLEEPERS       sleeping workflows per population (default 100000; 0 skips 4.)
@@ -45,7 +52,7 @@
 Code.require_file("support.exs", __DIR__)
 
 alias Aion.Bench
-alias Aion.Bench.{LongSchedules, Long, NifTimes, Sleeper, W1}
+alias Aion.Bench.{Chatty, LongSchedules, Long, NifTimes, Sleeper, W1}
 
 # Aion logs warnings (none expected); keep the report readable otherwise.
 Logger.configure(level: :warning)
@@ -58,6 +65,7 @@ latency_n = max(Bench.env_int("BENCH_LATENCY_N", 300), 1)
 latency_warmup = Bench.env_int("BENCH_LATENCY_WARMUP", 30)
 replay_target = Bench.env_int("BENCH_REPLAY_EVENTS", 10_000)
 restarts = max(Bench.env_int("BENCH_RESTARTS", 5), 1)
+messages_n = max(Bench.env_int("BENCH_MESSAGES_N", 300), 1)
 
 parent = System.get_env("BENCH_TMPDIR") || System.tmp_dir!()
 tmp = Path.join(parent, "aion-bench-#{System.os_time(:millisecond)}-#{System.unique_integer([:positive])}")
@@ -179,6 +187,64 @@ IO.puts("""
 """)
 
 Bench.stop_instance!(lat_pid)
+
+# ---------------------------------------------------------------------------
+# 2b. Messages: signal round trip, query latency, update round trip
+# ---------------------------------------------------------------------------
+
+IO.puts("-- 2b. Messages to one resident workflow, one at a time (#{messages_n} each after 30 warm-up)")
+msg_name = :aion_bench_messages
+msg_listener = :aion_bench_msg_listener
+Process.register(self(), msg_listener)
+msg_pid = Bench.start_instance!(name: msg_name, store: db.("messages.db"), workflows: [Chatty], durability: durability)
+{:ok, chatty} = Aion.start_workflow(msg_name, Chatty, %{signals: messages_n + 30, updates: messages_n + 30, listener: msg_listener})
+
+ping = fn n ->
+  t0 = Bench.now_us()
+  :ok = Aion.signal(msg_name, chatty, :ping, n)
+
+  receive do
+    {:pong, ^n} -> Bench.now_us() - t0
+  after
+    30_000 -> raise "signal #{n} got no answer"
+  end
+end
+
+Enum.each(1..30, ping)
+signal_samples = Enum.map(31..(messages_n + 30)//1, ping)
+# Every signal is taken by now: the workflow waits for updates, and answers queries meanwhile.
+query_samples =
+  for _ <- 1..(messages_n + 30)//1 do
+    t0 = Bench.now_us()
+    {:ok, count} = Aion.query(msg_name, chatty, :count)
+    t1 = Bench.now_us()
+    ^count = messages_n + 30
+    t1 - t0
+  end
+  |> Enum.drop(30)
+
+update_samples =
+  for n <- 1..(messages_n + 30)//1 do
+    t0 = Bench.now_us()
+    {:ok, ^n} = Aion.update(msg_name, chatty, :bump, n)
+    Bench.now_us() - t0
+  end
+  |> Enum.drop(30)
+
+{:ok, :done} = Aion.await(msg_name, chatty, 60_000)
+Process.unregister(msg_listener)
+Bench.stop_instance!(msg_pid)
+
+msg_stats = fn samples -> Enum.map([50, 99], &Bench.percentile(samples, &1)) end
+[sig50, sig99] = msg_stats.(signal_samples)
+[q50, q99] = msg_stats.(query_samples)
+[up50, up99] = msg_stats.(update_samples)
+
+IO.puts("""
+   signal round trip: p50 #{Bench.fmt_ms(sig50)}  p99 #{Bench.fmt_ms(sig99)}  (target p50 <= 3 ms)
+   query (resident):  p50 #{Bench.fmt_ms(q50)}  p99 #{Bench.fmt_ms(q99)}  (target p50 <= 0.2 ms)
+   update round trip: p50 #{Bench.fmt_ms(up50)}  p99 #{Bench.fmt_ms(up99)}  (target p50 <= 3 ms)
+""")
 
 # ---------------------------------------------------------------------------
 # 3. Replay of a ~10,000-event history
@@ -505,7 +571,7 @@ sleepers_result =
       s_sup
       |> DynamicSupervisor.which_children()
       |> Enum.count(fn {_, pid, _, _} ->
-        is_pid(pid) and Process.info(pid, :current_function) == {:current_function, {Aion.Workflow.Wait, :next, 3}}
+        is_pid(pid) and match?({:current_function, {Aion.Workflow.Wait, :next, _}}, Process.info(pid, :current_function))
       end)
     end
 
@@ -740,6 +806,9 @@ IO.write(
   Results
     W1 throughput:      #{Bench.fmt(tp_wps)} workflows/s (#{n} in #{Bench.fmt_s(tp.total)})
     W1 latency:         p50 #{Bench.fmt_ms(p50)}  p90 #{Bench.fmt_ms(p90)}  p99 #{Bench.fmt_ms(p99)}
+    signal round trip:  p50 #{Bench.fmt_ms(sig50)}  p99 #{Bench.fmt_ms(sig99)}
+    query (resident):   p50 #{Bench.fmt_ms(q50)}  p99 #{Bench.fmt_ms(q99)}
+    update round trip:  p50 #{Bench.fmt_ms(up50)}  p99 #{Bench.fmt_ms(up99)}
     #{String.pad_trailing("replay #{event_count} ev:", 19)} min #{Bench.fmt_ms(replay_min)}  median #{Bench.fmt_ms(replay_median)}
     live build of it:   #{Bench.fmt_s(build_us)}
   #{sleepers_report}  bench wall time:    #{Bench.fmt_s(total_us)}
@@ -753,6 +822,12 @@ IO.write(
   w1_latency_p90_ms=#{Bench.fmt(Bench.ms(p90), 3)}
   w1_latency_p99_ms=#{Bench.fmt(Bench.ms(p99), 3)}
   w1_start_p50_ms=#{Bench.fmt(Bench.ms(s50), 3)}
+  signal_round_trip_p50_ms=#{Bench.fmt(Bench.ms(sig50), 3)}
+  signal_round_trip_p99_ms=#{Bench.fmt(Bench.ms(sig99), 3)}
+  query_p50_ms=#{Bench.fmt(Bench.ms(q50), 3)}
+  query_p99_ms=#{Bench.fmt(Bench.ms(q99), 3)}
+  update_round_trip_p50_ms=#{Bench.fmt(Bench.ms(up50), 3)}
+  update_round_trip_p99_ms=#{Bench.fmt(Bench.ms(up99), 3)}
   replay_events=#{event_count}
   replay_min_ms=#{Bench.fmt(Bench.ms(replay_min), 3)}
   replay_median_ms=#{Bench.fmt(Bench.ms(replay_median), 3)}

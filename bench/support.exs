@@ -36,6 +36,31 @@ defmodule Aion.Bench.W1 do
   end
 end
 
+defmodule Aion.Bench.Chatty do
+  @moduledoc false
+  # The messages benchmark's workflow. Answers query :count (signals taken so
+  # far) while it waits; takes `signals` :ping signals, and after each one
+  # records its next command (a `now/0` marker) and only then tells
+  # `listener` {:pong, n}; then answers `updates` :bump updates (the handler
+  # replies its argument, recorded); then returns.
+  use Aion.Workflow, name: "bench.chatty"
+
+  @impl true
+  def run(%{signals: signals, updates: updates, listener: listener}) do
+    on_query(:count, fn _ -> Process.get(:bench_count, 0) end)
+
+    Enum.each(1..signals//1, fn _ ->
+      {:ok, n} = await_signal(:ping)
+      _ = now()
+      Process.put(:bench_count, Process.get(:bench_count, 0) + 1)
+      send(listener, {:pong, n})
+    end)
+
+    Enum.each(1..updates//1, fn _ -> {:ok, _, _} = await_update(:bump, fn n -> {:ok, n} end) end)
+    {:ok, :done}
+  end
+end
+
 defmodule Aion.Bench.Long do
   @moduledoc false
   # Runs `activities` sequential no-op activities (2 events each), then waits

@@ -89,7 +89,8 @@ defmodule Aion do
     children =
       [
         {Aion.Engine.Owner, config},
-        {Task.Supervisor, name: Instance.via(name, :activities)}
+        {Task.Supervisor, name: Instance.via(name, :activities)},
+        {Aion.Activity.Queues, config}
       ] ++ monitors ++ workflow_supervisors ++ [{Reconciler, config}]
 
     Supervisor.init(children, strategy: :rest_for_one)
@@ -104,21 +105,43 @@ defmodule Aion do
       UUID. Starting an id whose workflow is still running returns
       `{:error, %Aion.Error{reason: :already_started}}`; the id of a finished
       workflow starts a new run.
+    * `:id_reuse` - whether the id of a workflow that has finished starts a
+      new run: `:allow_duplicate` (the default), `:allow_duplicate_failed_only`
+      (only if it failed, was cancelled, terminated or timed out) or
+      `:reject_duplicate`. A refused start returns
+      `{:error, %Aion.Error{reason: :already_started}}` and records nothing.
+    * `:if_running` - what starting the id of a running workflow does:
+      `:error` (the default) or `:use_existing`, which returns
+      `{:ok, workflow_id}` of the running one, so that a start retried after a
+      timeout or a crash is idempotent.
+    * `:execution_timeout` - milliseconds the workflow may take in all; when
+      they run out its run ends `timed_out`, whatever its code is doing, and
+      `await/3` returns `{:error, %Aion.Error{reason: :timed_out}}`. A durable
+      timer: it holds across restarts, and fires at recovery if it expired
+      while the VM was down.
+    * `:run_timeout` - the same for one run (a run started again by
+      continue-as-new gets a new one).
 
   ## Examples
 
       {:ok, id} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42})
       {:ok, "order-42"} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42}, id: "order-42")
+      {:ok, id} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 43}, execution_timeout: :timer.hours(24))
+      {:ok, "order-42"} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42}, id: "order-42", if_running: :use_existing)
   """
   @spec start_workflow(name(), module(), term(), keyword()) :: {:ok, workflow_id()} | {:error, Aion.Error.t()}
   def start_workflow(name, module, input, opts \\ []) do
     with {:ok, instance} <- Instance.lookup(name),
          {:ok, id} <- Start.id_option(opts, "Aion.start_workflow"),
+         {:ok, options} <- Start.engine_options(opts, "Aion.start_workflow"),
          {:ok, type} <- Start.workflow_type(instance, module, "Aion.start_workflow"),
-         {:ok, payload} <- Payload.encode(input, "Aion.start_workflow: the input"),
-         {:ok, run, workflow_id, _run_id} <- Engine.start_workflow(instance.engine, id, type, payload) do
-      Start.spawn_run(name, module, type, workflow_id, run)
-      {:ok, workflow_id}
+         {:ok, payload} <- Payload.encode(input, "Aion.start_workflow: the input") do
+      Start.if_running(instance, opts, "Aion.start_workflow", fn ->
+        with {:ok, run, workflow_id, _run_id} <- Engine.start_workflow(instance.engine, id, type, payload, options) do
+          Start.spawn_run(name, module, type, workflow_id, run)
+          {:ok, workflow_id}
+        end
+      end)
     end
   end
 
@@ -142,7 +165,8 @@ defmodule Aion do
   Starts `module` with `input` unless a workflow with the `:id` option is
   running, and sends it signal `signal_name` with `payload`: the start and
   the signal are one durable append. Returns `{:ok, workflow_id}`. Options
-  as in `start_workflow/4`.
+  as in `start_workflow/4` (`:if_running` aside: a running workflow is
+  signalled).
 
       {:ok, "cart-7"} = Aion.signal_with_start(MyApp.Aion, MyApp.Cart, %{}, :add, "apple", id: "cart-7")
   """
@@ -182,11 +206,27 @@ defmodule Aion do
   def cancel(name, workflow_id, reason \\ nil), do: Messages.cancel(name, workflow_id, reason)
 
   @doc """
+  Terminates a running workflow now: its run ends `terminated` (recorded
+  with `reason`), no more of its code runs (not even cleanup: use
+  `cancel/3` for that), its process stops, its pending activities are
+  stopped and its timers dropped. Returns `:ok` once the ending is durable;
+  `await/3` then returns `{:error, %Aion.Error{reason: :terminated}}`.
+  Errors: `:not_found`, `:not_running` (it has ended).
+
+      :ok = Aion.terminate(MyApp.Aion, "order-42", "stuck on a bad address")
+  """
+  @spec terminate(name(), workflow_id(), term()) :: :ok | {:error, Aion.Error.t()}
+  def terminate(name, workflow_id, reason \\ nil), do: Messages.terminate(name, workflow_id, reason)
+
+  @doc """
   Waits up to `timeout` milliseconds for a workflow to finish.
 
   Returns `{:ok, result}` when it completed, `{:error, reason}` when it failed
   (the `reason` its code returned, or an `%Aion.Error{}` for a raise or an
-  exit), `{:error, %Aion.Error{reason: :timeout}}` when it is still running
+  exit), `{:error, %Aion.Error{reason: :cancelled | :terminated | :timed_out}}`
+  when it was cancelled, terminated (`details.reason` holds the reason given
+  to `terminate/3`) or ran past its `:execution_timeout` / `:run_timeout`,
+  `{:error, %Aion.Error{reason: :timeout}}` when it is still running
   after `timeout` (a non-negative integer or `:infinity`), and
   `{:error, %Aion.Error{reason: :not_running}}` if the instance stops
   meanwhile.
@@ -202,7 +242,7 @@ defmodule Aion do
 
   @doc """
   Describes a workflow: its status (`:running`, `:completed`, `:failed`,
-  `:cancelled`, `:timed_out`, `:continued_as_new`), type, latest run id,
+  `:cancelled`, `:terminated`, `:timed_out`, `:continued_as_new`), type, latest run id,
   timestamps, its runs, the work its latest run is waiting for (`:pending`:
   activities scheduled without a result, timers not yet fired), whether it
   is `:resident` (has a process on this node, its `:pid`) or evicted while it

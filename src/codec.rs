@@ -189,6 +189,8 @@ mod tests {
                 workflow_type: "Shop.Order".into(),
                 input: Payload::etf(vec![131, 97, 1]),
                 package_version: None,
+                execution_timeout_ms: None,
+                run_timeout_ms: None,
             },
             Event::TimerStarted {
                 command: 2,

@@ -80,6 +80,13 @@ pub enum Event {
         input: Payload,
         /// The package version the run is pinned to, when packages are used.
         package_version: Option<String>,
+        /// The workflow's execution timeout (all its runs), in milliseconds
+        /// from this run's start: the run ends `timed_out` when it expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution_timeout_ms: Option<u64>,
+        /// This run's timeout, in milliseconds from its start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_timeout_ms: Option<u64>,
     },
     /// The run returned a result.
     WorkflowCompleted {
@@ -96,7 +103,12 @@ pub enum Event {
         /// Why.
         reason: Payload,
     },
-    /// The run exceeded its execution timeout.
+    /// The run was terminated from outside: no workflow code ran to end it.
+    WorkflowTerminated {
+        /// Why.
+        reason: Payload,
+    },
+    /// The run exceeded its execution or run timeout.
     WorkflowTimedOut {
         /// The timeout that expired, in milliseconds.
         timeout_ms: u64,
@@ -342,6 +354,7 @@ pub enum EventKind {
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowCancelled,
+    WorkflowTerminated,
     WorkflowTimedOut,
     WorkflowContinuedAsNew,
     ActivityScheduled,
@@ -382,6 +395,7 @@ impl EventKind {
             EventKind::WorkflowCompleted => "workflow_completed",
             EventKind::WorkflowFailed => "workflow_failed",
             EventKind::WorkflowCancelled => "workflow_cancelled",
+            EventKind::WorkflowTerminated => "workflow_terminated",
             EventKind::WorkflowTimedOut => "workflow_timed_out",
             EventKind::WorkflowContinuedAsNew => "workflow_continued_as_new",
             EventKind::ActivityScheduled => "activity_scheduled",
@@ -430,6 +444,7 @@ pub enum Field<'a> {
     Text(&'a str),
     MaybeText(Option<&'a str>),
     Unsigned(u64),
+    MaybeUnsigned(Option<u64>),
     Bool(bool),
     Time(Timestamp),
     Payload(&'a Payload),
@@ -445,6 +460,7 @@ impl Event {
             Event::WorkflowCompleted { .. } => EventKind::WorkflowCompleted,
             Event::WorkflowFailed { .. } => EventKind::WorkflowFailed,
             Event::WorkflowCancelled { .. } => EventKind::WorkflowCancelled,
+            Event::WorkflowTerminated { .. } => EventKind::WorkflowTerminated,
             Event::WorkflowTimedOut { .. } => EventKind::WorkflowTimedOut,
             Event::WorkflowContinuedAsNew { .. } => EventKind::WorkflowContinuedAsNew,
             Event::ActivityScheduled { .. } => EventKind::ActivityScheduled,
@@ -485,6 +501,7 @@ impl Event {
             Event::WorkflowCompleted { .. }
                 | Event::WorkflowFailed { .. }
                 | Event::WorkflowCancelled { .. }
+                | Event::WorkflowTerminated { .. }
                 | Event::WorkflowTimedOut { .. }
                 | Event::WorkflowContinuedAsNew { .. }
         )
@@ -526,16 +543,21 @@ impl Event {
                 workflow_type,
                 input,
                 package_version,
+                execution_timeout_ms,
+                run_timeout_ms,
             } => vec![
                 ("run_id", Run(Some(*run_id))),
                 ("parent_run_id", Run(*parent_run_id)),
                 ("workflow_type", Text(workflow_type)),
                 ("input", Payload(input)),
                 ("package_version", MaybeText(package_version.as_deref())),
+                ("execution_timeout_ms", MaybeUnsigned(*execution_timeout_ms)),
+                ("run_timeout_ms", MaybeUnsigned(*run_timeout_ms)),
             ],
             Event::WorkflowCompleted { result } => vec![("result", Payload(result))],
             Event::WorkflowFailed { error } => vec![("error", Payload(error))],
             Event::WorkflowCancelled { reason } => vec![("reason", Payload(reason))],
+            Event::WorkflowTerminated { reason } => vec![("reason", Payload(reason))],
             Event::WorkflowTimedOut { timeout_ms } => vec![("timeout_ms", Unsigned(*timeout_ms))],
             Event::WorkflowContinuedAsNew {
                 new_run_id,

@@ -109,6 +109,12 @@ impl TimerId {
         Self(format!("{run_id}/{command}"))
     }
 
+    /// The deadline of run `run_id` named `name` (`execution_timeout`,
+    /// `run_timeout`): a timer that is no command's.
+    pub fn deadline(run_id: RunId, name: &str) -> Self {
+        Self(format!("{run_id}/{name}"))
+    }
+
     /// Wraps an id read back from a store.
     pub fn from_stored(id: impl Into<String>) -> Self {
         Self(id.into())

@@ -19,6 +19,8 @@ pub enum WorkflowStatus {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// Terminated from outside.
+    Terminated,
     /// Timed out.
     TimedOut,
     /// Ended by continue-as-new; a successor run follows.
@@ -27,11 +29,12 @@ pub enum WorkflowStatus {
 
 impl WorkflowStatus {
     /// All statuses.
-    pub const ALL: [WorkflowStatus; 6] = [
+    pub const ALL: [WorkflowStatus; 7] = [
         WorkflowStatus::Running,
         WorkflowStatus::Completed,
         WorkflowStatus::Failed,
         WorkflowStatus::Cancelled,
+        WorkflowStatus::Terminated,
         WorkflowStatus::TimedOut,
         WorkflowStatus::ContinuedAsNew,
     ];
@@ -43,6 +46,7 @@ impl WorkflowStatus {
             WorkflowStatus::Completed => "completed",
             WorkflowStatus::Failed => "failed",
             WorkflowStatus::Cancelled => "cancelled",
+            WorkflowStatus::Terminated => "terminated",
             WorkflowStatus::TimedOut => "timed_out",
             WorkflowStatus::ContinuedAsNew => "continued_as_new",
         }
@@ -65,6 +69,7 @@ impl WorkflowStatus {
             Event::WorkflowCompleted { .. } => Some(WorkflowStatus::Completed),
             Event::WorkflowFailed { .. } => Some(WorkflowStatus::Failed),
             Event::WorkflowCancelled { .. } => Some(WorkflowStatus::Cancelled),
+            Event::WorkflowTerminated { .. } => Some(WorkflowStatus::Terminated),
             Event::WorkflowTimedOut { .. } => Some(WorkflowStatus::TimedOut),
             Event::WorkflowContinuedAsNew { .. } => Some(WorkflowStatus::ContinuedAsNew),
             _ => None,
@@ -317,6 +322,8 @@ mod tests {
             workflow_type: "T".into(),
             input: Payload::etf(vec![]),
             package_version: None,
+            execution_timeout_ms: None,
+            run_timeout_ms: None,
         }
     }
 

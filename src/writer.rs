@@ -181,6 +181,8 @@ mod tests {
                 workflow_type: "T".into(),
                 input: Payload::etf(vec![]),
                 package_version: None,
+                execution_timeout_ms: None,
+                run_timeout_ms: None,
             }],
         )
     }

@@ -31,6 +31,8 @@ fn corpus() -> Vec<Event> {
             workflow_type: "Shop.Order".into(),
             input: p(1),
             package_version: Some("sha256:abc".into()),
+            execution_timeout_ms: None,
+            run_timeout_ms: None,
         },
         Event::WorkflowCompleted { result: p(2) },
         Event::WorkflowFailed { error: p(3) },

@@ -19,6 +19,12 @@ defmodule Aion.Config do
       workflow is made resident again (respawned and replayed) when its
       timer fires, so a million sleeping workflows cost little more than
       their timers.
+    * `:queues` - activity queues and how many activities of each may run at
+      once on this instance, e.g. `[default: 50, email: 5]` (a positive
+      integer, or `:infinity`). An activity picks its queue with the
+      `:queue` option (`Aion.Workflow.activity/4`); excess executions wait,
+      in order, and their `:timeout` starts when they run. The `:default`
+      queue always exists, unlimited unless listed.
 
   ## Examples
 
@@ -32,11 +38,11 @@ defmodule Aion.Config do
 
       iex> {:error, error} = Aion.Config.validate(store: :memory, stores: :memory)
       iex> error.message
-      "Aion: unknown option :stores (known options: :name, :store, :workflows, :durability, :evict_idle_after)"
+      "Aion: unknown option :stores (known options: :name, :store, :workflows, :durability, :evict_idle_after, :queues)"
   """
 
   @enforce_keys [:name, :store]
-  defstruct [:name, :store, workflows: [], durability: :full, evict_idle_after: 60_000, types: %{}]
+  defstruct [:name, :store, workflows: [], durability: :full, evict_idle_after: 60_000, queues: %{default: :infinity}, types: %{}]
 
   @type t :: %__MODULE__{
           name: term(),
@@ -44,10 +50,11 @@ defmodule Aion.Config do
           workflows: [module()],
           durability: :full | :normal,
           evict_idle_after: non_neg_integer() | :never,
+          queues: %{atom() => pos_integer() | :infinity},
           types: %{String.t() => module()}
         }
 
-  @known [:name, :store, :workflows, :durability, :evict_idle_after]
+  @known [:name, :store, :workflows, :durability, :evict_idle_after, :queues]
 
   @doc "Validates instance options."
   @spec validate(keyword()) :: {:ok, t()} | {:error, Aion.Error.t()}
@@ -57,6 +64,7 @@ defmodule Aion.Config do
          {:ok, store} <- store(Keyword.fetch(opts, :store)),
          {:ok, durability} <- durability(Keyword.get(opts, :durability, :full)),
          {:ok, evict_idle_after} <- evict_idle_after(Keyword.get(opts, :evict_idle_after, 60_000)),
+         {:ok, queues} <- queues(Keyword.get(opts, :queues, [])),
          {:ok, workflows} <- workflows(Keyword.get(opts, :workflows, [])),
          {:ok, types} <- types(workflows) do
       {:ok,
@@ -65,6 +73,7 @@ defmodule Aion.Config do
          store: store,
          durability: durability,
          evict_idle_after: evict_idle_after,
+         queues: queues,
          workflows: workflows,
          types: types
        }}
@@ -95,6 +104,16 @@ defmodule Aion.Config do
 
   defp durability(value) when value in [:full, :normal], do: {:ok, value}
   defp durability(other), do: invalid("expected :durability to be :full or :normal, got: #{inspect(other)}")
+
+  defp queues(queues) do
+    valid? = fn {queue, limit} -> is_atom(queue) and (limit == :infinity or (is_integer(limit) and limit > 0)) end
+
+    if is_list(queues) and Keyword.keyword?(queues) and Enum.all?(queues, valid?) do
+      {:ok, Map.merge(%{default: :infinity}, Map.new(queues))}
+    else
+      invalid("expected :queues to be a keyword list of queue names and limits (positive integers or :infinity), got: #{inspect(queues)}")
+    end
+  end
 
   defp evict_idle_after(:never), do: {:ok, :never}
   defp evict_idle_after(ms) when is_integer(ms) and ms >= 0, do: {:ok, ms}

@@ -11,7 +11,8 @@ defmodule Aion.Engine do
 
   def recover(engine), do: call(&Native.recover(engine, &1))
   def runnable(engine, after_id, limit), do: call(&Native.runnable(engine, after_id, limit, &1))
-  def start_workflow(engine, id, type, input), do: call(&Native.start_workflow(engine, id, type, input, &1))
+  # `options` is {execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse} (Aion.Client.Start.engine_options/2).
+  def start_workflow(engine, id, type, input, options), do: call(&Native.start_workflow(engine, id, type, input, options, &1))
   def load_run(engine, id, tag), do: call(&Native.load_run(engine, id, tag, &1))
   # {:ok, run, info, status}: the latest run, read-only (to answer a query).
   def load_readonly(engine, id), do: call(&Native.load_readonly(engine, id, &1))
@@ -23,6 +24,7 @@ defmodule Aion.Engine do
   def update(engine, id, update), do: call(&Native.send_update(engine, id, update, &1))
   def update_result(engine, id, update_id), do: call(&Native.update_result(engine, id, update_id, &1))
   def cancel(engine, id, reason), do: call(&Native.cancel(engine, id, reason, &1))
+  def terminate(engine, id, reason), do: call(&Native.terminate(engine, id, reason, &1))
   def terminal(engine, id), do: call(&Native.terminal(engine, id, &1))
   def history(engine, id), do: call(&Native.history(engine, id, &1))
   def describe(engine, id), do: call(&Native.describe(engine, id, &1))

@@ -26,9 +26,12 @@ defmodule Aion.Error do
       handler raised, exited, threw or tried to issue a command), `:read_only`
       (a run loaded to answer a query was asked to record or wait: a bug in
       Aion if you ever see it);
+    * updates (`Aion.update/5`): `:update_failed` (the workflow's handler
+      raised);
     * how a run or activity failed: `:workflow_raised`, `:workflow_failed`,
       `:activity_raised`, `:activity_exited`, `:activity_timeout`, `:cancelled`;
-      a run that ended otherwise: `:timed_out`, `:continued_as_new`;
+      a run that ended otherwise: `:terminated` (`details.reason` holds the
+      reason given to `Aion.terminate/3`), `:timed_out`, `:continued_as_new`;
     * the store and engine: `:store_open_failed`, `:store_in_use`,
       `:store_corrupt`, `:store_schema_too_new`, `:store_error` (transient:
       retry), `:sequence_conflict`, `:closed`, `:engine_timeout`, `:superseded`,
@@ -48,12 +51,14 @@ defmodule Aion.Error do
           | :unknown_query
           | :query_failed
           | :read_only
+          | :update_failed
           | :workflow_raised
           | :workflow_failed
           | :activity_raised
           | :activity_exited
           | :activity_timeout
           | :cancelled
+          | :terminated
           | :timed_out
           | :continued_as_new
           | :store_open_failed

@@ -160,11 +160,17 @@ defmodule Aion.Workflow do
   Options:
 
     * `:timeout` - milliseconds the activity may take, or `:infinity`
-      (default).
+      (default). It starts when the activity runs (after it waited for its
+      queue).
+    * `:queue` - the activity queue it runs in (default `:default`), one of
+      the instance's `:queues` (see `Aion.Config`), which limit how many
+      activities of a queue run at once. An unknown queue raises
+      `ArgumentError` at the call.
 
   ## Example
 
       {:ok, receipt} = activity(MyApp.Payments, :charge, [card, 42_00], timeout: 10_000)
+      {:ok, _} = activity(MyApp.Mailer, :send_receipt, [receipt], queue: :email)
   """
   @spec activity(module(), atom(), list(), keyword()) :: {:ok, term()} | {:error, term()}
   def activity(module, function, args, opts \\ []) do
@@ -186,6 +192,7 @@ defmodule Aion.Workflow do
     timeout = timeout_option(opts, "activity")
     context = RunProcess.context()
     name = "#{inspect(module)}.#{function}"
+    queue = Keyword.get(opts, :queue, :default)
 
     ordinal =
       case Command.resolve(context, :activity, name) do
@@ -205,13 +212,14 @@ defmodule Aion.Workflow do
             )
           end
 
-          :ok = Runner.start(context, ordinal, {module, function, recorded}, timeout, :again)
+          :ok = Runner.start(context, ordinal, {module, function, recorded}, {timeout, limit(context, queue, :again)}, :again)
           ordinal
 
         {:live, ordinal} ->
+          limit = limit(context, queue, :first)
           input = Command.encode!(args, "the arguments of activity #{name}")
           Command.record(context, {:activity_scheduled, ordinal, name, input})
-          :ok = Runner.start(context, ordinal, {module, function, args}, timeout, :first)
+          :ok = Runner.start(context, ordinal, {module, function, args}, {timeout, limit}, :first)
           ordinal
       end
 
@@ -586,6 +594,26 @@ defmodule Aion.Workflow do
   defp result(:activity, {:failed, payload}), do: {:error, Payload.decode(payload)}
   defp result(:timer, :fired), do: :ok
   defp result(_kind, :cancelled), do: {:error, Aion.Error.new(:cancelled, "the work was cancelled")}
+
+  # The queue of an activity, with its limit: {queue, limit}. Unknown, it
+  # raises for a new activity; one recorded earlier runs on :default (the
+  # instance's queues changed since).
+  defp limit(context, queue, dispatch) do
+    queues = Map.get(context, :queues, %{default: :infinity})
+
+    case queues do
+      %{^queue => limit} ->
+        {queue, limit}
+
+      %{} when dispatch == :again ->
+        Logger.warning("Aion: workflow #{context.workflow_id}: activity queue #{inspect(queue)} is unknown now; running on :default")
+        {:default, queues[:default]}
+
+      %{} ->
+        raise ArgumentError,
+              "activity: unknown queue #{inspect(queue)} (the instance's :queues are #{inspect(Map.keys(queues))})"
+    end
+  end
 
   defp timeout_option(opts, entry) do
     timeout = Keyword.get(opts, :timeout, :infinity)

@@ -47,7 +47,7 @@ impl Engine {
         // Without replay state (loaded elsewhere, or released), assume the
         // run may have armed timers.
         let may_have_timers = release_if(&cell, |run| run.resolver.run_id() == run_id)
-            .is_none_or(|run| run.resolver.has_pending_timer());
+            .is_none_or(|run| run.resolver.may_have_timers());
         if latest.run_id != run_id || latest.status != WorkflowStatus::Running {
             drop(recorder);
             return self.run_terminal(workflow_id, run_id).await;
@@ -156,18 +156,23 @@ impl Engine {
 }
 
 /// The value a run's ending carries: result, error, reason or successor input.
-fn ending_value(event: &Event) -> Option<Payload> {
+pub(super) fn ending_value(event: &Event) -> Option<Payload> {
     match event {
         Event::WorkflowCompleted { result } => Some(result.clone()),
         Event::WorkflowFailed { error } => Some(error.clone()),
-        Event::WorkflowCancelled { reason } => Some(reason.clone()),
+        Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
+            Some(reason.clone())
+        }
         Event::WorkflowContinuedAsNew { input, .. } => Some(input.clone()),
         _ => None,
     }
 }
 
 /// Drops the cell's replay state if `owns` says so; returns what it dropped.
-fn release_if(cell: &WorkflowCell, owns: impl FnOnce(&LiveRun) -> bool) -> Option<LiveRun> {
+pub(super) fn release_if(
+    cell: &WorkflowCell,
+    owns: impl FnOnce(&LiveRun) -> bool,
+) -> Option<LiveRun> {
     let mut live = lock(&cell.live);
     if live.as_ref().is_some_and(owns) {
         live.take()

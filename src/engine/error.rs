@@ -7,6 +7,8 @@ use crate::replay::ReplayError;
 use crate::status::WorkflowStatus;
 use crate::store::StoreError;
 
+use super::IdReuse;
+
 /// An engine operation failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -21,6 +23,19 @@ pub enum EngineError {
         workflow_id: WorkflowId,
         /// Its running run.
         run_id: RunId,
+    },
+    /// The workflow's latest run has ended, and the start's id reuse policy
+    /// refuses a new run under its id. Pick another id, or another policy.
+    #[error(
+        "workflow {workflow_id} already ran (its latest run is {status}) and id reuse policy {policy} refuses a new run"
+    )]
+    IdReuseRefused {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// How its latest run ended.
+        status: WorkflowStatus,
+        /// The policy that refused.
+        policy: IdReuse,
     },
     /// No workflow has this id. Check the id and the engine instance.
     #[error("no workflow with id {workflow_id}")]
@@ -95,7 +110,9 @@ impl EngineError {
             EngineError::Store(StoreError::SchemaTooNew { .. }) => "store_schema_too_new",
             EngineError::Store(StoreError::Closed) | EngineError::Closed => "closed",
             EngineError::Store(_) => "store_error",
-            EngineError::AlreadyStarted { .. } => "already_started",
+            EngineError::AlreadyStarted { .. } | EngineError::IdReuseRefused { .. } => {
+                "already_started"
+            }
             EngineError::NotFound { .. } => "not_found",
             EngineError::NotRunning { .. } => "not_running",
             EngineError::Replay(_) => "nondeterminism",

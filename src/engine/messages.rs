@@ -350,10 +350,12 @@ impl Engine {
     fn tell(&self, cell: &WorkflowCell, latest: &RunSummary, notice: Notice) {
         match cell.owner() {
             Some(owner) => owner.notify(notice),
-            None => self
-                .inner
-                .listener
-                .wake(&cell.workflow_id, &latest.workflow_type),
+            None => {
+                self.unpark(&cell.workflow_id);
+                self.inner
+                    .listener
+                    .wake(&cell.workflow_id, &latest.workflow_type)
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ mod recovery;
 mod residency;
 mod run;
 mod start;
+mod terminate;
 mod timer_fire;
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::recorder::{Recorder, RecorderGuard};
 use crate::replay::Resolver;
+use crate::status::WorkflowStatus;
 use crate::store::memory::MemoryStore;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{Store, StoreError};
@@ -109,6 +111,13 @@ pub trait EngineListener: Send + Sync + 'static {
     /// writer, the timer wheel) stopped. The engine refuses further work; the
     /// host must stop it and start a new one.
     fn fatal(&self, message: &str);
+
+    /// A run of `workflow_id` ended without its code ending it (terminated,
+    /// timed out), as recorded: whoever awaits the workflow must hear it.
+    /// The run's owner was told first ([`Notice::Ended`]).
+    fn ended(&self, workflow_id: &WorkflowId, terminal: &Terminal) {
+        let _ = (workflow_id, terminal);
+    }
 }
 
 /// Something the engine recorded for a run that its owner must hear about.
@@ -146,6 +155,77 @@ pub struct StartRequest {
     pub workflow_type: String,
     /// The input.
     pub input: Payload,
+    /// Deadlines of the run.
+    pub timeouts: Timeouts,
+    /// Whether the id of a workflow that has finished may start a new run.
+    pub id_reuse: IdReuse,
+}
+
+/// Whether a start may reuse the id of a workflow whose latest run has
+/// ended (Temporal's id reuse policies). A running workflow's id is never
+/// reused: that start gets [`EngineError::AlreadyStarted`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdReuse {
+    /// Always: the start opens a new run in the same history.
+    #[default]
+    AllowDuplicate,
+    /// Only if the latest run did not complete (failed, cancelled,
+    /// terminated or timed out).
+    AllowDuplicateFailedOnly,
+    /// Never.
+    RejectDuplicate,
+}
+
+impl IdReuse {
+    /// The policy's name, as the host spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdReuse::AllowDuplicate => "allow_duplicate",
+            IdReuse::AllowDuplicateFailedOnly => "allow_duplicate_failed_only",
+            IdReuse::RejectDuplicate => "reject_duplicate",
+        }
+    }
+
+    /// Parses [`IdReuse::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            IdReuse::AllowDuplicate,
+            IdReuse::AllowDuplicateFailedOnly,
+            IdReuse::RejectDuplicate,
+        ]
+        .into_iter()
+        .find(|policy| policy.as_str() == name)
+    }
+
+    /// Whether a new run may follow one that ended `status`.
+    pub fn allows(self, status: WorkflowStatus) -> bool {
+        match self {
+            IdReuse::AllowDuplicate => true,
+            IdReuse::AllowDuplicateFailedOnly => !matches!(
+                status,
+                WorkflowStatus::Completed | WorkflowStatus::ContinuedAsNew
+            ),
+            IdReuse::RejectDuplicate => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IdReuse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long a workflow may take: when a timeout expires, its run ends
+/// `timed_out` ([`Event::WorkflowTimedOut`]) whether or not its code runs.
+/// Both are durable timers armed with the run's `workflow_started`, so they
+/// hold across restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole workflow, in milliseconds from its start.
+    pub execution_ms: Option<u64>,
+    /// One run, in milliseconds from the run's start.
+    pub run_ms: Option<u64>,
 }
 
 /// Identity and input of a loaded run.
@@ -181,6 +261,7 @@ struct Inner {
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     blocked: Mutex<residency::BlockedRuns>,
+    parked: Mutex<residency::ParkedRuns>,
 }
 
 /// Per-workflow state shared by everyone touching that workflow in this
@@ -326,6 +407,7 @@ impl Engine {
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(vec![writer_task, wheel_task]),
                 blocked: Mutex::new(residency::BlockedRuns::default()),
+                parked: Mutex::new(residency::ParkedRuns::default()),
             }
         });
         let engine = Engine { inner };
@@ -428,6 +510,7 @@ impl Engine {
         owner: Option<Arc<dyn RunOwner>>,
     ) -> RunHandle {
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        self.unpark(&cell.workflow_id);
         *lock(&cell.live) = Some(LiveRun {
             generation,
             resolver,

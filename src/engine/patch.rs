@@ -74,6 +74,8 @@ mod tests {
             workflow_id: Some(WorkflowId::new(id).unwrap()),
             workflow_type: "Shop.Order".into(),
             input: Payload::etf(vec![131, 106]),
+            timeouts: Default::default(),
+            id_reuse: Default::default(),
         };
 
         let old = engine.start_workflow(start("old")).await.unwrap();

@@ -286,6 +286,8 @@ mod tests {
                 workflow_id: Some(id(workflow_id)),
                 workflow_type: "Shop.Order".into(),
                 input: payload(1),
+                timeouts: Default::default(),
+                id_reuse: Default::default(),
             })
             .await
             .unwrap();
@@ -378,6 +380,8 @@ mod tests {
                 workflow_id: Some(id("order-2")),
                 workflow_type: "Shop.Order".into(),
                 input: payload(1),
+                timeouts: Default::default(),
+                id_reuse: Default::default(),
             })
             .await
             .unwrap();

@@ -3,7 +3,9 @@
 //! 1. visibility: rows that disagree with their history are rebuilt, first,
 //!    since the steps after it read those rows;
 //! 2. timers: overdue timers fire now (their `timer_fired` is recorded before
-//!    any workflow replays, so replay finds them); pending ones are re-armed;
+//!    any workflow replays, so replay finds them); pending ones are re-armed,
+//!    and a run with one is woken now if it has more to do than wait for it
+//!    (see [`Engine::wake_if_not_asleep`]);
 //! 4. active workflows: listed for the host, which spawns a process for each
 //!    that is not asleep on a timer (see [`Engine::runnable_page`]); replay in
 //!    that process brings it to the live handoff.
@@ -12,7 +14,13 @@
 //! fire, or whose history cannot be projected, is reported and skipped; it
 //! never blocks the others.
 
-use crate::store::{DEFAULT_PAGE, ReconcileReport, TimerEntry};
+use std::collections::HashSet;
+
+use crate::event::{Event, RecordedEvent};
+use crate::ids::WorkflowId;
+use crate::replay::{PendingWork, Resolver};
+use crate::status::{RunSummary, WorkflowStatus};
+use crate::store::{DEADLINE_COMMAND, DEFAULT_PAGE, ReconcileReport, TimerEntry};
 
 use super::{Engine, Result};
 
@@ -25,6 +33,8 @@ pub struct RecoveryReport {
     pub timers_armed: usize,
     /// Timers that could not fire (left armed for a retry), with the reason.
     pub timer_failures: Vec<String>,
+    /// Runs with a future timer woken because they had more to do.
+    pub runs_woken: usize,
     /// What visibility reconciliation did.
     pub visibility: ReconcileReport,
 }
@@ -74,10 +84,30 @@ impl Engine {
                 .into_iter()
                 .partition(|entry| entry.fire_at <= now);
             report.timers_armed += future.len();
+            // A deadline is no sleep: its run is runnable anyway.
+            let sleepers: Vec<WorkflowId> = future
+                .iter()
+                .filter(|entry| entry.command != DEADLINE_COMMAND)
+                .map(|entry| entry.workflow_id.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
             for entry in future {
                 inner.wheel.arm(entry);
             }
             self.fire_overdue(overdue, &mut report).await;
+            // A run with timers in several pages is looked at once per page:
+            // waking is idempotent, and memory stays bounded by the page.
+            // Their runs in one read: a page of sleepers costs one query.
+            let mut runs = inner.store.read_current_runs(&sleepers).await?;
+            for workflow_id in &sleepers {
+                match self.wake_if_not_asleep(workflow_id, runs.remove(workflow_id)).await {
+                    Ok(woken) => report.runs_woken += usize::from(woken),
+                    Err(error) => inner.listener.warning(&format!(
+                        "recovery: could not tell whether {workflow_id} waits only for its timer, left asleep: {error}"
+                    )),
+                }
+            }
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -87,6 +117,56 @@ impl Engine {
             inner.listener.warning(&format!("recovery: {failure}"));
         }
         Ok(report)
+    }
+
+    /// Wakes the running run of `workflow_id`, which has a pending timer, if
+    /// it has more to do than wait for a timer. Returns whether it woke it.
+    ///
+    /// While the engine runs, a run loses its process with a pending timer
+    /// only by eviction, which happens only when it is idle (see
+    /// [`super::RunHandle::evict`]), and whatever arrives later wakes it. A
+    /// run whose process died with the VM had no such check, and no wake-up
+    /// reaches it for what was recorded before the crash: it is asleep only
+    /// if the last thing it recorded is the start of a timer (so nothing
+    /// came after that it has not seen), and it has no activity in flight
+    /// (to dispatch again), no message waiting to be taken, and no
+    /// cancellation request (which interrupts the wait). Otherwise it needs
+    /// its process now; if it turns out idle it is evicted again.
+    ///
+    /// `read` is the run as a batched read found it, if it did; otherwise it
+    /// is read here.
+    async fn wake_if_not_asleep(
+        &self,
+        workflow_id: &WorkflowId,
+        read: Option<(RunSummary, Vec<RecordedEvent>)>,
+    ) -> Result<bool> {
+        let read = match read {
+            Some(read) => Some(read),
+            None => self.inner.store.read_current_run(workflow_id).await?,
+        };
+        let Some((run, segment)) = read else {
+            return Ok(false);
+        };
+        if run.status != WorkflowStatus::Running {
+            return Ok(false);
+        }
+        let resolver = Resolver::from_segment(run.run_id, &segment)?;
+        let last_started_a_timer = matches!(
+            segment.last().map(|recorded| &recorded.event),
+            Some(Event::TimerStarted { .. })
+        );
+        let activity_in_flight = resolver
+            .pending()
+            .iter()
+            .any(|command| matches!(command.work, PendingWork::Activity { .. }));
+        let asleep = last_started_a_timer
+            && !activity_in_flight
+            && !resolver.has_messages()
+            && !resolver.cancel_requested();
+        if !asleep {
+            self.inner.listener.wake(workflow_id, &run.workflow_type);
+        }
+        Ok(!asleep)
     }
 
     /// Fires overdue timers concurrently, so that the writer commits them in

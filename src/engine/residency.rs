@@ -4,11 +4,13 @@
 //! *evicted* when that process ended while the run waited on a durable timer:
 //! the store keeps everything, the timer stays armed, and its firing asks the
 //! host (through [`super::EngineListener::wake`]) to make the run resident
-//! again. A run whose replay hit non-determinism is *blocked*: it stays
+//! again. A run evicted while it waits for a message (a signal, an update)
+//! is *parked*: the message's arrival wakes it the same way. A run whose
+//! replay hit non-determinism is *blocked*: it stays
 //! running, nothing is recorded, and it is left alone until code that may
 //! replay it cleanly is running.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::ids::{RunId, WorkflowId};
 use crate::replay::{PendingWork, Scope};
@@ -47,7 +49,29 @@ pub struct RunnablePage {
 #[derive(Default)]
 pub(super) struct BlockedRuns(HashMap<WorkflowId, Blocked>);
 
+/// Runs evicted while they wait for a message, in memory: nothing but the
+/// message's arrival (or a cancellation) gives them work, so the
+/// reconciler's sweep leaves them alone. A restarted engine has none: its
+/// recovery gives every running run a process, and those still waiting are
+/// evicted again.
+#[derive(Default)]
+pub(super) struct ParkedRuns(HashSet<WorkflowId>);
+
 impl Engine {
+    /// Whether the run of `workflow_id` was evicted while it waits for a
+    /// message, and has not been woken since.
+    pub fn is_parked(&self, workflow_id: &WorkflowId) -> bool {
+        lock(&self.inner.parked).0.contains(workflow_id)
+    }
+
+    /// The run of `workflow_id` has work, or a process, again.
+    pub(super) fn unpark(&self, workflow_id: &WorkflowId) {
+        let mut parked = lock(&self.inner.parked);
+        if !parked.0.is_empty() {
+            parked.0.remove(workflow_id);
+        }
+    }
+
     /// Marks the running run of `workflow_id` blocked (see [`Blocked`]).
     pub fn block(&self, workflow_id: &WorkflowId, blocked: Blocked) {
         lock(&self.inner.blocked)
@@ -64,8 +88,9 @@ impl Engine {
         lock(&self.inner.blocked).0.remove(workflow_id);
     }
 
-    /// Running workflows that have no pending timer, ordered by workflow id,
-    /// from `after` (exclusive), at most `limit` of them.
+    /// Running workflows that have no pending timer and are not parked (see
+    /// [`ParkedRuns`]), ordered by workflow id, from `after` (exclusive), at
+    /// most `limit` of them (fewer when some of the store's page are parked).
     pub async fn runnable_page(
         &self,
         after: Option<&WorkflowId>,
@@ -85,6 +110,7 @@ impl Engine {
         let runs = page
             .rows
             .into_iter()
+            .filter(|summary| !self.is_parked(&summary.workflow_id))
             .map(|summary| {
                 let blocked = self.blocked(&summary.workflow_id);
                 (summary, blocked)
@@ -129,6 +155,13 @@ impl RunHandle {
                     return Ok(false);
                 }
                 *live = None;
+                if message {
+                    // Under the live lock: an arrival that finds no owner
+                    // (and so unparks and wakes the run) comes after this.
+                    lock(&self.engine.inner.parked)
+                        .0
+                        .insert(self.info.workflow_id.clone());
+                }
                 Ok(true)
             }
             _ => Err(EngineError::Superseded {

@@ -6,7 +6,7 @@ use crate::event::{Event, RecordedEvent};
 use crate::ids::{RunId, WorkflowId};
 use crate::replay::Resolver;
 use crate::status::WorkflowStatus;
-use crate::store::StoreError;
+use crate::store::{StoreError, deadlines};
 
 use super::{Engine, EngineError, Result, RunHandle, RunInfo, RunOwner, StartRequest};
 
@@ -15,7 +15,8 @@ impl Engine {
     ///
     /// A workflow id whose latest run is still running is refused with
     /// [`EngineError::AlreadyStarted`]; the id of a finished workflow starts a
-    /// new run segment in the same history.
+    /// new run segment in the same history if the request's
+    /// [`super::IdReuse`] allows it, else [`EngineError::IdReuseRefused`].
     pub async fn start_workflow(&self, request: StartRequest) -> Result<RunHandle> {
         self.start_with(request, Vec::new()).await
     }
@@ -41,6 +42,13 @@ impl Engine {
                     run_id: latest.run_id,
                 });
             }
+            if !request.id_reuse.allows(latest.status) {
+                return Err(EngineError::IdReuseRefused {
+                    workflow_id,
+                    status: latest.status,
+                    policy: request.id_reuse,
+                });
+            }
             recorder.set_head(latest.last_seq);
         } else {
             recorder.set_head(0);
@@ -52,6 +60,8 @@ impl Engine {
             workflow_type: request.workflow_type.clone(),
             input: request.input.clone(),
             package_version: None,
+            execution_timeout_ms: request.timeouts.execution_ms,
+            run_timeout_ms: request.timeouts.run_ms,
         };
         let mut events = vec![started];
         events.extend(then);
@@ -75,6 +85,9 @@ impl Engine {
         };
         for event in &recorded {
             resolver.apply(event)?;
+        }
+        for deadline in deadlines(&recorded[0]) {
+            self.inner.wheel.arm(deadline);
         }
         let info = RunInfo {
             workflow_id,

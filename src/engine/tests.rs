@@ -36,9 +36,13 @@ impl RunOwner for ChannelOwner {
 }
 
 async fn memory_engine() -> Engine {
+    memory_engine_hearing(Arc::new(Quiet)).await
+}
+
+async fn memory_engine_hearing(listener: Arc<dyn EngineListener>) -> Engine {
     Engine::open(
         EngineConfig::new(StoreConfig::Memory),
-        Arc::new(Quiet),
+        listener,
         Handle::current(),
     )
     .await
@@ -64,6 +68,8 @@ fn start(id: Option<&str>) -> StartRequest {
         workflow_id: id.map(|id| WorkflowId::new(id).unwrap()),
         workflow_type: "Shop.Order".into(),
         input: payload(1),
+        timeouts: Default::default(),
+        id_reuse: Default::default(),
     }
 }
 
@@ -504,32 +510,55 @@ async fn a_command_the_code_abandons_before_recording_leaves_no_trace() {
     );
 }
 
-/// Hears wake-ups.
-struct Wakes(mpsc::UnboundedSender<String>);
-impl EngineListener for Wakes {
+/// Hears wake-ups ("id type") and endings, on the channels it was given.
+#[derive(Default)]
+struct Heard {
+    wakes: Option<mpsc::UnboundedSender<String>>,
+    endings: Option<mpsc::UnboundedSender<(WorkflowId, Terminal)>>,
+}
+
+impl Heard {
+    fn wakes(wakes: mpsc::UnboundedSender<String>) -> Arc<Self> {
+        Arc::new(Heard {
+            wakes: Some(wakes),
+            ..Heard::default()
+        })
+    }
+
+    fn endings(endings: mpsc::UnboundedSender<(WorkflowId, Terminal)>) -> Arc<Self> {
+        Arc::new(Heard {
+            endings: Some(endings),
+            ..Heard::default()
+        })
+    }
+}
+
+impl EngineListener for Heard {
     fn warning(&self, message: &str) {
         eprintln!("engine warning: {message}");
     }
 
     fn wake(&self, workflow_id: &WorkflowId, workflow_type: &str) {
-        let _ = self.0.send(format!("{workflow_id} {workflow_type}"));
+        if let Some(wakes) = &self.wakes {
+            let _ = wakes.send(format!("{workflow_id} {workflow_type}"));
+        }
     }
 
     fn fatal(&self, message: &str) {
         panic!("engine failed: {message}");
+    }
+
+    fn ended(&self, workflow_id: &WorkflowId, terminal: &Terminal) {
+        if let Some(endings) = &self.endings {
+            let _ = endings.send((workflow_id.clone(), terminal.clone()));
+        }
     }
 }
 
 #[tokio::test]
 async fn an_evicted_run_is_woken_by_its_timer_and_replays_it_fired() {
     let (wakes, mut woken) = mpsc::unbounded_channel();
-    let engine = Engine::open(
-        EngineConfig::new(StoreConfig::Memory),
-        Arc::new(Wakes(wakes)),
-        Handle::current(),
-    )
-    .await
-    .unwrap();
+    let engine = memory_engine_hearing(Heard::wakes(wakes)).await;
     let run = engine.start_workflow(start(Some("nap"))).await.unwrap();
     let (owner, mut fired) = mpsc::unbounded_channel();
     run.attach(Arc::new(ChannelOwner(owner))).unwrap();
@@ -565,6 +594,98 @@ async fn an_evicted_run_is_woken_by_its_timer_and_replays_it_fired() {
             outcome: Outcome::Fired
         }
     );
+}
+
+/// Records a timer of `duration_ms` live through `run`.
+async fn start_timer(run: &RunHandle, duration_ms: u64) {
+    let Resolution::Live { ordinal } = run.resolve(&timer(), &Scope::default()).unwrap() else {
+        panic!("expected a live timer");
+    };
+    run.record(
+        RecordCommand::TimerStarted {
+            ordinal,
+            duration_ms,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn recovery_wakes_a_run_with_a_future_timer_only_if_it_has_more_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aion.db");
+    let engine = Engine::open(
+        sqlite_config(&path, Arc::new(SystemClock)),
+        Arc::new(Quiet),
+        Handle::current(),
+    )
+    .await
+    .unwrap();
+    let id = |id: &str| WorkflowId::new(id).unwrap();
+    for name in ["asleep", "racing", "cancelled", "signalled"] {
+        let run = engine.start_workflow(start(Some(name))).await.unwrap();
+        if name == "racing" {
+            let Resolution::Live { ordinal } =
+                run.resolve(&activity("slow"), &Scope::default()).unwrap()
+            else {
+                panic!()
+            };
+            run.record(
+                RecordCommand::ActivityScheduled {
+                    ordinal,
+                    activity_type: "slow".into(),
+                    input: payload(0),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        start_timer(&run, 3_600_000).await;
+    }
+    engine.cancel(&id("cancelled"), payload(2)).await.unwrap();
+    engine
+        .signal(&id("signalled"), "go", payload(3))
+        .await
+        .unwrap();
+    // The VM dies: no process ever saw the activity, the request, the signal.
+    engine.close().await;
+
+    let (wakes, mut woken) = mpsc::unbounded_channel();
+    let engine = Engine::open(
+        sqlite_config(&path, Arc::new(SystemClock)),
+        Heard::wakes(wakes),
+        Handle::current(),
+    )
+    .await
+    .unwrap();
+    let report = engine.recover().await.unwrap();
+    assert_eq!((report.timers_armed, report.runs_woken), (4, 3));
+    let mut names = Vec::new();
+    while let Ok(wake) = woken.try_recv() {
+        names.push(wake);
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "cancelled Shop.Order",
+            "racing Shop.Order",
+            "signalled Shop.Order"
+        ]
+    );
+    // Each sleeps on a timer, so none is in the runnable list.
+    assert!(
+        engine
+            .runnable_page(None, 10)
+            .await
+            .unwrap()
+            .runs
+            .is_empty()
+    );
+    engine.close().await;
 }
 
 #[tokio::test]
@@ -639,5 +760,311 @@ async fn workflow_state_is_dropped_with_its_last_user() {
         engine.inner.cells.len(),
         0,
         "each cell removes itself, no scan needed"
+    );
+}
+
+struct NoticeOwner(mpsc::UnboundedSender<Notice>);
+impl RunOwner for NoticeOwner {
+    fn notify(&self, notice: Notice) {
+        let _ = self.0.send(notice);
+    }
+}
+
+fn with_timeouts(id: &str, timeouts: Timeouts) -> StartRequest {
+    StartRequest {
+        timeouts,
+        ..start(Some(id))
+    }
+}
+
+#[tokio::test]
+async fn terminate_ends_the_run_now_and_tells_its_owner_and_the_listener() {
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    let engine = memory_engine_hearing(Heard::endings(ended_tx)).await;
+    let id = WorkflowId::new("doomed").unwrap();
+    let run = engine.start_workflow(start(Some("doomed"))).await.unwrap();
+    let (owner, mut notices) = mpsc::unbounded_channel();
+    run.attach(Arc::new(NoticeOwner(owner))).unwrap();
+    start_timer(&run, 3_600_000).await;
+
+    let terminal = engine.terminate(&id, payload(9)).await.unwrap();
+    assert_eq!(terminal.status, WorkflowStatus::Terminated);
+    assert_eq!(terminal.value, Some(payload(9)));
+    assert_eq!(notices.recv().await, Some(Notice::Ended));
+    assert_eq!(ended.recv().await, Some((id.clone(), terminal.clone())));
+    assert_eq!(engine.terminal(&id).await.unwrap(), Some(terminal));
+    let history = engine.history(&id).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().event,
+        Event::WorkflowTerminated { reason: payload(9) }
+    );
+    assert!(engine.store().pending_timers().await.unwrap().is_empty());
+
+    // The run's code can record nothing more, and the ending stays.
+    let Err(EngineError::Superseded { .. }) = run.resolve(&timer(), &Scope::default()) else {
+        panic!("a terminated run must refuse commands")
+    };
+    assert!(matches!(
+        engine.terminate(&id, payload(1)).await,
+        Err(EngineError::NotRunning {
+            status: WorkflowStatus::Terminated,
+            ..
+        })
+    ));
+    let kept = engine
+        .complete_run(&id, run.info().run_id, RunOutcome::Completed(payload(2)))
+        .await
+        .unwrap();
+    assert_eq!(kept.status, WorkflowStatus::Terminated);
+    assert!(matches!(
+        engine
+            .terminate(&WorkflowId::new("nobody").unwrap(), payload(1))
+            .await,
+        Err(EngineError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_run_timeout_ends_a_live_run_timed_out() {
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    let engine = memory_engine_hearing(Heard::endings(ended_tx)).await;
+    let timeouts = Timeouts {
+        execution_ms: Some(3_600_000),
+        run_ms: Some(30),
+    };
+    let run = engine
+        .start_workflow(with_timeouts("slow", timeouts))
+        .await
+        .unwrap();
+    let (owner, mut notices) = mpsc::unbounded_channel();
+    run.attach(Arc::new(NoticeOwner(owner))).unwrap();
+    start_timer(&run, 3_600_000).await;
+
+    assert_eq!(notices.recv().await, Some(Notice::Ended));
+    let (id, terminal) = ended.recv().await.unwrap();
+    assert_eq!(
+        (id.as_str(), terminal.status),
+        ("slow", WorkflowStatus::TimedOut)
+    );
+    let history = engine.history(&id).await.unwrap();
+    assert!(matches!(
+        history[0].event,
+        Event::WorkflowStarted {
+            execution_timeout_ms: Some(3_600_000),
+            run_timeout_ms: Some(30),
+            ..
+        }
+    ));
+    assert!(matches!(
+        history.last().unwrap().event,
+        Event::WorkflowTimedOut { timeout_ms } if (30..1_000).contains(&timeout_ms)
+    ));
+    assert!(engine.store().pending_timers().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_that_ends_in_time_disarms_its_deadlines() {
+    let engine = memory_engine().await;
+    let timeouts = Timeouts {
+        execution_ms: Some(3_600_000),
+        run_ms: Some(3_600_000),
+    };
+    let run = engine
+        .start_workflow(with_timeouts("prompt", timeouts))
+        .await
+        .unwrap();
+    engine.inner.wheel.flush().await;
+    assert_eq!(engine.inner.wheel.len(), 2);
+    engine
+        .complete_run(
+            &WorkflowId::new("prompt").unwrap(),
+            run.info().run_id,
+            RunOutcome::Completed(payload(0)),
+        )
+        .await
+        .unwrap();
+    engine.inner.wheel.flush().await;
+    assert_eq!(engine.inner.wheel.len(), 0);
+    assert!(engine.store().pending_timers().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_execution_timeout_holds_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aion.db");
+    let clock = ManualClock::new(SystemClock.now());
+    let open = |clock: ManualClock| {
+        let path = path.clone();
+        async move {
+            Engine::open(
+                sqlite_config(&path, Arc::new(clock)),
+                Arc::new(Quiet),
+                Handle::current(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let engine = open(clock.clone()).await;
+    let timeouts = Timeouts {
+        execution_ms: Some(60_000),
+        run_ms: None,
+    };
+    engine
+        .start_workflow(with_timeouts("bounded", timeouts))
+        .await
+        .unwrap();
+    engine.close().await;
+
+    // Restarted before the deadline: the run needs a process (its deadline
+    // is no sleep), and the deadline is armed again.
+    let engine = open(clock.clone()).await;
+    let report = engine.recover().await.unwrap();
+    assert_eq!((report.timers_fired, report.timers_armed), (0, 1));
+    let page = engine.runnable_page(None, 10).await.unwrap();
+    assert_eq!(page.runs.len(), 1);
+    engine.close().await;
+
+    // Restarted after it: recovery ends the run.
+    clock.advance(Duration::from_secs(61));
+    let engine = open(clock).await;
+    let report = engine.recover().await.unwrap();
+    assert_eq!(report.timers_fired, 1);
+    let id = WorkflowId::new("bounded").unwrap();
+    let terminal = engine.terminal(&id).await.unwrap().unwrap();
+    assert_eq!(terminal.status, WorkflowStatus::TimedOut);
+    assert_eq!(
+        engine.history(&id).await.unwrap().last().unwrap().event,
+        Event::WorkflowTimedOut { timeout_ms: 60_000 }
+    );
+    assert!(
+        engine
+            .runnable_page(None, 10)
+            .await
+            .unwrap()
+            .runs
+            .is_empty()
+    );
+    engine.close().await;
+}
+
+#[tokio::test]
+async fn a_run_evicted_while_waiting_for_a_signal_is_left_alone_until_one_comes() {
+    let (wakes_tx, mut wakes) = mpsc::unbounded_channel();
+    let engine = memory_engine_hearing(Heard::wakes(wakes_tx)).await;
+    let id = WorkflowId::new("listening").unwrap();
+    let run = engine
+        .start_workflow(start(Some("listening")))
+        .await
+        .unwrap();
+    let runnable = |engine: Engine| async move {
+        let page = engine.runnable_page(None, 10).await.unwrap();
+        page.runs
+            .into_iter()
+            .map(|(summary, _)| summary.workflow_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(runnable(engine.clone()).await, ["listening"]);
+
+    let taken = run
+        .take_message(crate::replay::Inbox::Signal, "go", &Scope::default())
+        .await
+        .unwrap();
+    assert_eq!(taken, Taken::Waiting);
+    assert!(run.evict(&[], &Scope::default(), true).unwrap());
+    assert!(engine.is_parked(&id));
+    assert!(
+        runnable(engine.clone()).await.is_empty(),
+        "a parked run needs no process"
+    );
+
+    engine.signal(&id, "go", payload(1)).await.unwrap();
+    assert_eq!(wakes.recv().await.as_deref(), Some("listening Shop.Order"));
+    assert!(!engine.is_parked(&id));
+    assert_eq!(runnable(engine.clone()).await, ["listening"]);
+
+    // Loading it again unparks it too (a restart's recovery, a sweep).
+    let run = engine.load_run(&id, None).await.unwrap();
+    run.take_message(crate::replay::Inbox::Signal, "go", &Scope::default())
+        .await
+        .unwrap();
+    let taken = run
+        .take_message(crate::replay::Inbox::Signal, "again", &Scope::default())
+        .await
+        .unwrap();
+    assert_eq!(taken, Taken::Waiting);
+    assert!(run.evict(&[], &Scope::default(), true).unwrap());
+    assert!(engine.is_parked(&id));
+    engine.load_run(&id, None).await.unwrap();
+    assert!(!engine.is_parked(&id));
+}
+
+mod prefix_replay;
+
+#[tokio::test]
+async fn id_reuse_policies_decide_whether_a_finished_id_starts_again() {
+    let engine = memory_engine().await;
+    let finish = |id: &'static str, outcome: RunOutcome| {
+        let engine = engine.clone();
+        async move {
+            let run = engine.start_workflow(start(Some(id))).await.unwrap();
+            engine
+                .complete_run(&WorkflowId::new(id).unwrap(), run.info().run_id, outcome)
+                .await
+                .unwrap();
+        }
+    };
+    finish("done", RunOutcome::Completed(payload(1))).await;
+    finish("broke", RunOutcome::Failed(payload(2))).await;
+    let again = |id: &str, id_reuse: IdReuse| StartRequest {
+        id_reuse,
+        ..start(Some(id))
+    };
+
+    for id in ["done", "broke"] {
+        let refused = engine
+            .start_workflow(again(id, IdReuse::RejectDuplicate))
+            .await;
+        assert!(
+            matches!(&refused, Err(error @ EngineError::IdReuseRefused { .. }) if error.kind() == "already_started"),
+            "{id}: {:?}",
+            refused.err()
+        );
+    }
+    assert!(matches!(
+        engine
+            .start_workflow(again("done", IdReuse::AllowDuplicateFailedOnly))
+            .await,
+        Err(EngineError::IdReuseRefused {
+            status: WorkflowStatus::Completed,
+            ..
+        })
+    ));
+    let rerun = engine
+        .start_workflow(again("broke", IdReuse::AllowDuplicateFailedOnly))
+        .await
+        .unwrap();
+    // Running now: no policy reuses a running id.
+    assert!(matches!(
+        engine
+            .start_workflow(again("broke", IdReuse::AllowDuplicate))
+            .await,
+        Err(EngineError::AlreadyStarted { run_id, .. }) if run_id == rerun.info().run_id
+    ));
+    engine
+        .start_workflow(again("done", IdReuse::AllowDuplicate))
+        .await
+        .unwrap();
+    // A refused start wrote nothing.
+    let history = engine
+        .history(&WorkflowId::new("done").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|event| matches!(event.event, Event::WorkflowStarted { .. }))
+            .count(),
+        2
     );
 }

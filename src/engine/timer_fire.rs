@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::event::Event;
-use crate::store::{StoreError, TimerEntry};
+use crate::store::{DEADLINE_COMMAND, StoreError, TimerEntry};
 use crate::timers::TimerSink;
 
 use super::{Engine, EngineError, Inner, Notice, Result};
@@ -27,6 +27,9 @@ impl Engine {
             .is_none()
         {
             return Ok(());
+        }
+        if entry.command == DEADLINE_COMMAND {
+            return self.expire(&cell, recorder, entry).await;
         }
         let fired = Event::TimerFired {
             command: entry.command,

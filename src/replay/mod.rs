@@ -472,6 +472,8 @@ pub struct Resolver {
     /// code has met it yet.
     cancel: Option<(u64, Payload)>,
     cancel_delivered: bool,
+    /// Whether the run has deadlines (execution or run timeout) armed.
+    deadlines: bool,
     patches: PatchMemo,
 }
 
@@ -485,6 +487,7 @@ impl Resolver {
             inboxes: Inboxes::default(),
             cancel: None,
             cancel_delivered: false,
+            deadlines: false,
             patches: PatchMemo::default(),
         }
     }
@@ -634,6 +637,11 @@ impl Resolver {
             Event::CancelRequested { reason } if self.cancel.is_none() => {
                 self.cancel = Some((seq, reason.clone()));
             }
+            Event::WorkflowStarted {
+                execution_timeout_ms,
+                run_timeout_ms,
+                ..
+            } => self.deadlines = execution_timeout_ms.is_some() || run_timeout_ms.is_some(),
             _ => {}
         }
     }
@@ -651,6 +659,11 @@ impl Resolver {
             Inbox::Update => &self.inboxes.updates,
         };
         queue.values().find(|message| message.name == name)
+    }
+
+    /// Whether a signal or an update waits in an inbox, not yet taken.
+    pub fn has_messages(&self) -> bool {
+        !self.inboxes.signals.is_empty() || !self.inboxes.updates.is_empty()
     }
 
     /// Whether update `update_id` was accepted in this run, and its reply if
@@ -734,11 +747,15 @@ impl Resolver {
     /// side-effect function) leaves no trace, and may rescue and go on.
     ///
     /// An interrupt of `scope` recorded before the command was (or, for a
-    /// command not recorded, at all) interrupts it without consuming it; one
-    /// recorded before its outcome (or while it has none) interrupts it after
-    /// consuming it. Live and replayed runs meet the same interrupts, because
-    /// a live command is never recorded after an interrupt it is exposed to
-    /// (the engine checks under the lock that orders the history).
+    /// command not recorded, at all) interrupts it without consuming it. One
+    /// recorded after the command does not interrupt it, even before its
+    /// outcome: live, the command was recorded first and its code went on
+    /// (starting a future does not wait), so the interrupt was met later, by
+    /// the wait on the command's outcome ([`Resolver::settle`]) or by a later
+    /// command, and the replay meets it there too. Live and replayed runs
+    /// meet the same interrupts, because a live command is never recorded
+    /// after an interrupt it is exposed to (the engine checks under the lock
+    /// that orders the history).
     pub fn resolve_in(
         &mut self,
         issued: &CommandSpec,
@@ -751,7 +768,7 @@ impl Resolver {
                 None => Resolution::Live { ordinal },
             });
         };
-        let (opened_seq, outcome_seq) = (entry.opened_seq, entry.outcome_seq);
+        let opened_seq = entry.opened_seq;
         // Met live, a command exposed to an interrupt recorded before this
         // ordinal was opened raised without being recorded: the command
         // history holds here is later code's, not this one to compare.
@@ -769,9 +786,6 @@ impl Resolver {
         }
         let (outcome, pending) = (entry.machine.outcome(), entry.machine.pending());
         self.cursor += 1;
-        if let Some(interrupt) = self.deliver(scope, outcome_seq.unwrap_or(u64::MAX)) {
-            return Ok(Resolution::Interrupted(interrupt));
-        }
         Ok(match (outcome, pending) {
             (Some(outcome), _) => Resolution::Replayed { ordinal, outcome },
             (None, Some(work)) => Resolution::Pending { ordinal, work },
@@ -844,6 +858,12 @@ impl Resolver {
                 expected: entry.spec.clone(),
             }),
         }
+    }
+
+    /// Whether the run has timers in the wheel: a recorded timer still
+    /// waiting to fire, or a deadline (execution or run timeout).
+    pub fn may_have_timers(&self) -> bool {
+        self.deadlines || self.has_pending_timer()
     }
 
     /// Whether a recorded timer still waits to fire.

@@ -100,6 +100,8 @@ fn recorded(events: Vec<Event>) -> Vec<RecordedEvent> {
         workflow_type: "T".into(),
         input: Payload::etf(vec![]),
         package_version: None,
+        execution_timeout_ms: None,
+        run_timeout_ms: None,
     })
     .chain(events)
     .zip(1..)
@@ -428,4 +430,97 @@ fn a_wait_interrupted_before_it_was_recorded_replays_interrupted_not_as_the_next
         Ok(Resolution::Replayed { ordinal: 1, .. })
     ));
     resolver.finish().unwrap();
+}
+
+#[test]
+fn futures_started_before_a_deadline_fired_replay_started_and_their_wait_times_out() {
+    // with_timeout(_, fn -> a = start_activity(A); b = start_activity(B);
+    // await_any([a, b]) end) timed out live after both started: the wait met
+    // the deadline, the with_timeout cancelled both, and the code went on to
+    // activity C. A replay must meet the deadline at the same wait, not at
+    // `start_activity(A)` (which skipped B, and compared B with C: AION-ND001).
+    let timer_id = TimerId::for_command(RUN, 0);
+    let scheduled = |command: u32, name: &str| Event::ActivityScheduled {
+        command,
+        activity_type: name.into(),
+        input: Payload::etf(vec![]),
+    };
+    let history = recorded(vec![
+        Event::TimerStarted {
+            command: 0,
+            timer_id: timer_id.clone(),
+            fire_at: Timestamp::EPOCH,
+        },
+        scheduled(1, "A"),
+        scheduled(2, "B"),
+        Event::TimerFired {
+            command: 0,
+            timer_id,
+        },
+        Event::ActivityCancelled { command: 1 },
+        Event::ActivityCancelled { command: 2 },
+        scheduled(3, "C"),
+    ]);
+    let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
+    let within = Scope {
+        timers: vec![0],
+        shielded: false,
+    };
+    let activity = |name: &str| CommandSpec::new(CommandKind::Activity, name);
+    assert!(matches!(
+        resolver.resolve(&Step::Sleep.spec()),
+        Ok(Resolution::Replayed { ordinal: 0, .. })
+    ));
+    for (ordinal, name) in [(1, "A"), (2, "B")] {
+        assert_eq!(
+            resolver.resolve_in(&activity(name), &within),
+            Ok(Resolution::Replayed {
+                ordinal,
+                outcome: Outcome::Cancelled
+            })
+        );
+    }
+    assert_eq!(
+        resolver.settle(&[1, 2], &within),
+        Settled::Interrupted(Interrupt::TimedOut(0))
+    );
+    assert!(matches!(
+        resolver.resolve(&activity("C")),
+        Ok(Resolution::Pending { ordinal: 3, .. })
+    ));
+    resolver.finish().unwrap();
+}
+
+#[test]
+fn a_cancellation_recorded_after_a_future_started_is_met_by_the_wait_as_live() {
+    // t0 = start_timer(_); t1 = start_timer(_); await(t0): the cancellation
+    // arrived while the code waited, and history ends there (a crash before
+    // the code met it). Live, the code met it at the wait, with both timers
+    // started; a replay must too (raising at `start_timer` left t1 unissued,
+    // so the cancellation after it did not cancel t1).
+    let timer = |command: u32| Event::TimerStarted {
+        command,
+        timer_id: TimerId::for_command(RUN, command),
+        fire_at: Timestamp::EPOCH,
+    };
+    let history = recorded(vec![
+        timer(0),
+        timer(1),
+        Event::CancelRequested {
+            reason: Payload::etf(vec![7]),
+        },
+    ]);
+    let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
+    for ordinal in [0, 1] {
+        assert!(matches!(
+            resolver.resolve(&Step::Sleep.spec()),
+            Ok(Resolution::Pending { ordinal: o, .. }) if o == ordinal
+        ));
+    }
+    assert!(!resolver.cancel_delivered());
+    assert_eq!(
+        resolver.settle(&[0], &Scope::default()),
+        Settled::Interrupted(Interrupt::Cancelled(Payload::etf(vec![7])))
+    );
+    assert!(resolver.cancel_delivered());
 }

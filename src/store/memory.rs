@@ -7,9 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AppendRequest, EventLog, HistoryHead, ReconcileReport, Result, RunningPage, Store, StoreError,
-    TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore, VisibilityStore, WorkflowFilter,
-    plan_append,
+    AppendRequest, DEADLINE_COMMAND, EventLog, HistoryHead, ReconcileReport, Result, RunningPage,
+    Store, StoreError, TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore,
+    VisibilityStore, WorkflowFilter, plan_append,
 };
 use crate::event::RecordedEvent;
 use crate::ids::{TimerId, WorkflowId};
@@ -343,8 +343,8 @@ impl Tables {
     fn has_timers(&self, workflow_id: &WorkflowId) -> bool {
         self.timers
             .range((workflow_id.clone(), TimerId::from_stored(String::new()))..)
-            .next()
-            .is_some_and(|((owner, _), _)| owner == workflow_id)
+            .take_while(|((owner, _), _)| owner == workflow_id)
+            .any(|(_, timer)| timer.command != DEADLINE_COMMAND)
     }
 }
 

@@ -7,6 +7,8 @@
 //! the status projection and timer bookkeeping are computed here, once, and a
 //! backend only has to apply the plan atomically.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use thiserror::Error;
 
@@ -156,6 +158,12 @@ impl AppendRequest {
     }
 }
 
+/// The `command` of a run's deadline timers (its execution and run
+/// timeouts), which answer no command: their firing ends the run
+/// `timed_out`. A workflow whose only timers are deadlines is not asleep, so
+/// these rows never make [`VisibilityStore::list_running_page`] skip it.
+pub const DEADLINE_COMMAND: u32 = u32::MAX;
+
 /// A pending durable timer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimerEntry {
@@ -271,22 +279,26 @@ pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<Append
     let timers = request
         .events
         .iter()
-        .filter_map(|recorded| match &recorded.event {
+        .flat_map(|recorded| match &recorded.event {
             Event::TimerStarted {
                 command,
                 timer_id,
                 fire_at,
-            } => Some(TimerEffect::Schedule(TimerEntry {
+            } => vec![TimerEffect::Schedule(TimerEntry {
                 workflow_id: workflow_id.clone(),
                 timer_id: timer_id.clone(),
                 command: *command,
                 fire_at: *fire_at,
-            })),
+            })],
             Event::TimerFired { timer_id, .. } | Event::TimerCancelled { timer_id, .. } => {
-                Some(TimerEffect::Remove(workflow_id.clone(), timer_id.clone()))
+                vec![TimerEffect::Remove(workflow_id.clone(), timer_id.clone())]
             }
-            event if event.is_terminal() => Some(TimerEffect::RemoveAll(workflow_id.clone())),
-            _ => None,
+            Event::WorkflowStarted { .. } => deadlines(recorded)
+                .into_iter()
+                .map(TimerEffect::Schedule)
+                .collect(),
+            event if event.is_terminal() => vec![TimerEffect::RemoveAll(workflow_id.clone())],
+            _ => Vec::new(),
         })
         .collect();
     let extends_latest_run = runs.len() == 1
@@ -300,6 +312,34 @@ pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<Append
         timers,
         extends_latest_run,
     })
+}
+
+/// The deadline timers a recorded `workflow_started` arms: one per timeout
+/// it carries, due that long after the run started.
+pub fn deadlines(started: &RecordedEvent) -> Vec<TimerEntry> {
+    let Event::WorkflowStarted {
+        run_id,
+        execution_timeout_ms,
+        run_timeout_ms,
+        ..
+    } = &started.event
+    else {
+        return Vec::new();
+    };
+    [
+        ("execution_timeout", execution_timeout_ms),
+        ("run_timeout", run_timeout_ms),
+    ]
+    .into_iter()
+    .filter_map(|(name, timeout)| {
+        timeout.map(|ms| TimerEntry {
+            workflow_id: started.envelope.workflow_id.clone(),
+            timer_id: TimerId::deadline(*run_id, name),
+            command: DEADLINE_COMMAND,
+            fire_at: started.envelope.recorded_at.plus_millis(ms),
+        })
+    })
+    .collect()
 }
 
 /// The latest run of a history and its events, from the suffix of the
@@ -497,6 +537,24 @@ pub trait EventLog: Send + Sync {
         &self,
         workflow_id: &WorkflowId,
     ) -> Result<Option<(RunSummary, Vec<RecordedEvent>)>>;
+
+    /// [`EventLog::read_current_run`] of many workflows at once, for
+    /// recovery. A workflow the answer leaves out (no history, a row that
+    /// does not decode, an index that does not point at a run's start) must
+    /// be read with `read_current_run`, which says why. The default reads
+    /// them one by one; a backend may batch.
+    async fn read_current_runs(
+        &self,
+        workflow_ids: &[WorkflowId],
+    ) -> Result<HashMap<WorkflowId, (RunSummary, Vec<RecordedEvent>)>> {
+        let mut runs = HashMap::with_capacity(workflow_ids.len());
+        for workflow_id in workflow_ids {
+            if let Ok(Some(run)) = self.read_current_run(workflow_id).await {
+                runs.insert(workflow_id.clone(), run);
+            }
+        }
+        Ok(runs)
+    }
 }
 
 /// Pending durable timers.
@@ -583,7 +641,7 @@ pub trait VisibilityStore: Send + Sync {
     /// # Contract
     /// - Bounded: reads about `limit` rows (a `limit` of 0 is read as 1).
     /// - With `without_pending_timers`, only running workflows with no row in
-    ///   the timers table: those a host must give a process, as the others
+    ///   the timers table but deadlines ([`DEADLINE_COMMAND`]): those a host must give a process, as the others
     ///   sleep until a timer wakes them.
     /// - A visibility row that does not decode (and may be running) goes to
     ///   [`RunningPage::broken`] with its raw id and counts towards `limit`;

@@ -50,6 +50,30 @@ defmodule Aion.Test.ChildVM do
     end
   end
 
+  @doc """
+  Waits for a line starting with `prefix`; returns every line printed up to
+  and including it. Fails if the process exits first.
+  """
+  def read_until(vm, prefix, timeout \\ 60_000), do: read_lines(vm, prefix, timeout, [])
+
+  defp read_lines(%{port: port} = vm, prefix, timeout, acc) do
+    receive do
+      {^port, {:data, {:eol, line}}} ->
+        if String.starts_with?(line, prefix),
+          do: Enum.reverse([line | acc]),
+          else: read_lines(vm, prefix, timeout, [line | acc])
+
+      {^port, {:data, {:noeol, _}}} ->
+        read_lines(vm, prefix, timeout, acc)
+
+      {^port, {:exit_status, status}} ->
+        raise "child VM exited with status #{status} while waiting for a #{inspect(prefix)} line; it printed:\n" <>
+                Enum.join(Enum.reverse(acc), "\n")
+    after
+      timeout -> raise "timed out waiting for a #{inspect(prefix)} line"
+    end
+  end
+
   @doc "Waits for the process to exit; returns its exit status and every line it printed meanwhile."
   def await_exit(%{port: port}, timeout \\ 120_000), do: drain(port, timeout, [])
 
@@ -67,10 +91,18 @@ defmodule Aion.Test.ChildVM do
   SIGKILLs the process and waits for it to be gone; returns its exit status
   (128 + 9 when the kill did it, something else if it had exited already).
   """
-  def kill(%{os_pid: os_pid} = vm) do
+  def kill(vm) do
+    {status, _lines} = kill_collecting(vm)
+    status
+  end
+
+  @doc """
+  As `kill/1`, but returns `{status, lines}`: also the lines the process
+  printed that were not read yet.
+  """
+  def kill_collecting(%{os_pid: os_pid} = vm) do
     # The shell's builtin kill: no dependency on a kill binary.
     System.cmd("sh", ["-c", "kill -KILL #{os_pid} 2>/dev/null"])
-    {status, _lines} = await_exit(vm)
-    status
+    await_exit(vm)
   end
 end

@@ -41,6 +41,8 @@ pub fn started(run_id: RunId, workflow_type: &str) -> Event {
         workflow_type: workflow_type.into(),
         input: Payload::etf(awkward_bytes(0)),
         package_version: None,
+        execution_timeout_ms: None,
+        run_timeout_ms: None,
     }
 }
 
@@ -52,6 +54,8 @@ pub fn started_after(run_id: RunId, parent: RunId, workflow_type: &str) -> Event
         workflow_type: workflow_type.into(),
         input: Payload::etf(vec![131, 97, 2]),
         package_version: Some("1.2.0".into()),
+        execution_timeout_ms: None,
+        run_timeout_ms: None,
     }
 }
 

@@ -67,6 +67,7 @@ macro_rules! conformance_suite {
             the_head_is_the_history_s_last_seq,
             the_history_head_has_the_head_and_the_latest_run,
             the_current_run_is_read_from_its_start,
+            current_runs_are_read_in_one_batch_as_one_by_one,
             running_pages_walk_running_workflows_by_id,
             reconcile_pages_cover_every_history_once,
             timer_pages_follow_due_order,

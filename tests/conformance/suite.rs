@@ -841,6 +841,24 @@ pub async fn the_current_run_is_read_from_its_start(store: Arc<dyn Store>) {
     assert_eq!(store.read_run_chain(&id).await.unwrap().len(), 4);
 }
 
+pub async fn current_runs_are_read_in_one_batch_as_one_by_one(store: Arc<dyn Store>) {
+    seed(&store, "counter", at(0), counter_continued_twice()).await;
+    seed(&store, "sleeper", at(1), reminder_sleeping(run(6), at(100))).await;
+    seed(&store, "order", at(2), order_fulfilled(run(5))).await;
+    let ids = [wf("counter"), wf("sleeper"), wf("order"), wf("unknown")];
+
+    let runs = store.read_current_runs(&ids).await.unwrap();
+    assert_eq!(runs.len(), 3, "every workflow with a history, none without");
+    for id in &ids[..3] {
+        assert_eq!(
+            runs.get(id),
+            store.read_current_run(id).await.unwrap().as_ref(),
+            "{id}"
+        );
+    }
+    assert!(store.read_current_runs(&[]).await.unwrap().is_empty());
+}
+
 pub async fn running_pages_walk_running_workflows_by_id(store: Arc<dyn Store>) {
     let empty = store.list_running_page(None, 10, false).await.unwrap();
     assert!(empty.rows.is_empty() && empty.broken.is_empty() && empty.next.is_none());

@@ -18,31 +18,55 @@ defmodule Aion.Activity.Runner do
   @executions :"$aion_executions"
 
   @doc """
-  Starts `{module, function, args}` as command `ordinal`. `dispatch` is
+  Starts `{module, function, args}` as command `ordinal`, with
+  `{timeout, {queue, limit}}`; an execution of a limited queue waits for a
+  slot first (Aion.Activity.Queues), and its timeout starts once it runs.
+  `dispatch` is
   `:first` for a command this process just recorded (nothing can have run it
   yet) or `:again` for one recorded by an earlier process of the run.
   """
-  def start(context, ordinal, {_module, _function, _args} = mfa, timeout, dispatch) when dispatch in [:first, :again] do
+  def start(context, ordinal, {_module, _function, _args} = mfa, {timeout, {queue, limit}}, dispatch) when dispatch in [:first, :again] do
     if dispatch == :again, do: Ownership.stop_activities(context.instance, context.workflow_id, {context.run_id, ordinal})
     %{instance: instance, workflow_id: workflow_id, run_id: run_id, tag: tag} = context
     owner = self()
     attempt = make_ref()
+    queued? = limit != :infinity
 
     {:ok, pid} =
       Task.Supervisor.start_child(context.activities, fn ->
         with :ok <- Ownership.claim_activity(instance, workflow_id, run_id, ordinal, owner) do
+          if queued? do
+            :ok = Aion.Activity.Queues.checkout(instance, queue)
+            send(owner, {:aion, tag, {:activity_running, ordinal, attempt}})
+          end
+
           send(owner, {:aion, tag, {:activity, ordinal, attempt, invoke(mfa)}})
         end
       end)
 
-    timer = if timeout != :infinity, do: Process.send_after(self(), {:aion, tag, {:activity_timeout, ordinal, attempt}}, timeout)
-    execution = %{attempt: attempt, monitor: Process.monitor(pid), timer: timer, mfa: mfa, timeout: timeout}
+    execution = %{attempt: attempt, monitor: Process.monitor(pid), timer: nil, mfa: mfa, timeout: timeout, tag: tag}
+    execution = if queued?, do: execution, else: arm(execution, ordinal)
     Process.put(@executions, Map.put(executions(), ordinal, execution))
     :ok
   end
 
   @doc "Whether an execution of this process is running."
   def in_flight?, do: executions() != %{}
+
+  @doc "Execution `attempt` of command `ordinal` got its queue's slot and runs: its timeout starts."
+  def running(ordinal, attempt) do
+    with {:ok, execution} <- current(ordinal, attempt) do
+      Process.put(@executions, Map.put(executions(), ordinal, arm(execution, ordinal)))
+    end
+
+    :ok
+  end
+
+  defp arm(%{timeout: :infinity} = execution, _ordinal), do: execution
+
+  defp arm(execution, ordinal) do
+    %{execution | timer: Process.send_after(self(), {:aion, execution.tag, {:activity_timeout, ordinal, execution.attempt}}, execution.timeout)}
+  end
 
   @doc "Execution `attempt` of command `ordinal` answered: records its result."
   def finished(context, ordinal, attempt, result) do

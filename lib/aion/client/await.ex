@@ -39,7 +39,7 @@ defmodule Aion.Client.Await do
     after
       Process.demonitor(owner, [:flush])
       Registry.unregister(Aion.Awaiters, key)
-      flush(name, workflow_id)
+      flush_done(name, workflow_id)
     end
   end
 
@@ -70,9 +70,17 @@ defmodule Aion.Client.Await do
     end
   end
 
-  defp flush(name, workflow_id) do
+  @doc "Tells every process awaiting `workflow_id` how it ended (`terminal` as the NIF gives it)."
+  def notify(name, workflow_id, terminal) do
+    Registry.dispatch(Aion.Awaiters, {name, workflow_id}, fn awaiters ->
+      for {pid, _} <- awaiters, do: send(pid, {:aion_done, name, workflow_id, terminal})
+    end)
+  end
+
+  @doc "Drops the endings of `workflow_id` (notify/3) left in the caller's mailbox."
+  def flush_done(name, workflow_id) do
     receive do
-      {:aion_done, ^name, ^workflow_id, _} -> flush(name, workflow_id)
+      {:aion_done, ^name, ^workflow_id, _} -> flush_done(name, workflow_id)
     after
       0 -> :ok
     end
@@ -80,6 +88,11 @@ defmodule Aion.Client.Await do
 
   defp result({:completed, payload, _run_id}), do: {:ok, Payload.decode(payload)}
   defp result({:failed, payload, _run_id}), do: {:error, Payload.decode(payload)}
+
+  defp result({:terminated, payload, run_id}) do
+    reason = Payload.decode(payload)
+    {:error, Aion.Error.new(:terminated, "run #{run_id} was terminated (reason: #{inspect(reason)})", details: %{reason: reason})}
+  end
 
   defp result({status, _value, run_id}) do
     {:error, Aion.Error.new(status, "run #{run_id} ended with status #{status}")}

@@ -1,6 +1,6 @@
 defmodule Aion.Client.Messages do
   @moduledoc false
-  # Signals, updates and cancellation requests from clients: argument checks,
+  # Signals, updates, cancellation requests and terminations from clients: argument checks,
   # encoding, and the wait of an update's caller for its reply.
 
   alias Aion.{Engine, Instance, Payload}
@@ -22,11 +22,12 @@ defmodule Aion.Client.Messages do
   def signal_with_start(name, module, input, signal_name, payload, opts) do
     with {:ok, instance} <- Instance.lookup(name),
          {:ok, id} <- Aion.Client.Start.id_option(opts, "Aion.signal_with_start"),
+         {:ok, options} <- Aion.Client.Start.engine_options(opts, "Aion.signal_with_start"),
          {:ok, type} <- Aion.Client.Start.workflow_type(instance, module, "Aion.signal_with_start"),
          {:ok, signal_name} <- message_name(signal_name, "Aion.signal_with_start"),
          {:ok, input} <- Payload.encode(input, "Aion.signal_with_start: the input"),
          {:ok, payload} <- Payload.encode(payload, "Aion.signal_with_start: the signal's payload"),
-         {:ok, workflow_id, run} <- Engine.signal_with_start(instance.engine, {id, type, input}, {signal_name, payload}) do
+         {:ok, workflow_id, run} <- Engine.signal_with_start(instance.engine, {id, type, input, options}, {signal_name, payload}) do
       if run, do: Aion.Client.Start.spawn_run(name, module, type, workflow_id, run)
       {:ok, workflow_id}
     end
@@ -40,6 +41,15 @@ defmodule Aion.Client.Messages do
     end
   end
 
+  def terminate(name, workflow_id, reason) do
+    with {:ok, instance} <- Instance.lookup(name),
+         :ok <- check_id(workflow_id, "Aion.terminate"),
+         {:ok, reason} <- Payload.encode(reason, "Aion.terminate: the reason"),
+         {:ok, _terminal} <- Engine.terminate(instance.engine, workflow_id, reason) do
+      :ok
+    end
+  end
+
   def update(name, workflow_id, update_name, args, opts) do
     with {:ok, instance} <- Instance.lookup(name),
          :ok <- check_id(workflow_id, "Aion.update"),
@@ -47,8 +57,9 @@ defmodule Aion.Client.Messages do
          {:ok, update_id} <- update_id(opts),
          {:ok, timeout} <- timeout(opts, 30_000, "Aion.update"),
          {:ok, args} <- Payload.encode(args, "Aion.update: the arguments") do
-      key = {name, {:update, workflow_id, update_id}}
-      {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
+      # The reply, or the workflow's end (whoever records it tells its awaiters).
+      keys = [{name, {:update, workflow_id, update_id}}, {name, workflow_id}]
+      for key <- keys, do: {:ok, _} = Registry.register(Aion.Awaiters, key, nil)
 
       try do
         case Engine.update(instance.engine, workflow_id, {update_name, args, update_id}) do
@@ -57,7 +68,8 @@ defmodule Aion.Client.Messages do
           {:error, error} -> {:error, error}
         end
       after
-        Registry.unregister(Aion.Awaiters, key)
+        for key <- keys, do: Registry.unregister(Aion.Awaiters, key)
+        Aion.Client.Await.flush_done(name, workflow_id)
       end
     end
   end
@@ -66,7 +78,12 @@ defmodule Aion.Client.Messages do
     left = if deadline == :infinity, do: :infinity, else: max(deadline - now(), 0)
 
     receive do
-      {:aion_update, ^workflow_id, ^update_id, reply} -> reply
+      {:aion_update, ^workflow_id, ^update_id, reply} ->
+        reply
+
+      # Its reply may have been recorded just before the end: ask once more.
+      {:aion_done, _name, ^workflow_id, _terminal} ->
+        wait_reply(instance, workflow_id, update_id, deadline, timeout, 0)
     after
       min(left, check_every) ->
         case Engine.update_result(instance.engine, workflow_id, update_id) do
@@ -82,7 +99,7 @@ defmodule Aion.Client.Messages do
                 {:error, Aion.Error.new(:not_running, "workflow #{workflow_id} ended before it answered update #{update_id}")}
 
               true ->
-                wait_reply(instance, workflow_id, update_id, deadline, timeout, min(2 * check_every, @max_check))
+                wait_reply(instance, workflow_id, update_id, deadline, timeout, check_every |> Kernel.*(2) |> max(@first_check) |> min(@max_check))
             end
 
           {:error, error} ->

@@ -19,6 +19,64 @@ defmodule Aion.Client.Start do
     end
   end
 
+  @id_reuse [:allow_duplicate, :allow_duplicate_failed_only, :reject_duplicate]
+
+  @doc """
+  The start options the engine takes, as the NIF takes them:
+  `{execution_ms | nil, run_ms | nil, id_reuse}` from `:execution_timeout`
+  and `:run_timeout` (positive integers, milliseconds) and `:id_reuse`.
+  """
+  def engine_options(opts, entry) do
+    with {:ok, execution} <- positive(opts, :execution_timeout, entry),
+         {:ok, run} <- positive(opts, :run_timeout, entry),
+         {:ok, id_reuse} <- one_of(opts, :id_reuse, @id_reuse, entry) do
+      {:ok, {execution, run, Atom.to_string(id_reuse)}}
+    end
+  end
+
+  @doc """
+  Applies the `:if_running` option to a start's answer: with `:use_existing`,
+  a workflow already running under the id is the answer (`{:ok, id}`), so
+  that a retried start is idempotent.
+  """
+  def if_running(%Instance{} = instance, opts, entry, start) do
+    with {:ok, if_running} <- one_of(opts, :if_running, [:error, :use_existing], entry) do
+      case {start.(), if_running, Keyword.get(opts, :id)} do
+        # Refused because it runs (not because an id reuse policy refused a finished one).
+        {{:error, %Aion.Error{reason: :already_started}} = refused, :use_existing, id} when is_binary(id) ->
+          case Aion.Engine.terminal(instance.engine, id) do
+            {:ok, :running} -> {:ok, id}
+            _ -> refused
+          end
+
+        {answer, _, _} ->
+          answer
+      end
+    end
+  end
+
+  defp one_of(opts, key, [default | _] = allowed, entry) do
+    case Keyword.get(opts, key, default) do
+      value when is_atom(value) and value != nil ->
+        if value in allowed, do: {:ok, value}, else: bad_choice(key, allowed, value, entry)
+
+      value ->
+        bad_choice(key, allowed, value, entry)
+    end
+  end
+
+  defp bad_choice(key, allowed, value, entry) do
+    {:error, Aion.Error.new(:invalid_option, "#{entry}: expected #{inspect(key)} to be one of #{inspect(allowed)}, got: #{inspect(value)}")}
+  end
+
+  defp positive(opts, key, entry) do
+    case Keyword.get(opts, key) do
+      nil -> {:ok, nil}
+      ms when is_integer(ms) and ms > 0 -> {:ok, ms}
+      other -> {:error, Aion.Error.new(:invalid_option, "#{entry}: expected #{inspect(key)} to be a positive integer (milliseconds), got: #{inspect(other)}")}
+    end
+  end
+
   @doc "`:ok` for a workflow id (a UTF-8 string), else an :invalid_workflow_id error naming `entry`."
   def check_id(id, entry) do
     if is_binary(id) and String.valid?(id) do

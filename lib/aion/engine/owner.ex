@@ -2,7 +2,8 @@ defmodule Aion.Engine.Owner do
   @moduledoc false
   # Owns the NIF engine resource of one instance: opens the store on start,
   # publishes the instance in Aion.Registry, logs the engine's background
-  # warnings, hands wake-ups of evicted runs to the reconciler, stops (so
+  # warnings, hands wake-ups of evicted runs to the reconciler, tells
+  # awaiters of runs ended from outside their code, stops (so
   # that the instance restarts) when the engine reports a fatal failure, and
   # closes the store on shutdown.
   use GenServer
@@ -10,6 +11,7 @@ defmodule Aion.Engine.Owner do
   require Logger
 
   alias Aion.{Instance, Native}
+  alias Aion.Client.Await
   alias Aion.Run.Reconciler
 
   def start_link(config), do: GenServer.start_link(__MODULE__, config, name: Instance.via(config.name, :engine_process))
@@ -37,6 +39,13 @@ defmodule Aion.Engine.Owner do
 
   def handle_info({:aion_wake, workflow_id, type}, state) do
     Reconciler.wake(state.name, workflow_id, type)
+    {:noreply, state}
+  end
+
+  # A run ended from outside its code (terminated, timed out); its process
+  # was told to stop.
+  def handle_info({:aion_ended, workflow_id, terminal}, state) do
+    Await.notify(state.name, workflow_id, terminal)
     {:noreply, state}
   end
 

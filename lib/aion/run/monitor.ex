@@ -8,7 +8,7 @@ defmodule Aion.Run.Monitor do
   #   - an outcome (completed, failed): has the engine record it (never
   #     overwriting an ending the history already has), then wakes every
   #     process awaiting the workflow;
-  #   - evicted, blocked, already ended: nothing more; a history that cannot
+  #   - evicted, blocked, already ended, ended from outside: nothing more; a history that cannot
   #     be read: the reconciler leaves the run alone;
   #   - anything else (killed from outside, a crash, an engine error, the run
   #     taken over, an instance stopping): asks the reconciler to respawn it,
@@ -18,6 +18,7 @@ defmodule Aion.Run.Monitor do
   require Logger
 
   alias Aion.{Engine, Instance, Ownership}
+  alias Aion.Client.Await
   alias Aion.Run.Reconciler
 
   def start_link({config, index}) do
@@ -82,7 +83,7 @@ defmodule Aion.Run.Monitor do
 
     case reply do
       {:ok, terminal} ->
-        notify(state.name, run.workflow_id, terminal)
+        Await.notify(state.name, run.workflow_id, terminal)
 
       {:error, error} ->
         Logger.error("Aion: could not record the end of workflow #{run.workflow_id}, will retry: #{inspect(error)}")
@@ -97,7 +98,8 @@ defmodule Aion.Run.Monitor do
   defp exited(run, {:shutdown, {:aion_completed, payload}}, state), do: complete(run, {:completed, payload}, state)
   defp exited(run, {:shutdown, {:aion_failed, payload}}, state), do: complete(run, {:failed, payload}, state)
   defp exited(run, {:shutdown, {:aion_cancelled, payload}}, state), do: complete(run, {:cancelled, payload}, state)
-  defp exited(_run, {:shutdown, reason}, state) when reason in [:aion_evicted, :aion_not_running], do: state
+  # Ended from outside (terminated, timed out): the engine recorded it and told the awaiters.
+  defp exited(_run, {:shutdown, reason}, state) when reason in [:aion_evicted, :aion_not_running, :aion_ended], do: state
 
   defp exited(run, {:shutdown, {:aion_broken, _error}}, state) do
     Reconciler.broken(state.name, run.workflow_id)
@@ -130,10 +132,4 @@ defmodule Aion.Run.Monitor do
 
   defp release(%{generation: nil}, _state), do: :ok
   defp release(run, state), do: Engine.release_run(state.instance.engine, run.workflow_id, run.generation)
-
-  defp notify(name, workflow_id, terminal) do
-    Registry.dispatch(Aion.Awaiters, {name, workflow_id}, fn awaiters ->
-      for {pid, _} <- awaiters, do: send(pid, {:aion_done, name, workflow_id, terminal})
-    end)
-  end
 end

@@ -15,6 +15,7 @@ defmodule Aion.Run.Process do
   #   {:shutdown, :aion_evicted}                idle, waiting on a timer or a message, evicted
   #   {:shutdown, :aion_blocked}                non-determinism, suspended
   #   {:shutdown, :aion_not_running}            the run had ended already
+  #   {:shutdown, :aion_ended}                  terminated or timed out meanwhile
   #   {:shutdown, {:aion_broken, error}}        its history cannot be read
   #   anything else                             not an outcome: respawned
   #
@@ -121,7 +122,8 @@ defmodule Aion.Run.Process do
       module: module,
       parent: parent(),
       activities: Instance.via(name, :activities),
-      evict_idle_after: instance.config.evict_idle_after
+      evict_idle_after: instance.config.evict_idle_after,
+      queues: instance.config.queues
     }
 
     Process.put(@context, context)

@@ -17,6 +17,13 @@ defmodule Aion.Workflow.Update do
       end
     end)
 
+    tell_callers(context, update_id, reply)
+  end
+
+  # A query's replay only reads: the run's own process tells the callers.
+  defp tell_callers(%{query: _}, _update_id, _reply), do: :ok
+
+  defp tell_callers(context, update_id, reply) do
     Registry.dispatch(Aion.Awaiters, {context.instance, {:update, context.workflow_id, update_id}}, fn callers ->
       for {pid, _} <- callers, do: send(pid, {:aion_update, context.workflow_id, update_id, reply})
     end)

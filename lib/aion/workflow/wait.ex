@@ -126,9 +126,17 @@ defmodule Aion.Workflow.Wait do
         Runner.finished(context, ordinal, attempt, result)
         :notice
 
+      {:aion, ^tag, {:activity_running, ordinal, attempt}} ->
+        Runner.running(ordinal, attempt)
+        :stale
+
       {:aion, ^tag, {:activity_timeout, ordinal, attempt}} ->
         Runner.timed_out(context, ordinal, attempt)
         :notice
+
+      # Terminated or timed out: no more of the code runs.
+      {:aion, ^tag, :ended} ->
+        RunProcess.stop(:aion_ended)
 
       {:aion, ^tag, _notice} ->
         :notice

@@ -15,8 +15,8 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Blocked, Engine, EngineConfig, EngineError, EngineListener, Notice, RecordCommand, Recorded,
-    RunHandle, RunOutcome, RunOwner, StartRequest, StoreConfig,
+    Blocked, Engine, EngineConfig, EngineError, EngineListener, IdReuse, Notice, RecordCommand,
+    Recorded, RunHandle, RunOutcome, RunOwner, StartRequest, StoreConfig, Terminal, Timeouts,
 };
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
@@ -93,6 +93,14 @@ impl EngineListener for PidListener {
             (atoms::aion_fatal(), message).encode(env)
         });
     }
+
+    fn ended(&self, workflow_id: &WorkflowId, terminal: &Terminal) {
+        let id = workflow_id.to_string();
+        let terminal = terminal.clone();
+        send_from_anywhere(self.0, move |env| {
+            (atoms::aion_ended(), id, encode_terminal(env, &terminal)).encode(env)
+        });
+    }
 }
 
 /// Tells a workflow process about its run, with messages
@@ -122,6 +130,31 @@ fn run_id(text: &str) -> Result<RunId, EngineError> {
 
 fn payload(binary: Binary) -> Payload {
     Payload::etf(binary.as_slice())
+}
+
+/// A start's options as the host passes them:
+/// `{execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse}`, with
+/// `id_reuse` one of [`IdReuse::as_str`].
+type StartOptions = (Option<u64>, Option<u64>, String);
+
+/// The request without its workflow id (checked later, with the store's
+/// errors); an unknown id reuse policy is a bad argument.
+fn start_request(
+    workflow_type: String,
+    input: Payload,
+    (execution_ms, run_ms, id_reuse): StartOptions,
+) -> NifResult<StartRequest> {
+    let id_reuse = IdReuse::parse(&id_reuse).ok_or(rustler::Error::BadArg)?;
+    Ok(StartRequest {
+        workflow_id: None,
+        workflow_type,
+        input,
+        timeouts: Timeouts {
+            execution_ms,
+            run_ms,
+        },
+        id_reuse,
+    })
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
@@ -176,22 +209,17 @@ fn start_workflow<'a>(
     id: Option<String>,
     workflow_type: String,
     input: Binary<'a>,
+    options: StartOptions,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
-    let input = payload(input);
+    let mut request = start_request(workflow_type, payload(input), options)?;
     spawn_reply(
         env,
         reference,
         async move {
-            let workflow_id = id.as_deref().map(workflow_id).transpose()?;
-            engine
-                .start_workflow(StartRequest {
-                    workflow_id,
-                    workflow_type,
-                    input,
-                })
-                .await
+            request.workflow_id = id.as_deref().map(workflow_id).transpose()?;
+            engine.start_workflow(request).await
         },
         |env, run| {
             let info = run.info().clone();
@@ -402,29 +430,26 @@ fn signal<'a>(
     )
 }
 
-/// `start` is `{id | nil, workflow_type, input}`, `signal` `{name, payload}`.
+/// `start` is `{id | nil, workflow_type, input, options}` (options as in
+/// `start_workflow`), `signal` `{name, payload}`.
 #[rustler::nif]
 fn signal_with_start<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
-    start: (Option<String>, String, Binary<'a>),
+    start: (Option<String>, String, Binary<'a>, StartOptions),
     signal: (String, Binary<'a>),
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let (id, workflow_type, input) = start;
+    let (id, workflow_type, input, options) = start;
     let (name, signal) = signal;
     let engine = engine.engine.clone();
-    let (input, signal) = (payload(input), payload(signal));
+    let mut request = start_request(workflow_type, payload(input), options)?;
+    let signal = payload(signal);
     spawn_reply(
         env,
         reference,
         async move {
-            let workflow_id = id.as_deref().map(workflow_id).transpose()?;
-            let request = StartRequest {
-                workflow_id,
-                workflow_type,
-                input,
-            };
+            request.workflow_id = id.as_deref().map(workflow_id).transpose()?;
             engine.signal_with_start(request, &name, signal).await
         },
         |env, (workflow_id, run)| match run {
@@ -492,6 +517,24 @@ fn cancel<'a>(
         reference,
         async move { engine.cancel(&workflow_id(&id)?, reason).await },
         |env, ()| atoms::ok().encode(env),
+    )
+}
+
+#[rustler::nif]
+fn terminate<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    reason: Binary<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let reason = payload(reason);
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.terminate(&workflow_id(&id)?, reason).await },
+        |env, terminal| (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
     )
 }
 

@@ -25,6 +25,7 @@ pub mod atoms {
         aion_warning,
         aion_wake,
         aion_fatal,
+        aion_ended,
         timer_fired,
         resolved,
         inbox,
@@ -416,6 +417,7 @@ fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
             text.map_or_else(|| atoms::nil().encode(env), |text| text.encode(env))
         }
         Field::Unsigned(n) => n.encode(env),
+        Field::MaybeUnsigned(n) => n.map_or_else(|| atoms::nil().encode(env), |n| n.encode(env)),
         Field::Bool(b) => b.encode(env),
         Field::Time(t) => time(*t).encode(env),
         Field::Payload(payload) => tagged_payload(env, payload),

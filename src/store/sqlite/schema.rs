@@ -10,7 +10,7 @@ use crate::store::{Result, StoreError};
 /// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
 /// from version `i` to `i + 1`. Released entries are never edited; a change is
 /// a new entry.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// The newest schema version this build can read and write.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -75,11 +75,18 @@ CREATE INDEX workflows_maybe_running ON workflows (workflow_id)
     WHERE status NOT IN ('completed', 'failed', 'cancelled', 'timed_out', 'continued_as_new');
 "#;
 
+/// Version 3: `terminated` is a terminal status, so the partial index of
+/// rows that may be running leaves terminated workflows out.
+const SCHEMA_V3: &str = r#"
+DROP INDEX workflows_maybe_running;
+CREATE INDEX workflows_maybe_running ON workflows (workflow_id)
+    WHERE status NOT IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out', 'continued_as_new');
+"#;
+
 /// The visibility rows that may be running: every row whose status is not a
 /// known terminal one, so that a row with a damaged status is still seen
 /// (and reported) by recovery. Matches the `workflows_maybe_running` index.
-pub(super) const MAYBE_RUNNING: &str =
-    "status NOT IN ('completed', 'failed', 'cancelled', 'timed_out', 'continued_as_new')";
+pub(super) const MAYBE_RUNNING: &str = "status NOT IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out', 'continued_as_new')";
 
 pub(super) async fn migrate(writer: &SqlitePool) -> Result<()> {
     let mut tx = writer

@@ -54,6 +54,21 @@ defmodule Aion.Workflow.MessagesTest do
       assert {:ok, [:hello]} = Aion.await(aion, id, 5_000)
     end
 
+    test "an evicted waiter stays evicted through the reconciler's sweeps until its signal comes", %{tmp_dir: dir} do
+      aion = instance(dir, evict_idle_after: 50)
+      {:ok, id} = Aion.start_workflow(aion, Collector, %{n: 1}, id: "parked")
+      monitor = Process.monitor(Ownership.run_owner(aion, id))
+      assert_receive {:DOWN, ^monitor, :process, _, {:shutdown, :aion_evicted}}, 5_000
+
+      reconciler = GenServer.whereis(Aion.Instance.via(aion, :reconciler))
+      send(reconciler, {:sweep, nil})
+      _ = :sys.get_state(reconciler)
+      assert Ownership.run_owner(aion, id) == nil
+
+      :ok = Aion.signal(aion, id, :item, :hello)
+      assert {:ok, [:hello]} = Aion.await(aion, id, 5_000)
+    end
+
     test "await_signal with a timeout: the timer wins when no signal comes; the signal stays for later", %{tmp_dir: dir} do
       aion = instance(dir)
       {:ok, id} = Aion.start_workflow(aion, SignalTimeout, %{timeout: 100})
@@ -178,6 +193,20 @@ defmodule Aion.Workflow.MessagesTest do
       assert {:error, {:not_a_number, :x}} = Aion.update(aion, id, :add, :x)
       assert {:ok, 12} = Aion.update(aion, id, "add", 7)
       assert {:ok, 12} = Aion.await(aion, id, 5_000)
+    end
+
+    test "wake an evicted workflow; it is evicted again between updates", %{tmp_dir: dir} do
+      listener = listen()
+      aion = instance(dir, evict_idle_after: 50)
+      {:ok, id} = Aion.start_workflow(aion, Counter, %{listener: listener, updates: 2}, id: "evicted-counter")
+
+      for {amount, total} <- [{3, 3}, {4, 7}] do
+        eventually(fn -> match?({:ok, %{resident: false, status: :running}}, Aion.describe(aion, id)) end)
+        assert {:ok, ^total} = Aion.update(aion, id, :add, amount)
+        assert_receive {:report, {:add, ^amount}}
+      end
+
+      assert {:ok, 7} = Aion.await(aion, id, 5_000)
     end
 
     test "bad input and a workflow that does not answer", %{tmp_dir: dir} do

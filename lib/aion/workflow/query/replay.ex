@@ -43,6 +43,7 @@ defmodule Aion.Workflow.Query.Replay do
         parent: nil,
         activities: nil,
         evict_idle_after: :never,
+        queues: instance.config.queues,
         query: query
       })
 
