@@ -244,7 +244,9 @@ defmodule Aion do
   Describes a workflow: its status (`:running`, `:completed`, `:failed`,
   `:cancelled`, `:terminated`, `:timed_out`, `:continued_as_new`), type, latest run id,
   timestamps, its runs, the work its latest run is waiting for (`:pending`:
-  activities scheduled without a result, timers not yet fired), whether it
+  activities scheduled without a result, with their `:attempts` so far and,
+  once an attempt failed, its `:last_failure` and the `:retry_at` of the
+  next; timers not yet fired), whether it
   is `:resident` (has a process on this node, its `:pid`) or evicted while it
   sleeps, and `:blocked`: `nil`, or why the run is suspended, as
   `%{reason: :nondeterminism, code: "AION-ND001", message: ...}` (see
@@ -263,7 +265,7 @@ defmodule Aion do
        description
        |> times([:started_at, :closed_at, :updated_at])
        |> Map.update!(:runs, fn runs -> Enum.map(runs, &times(&1, [:started_at, :closed_at])) end)
-       |> Map.update!(:pending, fn pending -> Enum.map(pending, &times(&1, [:fire_at])) end)
+       |> Map.update!(:pending, fn pending -> Enum.map(pending, &(&1 |> Aion.History.decode_payloads() |> times([:fire_at, :retry_at]))) end)
        |> Map.update!(:blocked, fn blocked -> blocked && Map.delete(blocked, :code_version) end)
        |> Map.merge(%{resident: pid != nil, pid: pid})}
     end

@@ -144,13 +144,23 @@ pub enum Event {
         command: u32,
         /// The value.
         result: Payload,
+        /// The attempt that returned it, when it was not the first (the
+        /// attempts before it failed and were retried; they have no events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempts: Option<u32>,
+        /// The failure of the attempt before, when there was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_failure: Option<Payload>,
     },
     /// An activity failed for good.
     ActivityFailed {
         /// Command ordinal in the run.
         command: u32,
-        /// The failure.
+        /// The failure (of the last attempt).
         error: Payload,
+        /// How many attempts were made, when more than one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempts: Option<u32>,
     },
     /// An activity was cancelled.
     ActivityCancelled {
@@ -580,11 +590,31 @@ impl Event {
             Event::ActivityStarted { command, attempt } => {
                 vec![cmd(command), ("attempt", Unsigned(u64::from(*attempt)))]
             }
-            Event::ActivityCompleted { command, result } => {
-                vec![cmd(command), ("result", Payload(result))]
+            Event::ActivityCompleted {
+                command,
+                result,
+                attempts,
+                last_failure,
+            } => {
+                let mut fields = vec![cmd(command), ("result", Payload(result))];
+                if let Some(attempts) = attempts {
+                    fields.push(("attempts", Unsigned(u64::from(*attempts))));
+                }
+                if let Some(failure) = last_failure {
+                    fields.push(("last_failure", Payload(failure)));
+                }
+                fields
             }
-            Event::ActivityFailed { command, error } => {
-                vec![cmd(command), ("error", Payload(error))]
+            Event::ActivityFailed {
+                command,
+                error,
+                attempts,
+            } => {
+                let mut fields = vec![cmd(command), ("error", Payload(error))];
+                if let Some(attempts) = attempts {
+                    fields.push(("attempts", Unsigned(u64::from(*attempts))));
+                }
+                fields
             }
             Event::ActivityCancelled { command } => vec![cmd(command)],
             Event::TimerStarted {

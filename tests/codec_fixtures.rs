@@ -55,10 +55,13 @@ fn corpus() -> Vec<Event> {
         Event::ActivityCompleted {
             command: 0,
             result: p(7),
+            attempts: None,
+            last_failure: None,
         },
         Event::ActivityFailed {
             command: 1,
             error: p(8),
+            attempts: None,
         },
         Event::ActivityCancelled { command: 2 },
         Event::TimerStarted {

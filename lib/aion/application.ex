@@ -17,6 +17,7 @@ defmodule Aion.Application do
       {Registry, keys: :duplicate, name: Aion.Activities, partitions: partitions}
     ]
 
+    Aion.Ownership.init()
     Supervisor.start_link(children, strategy: :one_for_one, name: Aion.Application.Supervisor)
   end
 end

@@ -19,6 +19,8 @@ defmodule Aion.Engine do
   def record(run, command, scope \\ nil), do: call(&Native.record(run, command, scope, &1))
   def take_message(run, inbox, name, scope), do: call(&Native.take_message(run, inbox, name, scope, &1))
   def cancel_pending(run, from, to), do: call(&Native.cancel_pending(run, from, to, &1))
+  def activity_attempt(run, ordinal), do: call(&Native.activity_attempt(run, ordinal, &1))
+  def save_activity_attempt(run, ordinal, attempt), do: call(&Native.save_activity_attempt(run, ordinal, attempt, &1))
   def signal(engine, id, name, payload), do: call(&Native.signal(engine, id, name, payload, &1))
   def signal_with_start(engine, start, signal), do: call(&Native.signal_with_start(engine, start, signal, &1))
   def update(engine, id, update), do: call(&Native.send_update(engine, id, update, &1))

@@ -26,6 +26,8 @@ defmodule Aion.Native do
   def settle(_run, _ordinals, _scope), do: :erlang.nif_error(:nif_not_loaded)
   def take_message(_run, _inbox, _name, _scope, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def cancel_pending(_run, _from, _to, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def activity_attempt(_run, _ordinal, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def save_activity_attempt(_run, _ordinal, _attempt, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def cancel_delivered(_run), do: :erlang.nif_error(:nif_not_loaded)
   def signal(_engine, _id, _name, _payload, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def signal_with_start(_engine, _start, _signal, _ref), do: :erlang.nif_error(:nif_not_loaded)

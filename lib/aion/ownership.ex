@@ -9,6 +9,8 @@ defmodule Aion.Ownership do
   # in Aion.Registry. Activity executions register themselves in
   # Aion.Activities under {instance, workflow_id} with {run_id, ordinal}.
 
+  @grace Aion.Ownership.Grace
+
   @doc "Claims the run of `workflow_id` for the calling process."
   def claim_run(name, workflow_id, attempts \\ 50) do
     case Registry.register(Aion.Registry, {name, {:workflow, workflow_id}}, nil) do
@@ -35,6 +37,39 @@ defmodule Aion.Ownership do
     end
   end
 
+  @doc false
+  # The table of cancelled executions in their grace period (owned by the
+  # application's master process, so it lives as long as :aion runs).
+  def init, do: :ets.new(@grace, [:named_table, :public, :set])
+
+  @doc """
+  An execution was cancelled and told so (its next heartbeat raises): it
+  has `grace` ms to return, then it is killed. Meanwhile
+  `stop_activities/3` leaves it alone, even when its run ends.
+  """
+  def stop_after_grace(pid, grace) do
+    :ets.insert(@grace, {pid})
+
+    spawn(fn ->
+      ref = Process.monitor(pid)
+
+      receive do
+        {:DOWN, ^ref, :process, ^pid, _} -> :ok
+      after
+        grace ->
+          Process.exit(pid, :kill)
+
+          receive do
+            {:DOWN, ^ref, :process, ^pid, _} -> :ok
+          end
+      end
+
+      :ets.delete(@grace, pid)
+    end)
+
+    :ok
+  end
+
   @doc """
   Called by an activity execution, before it runs any user code: registers
   it, then checks that the run process that dispatched it is still alive. An
@@ -55,7 +90,8 @@ defmodule Aion.Ownership do
   def stop_activities(name, workflow_id, which \\ :all) do
     for {pid, key} <- Registry.lookup(Aion.Activities, {name, workflow_id}),
         which == :all or which == key,
-        pid != self() do
+        pid != self(),
+        not :ets.member(@grace, pid) do
       ref = Process.monitor(pid)
       Process.exit(pid, :kill)
 

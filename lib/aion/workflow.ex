@@ -62,6 +62,7 @@ defmodule Aion.Workflow do
 
   require Logger
 
+  alias Aion.Activity.Options, as: ActivityOptions
   alias Aion.Activity.Runner
   alias Aion.{Engine, Payload}
   alias Aion.Run.Process, as: RunProcess
@@ -119,8 +120,12 @@ defmodule Aion.Workflow do
             "use Aion.Workflow: expected :on_nondeterminism to be :suspend or :fail, got: #{inspect(on_nondeterminism)}"
     end
 
-    %{type: Keyword.get(opts, :name, inspect(module)), on_nondeterminism: on_nondeterminism}
+    activity_defaults = ActivityOptions.check_defaults!(Keyword.get(opts, :activity_defaults, []), "use Aion.Workflow, activity_defaults")
+
+    %{type: Keyword.get(opts, :name, inspect(module)), on_nondeterminism: on_nondeterminism, activity_defaults: activity_defaults}
   end
+
+  defp activity_defaults(module), do: Map.get(module.__aion_workflow__(), :activity_defaults, [])
 
   @doc "Whether `module` is a workflow (`use Aion.Workflow`)."
   @spec workflow?(term()) :: boolean()
@@ -189,17 +194,17 @@ defmodule Aion.Workflow do
   @spec start_activity(module(), atom(), list(), keyword()) :: Aion.Future.t()
   def start_activity(module, function, args, opts \\ [])
       when is_atom(module) and is_atom(function) and is_list(args) and is_list(opts) do
-    timeout = timeout_option(opts, "activity")
     context = RunProcess.context()
+    options = ActivityOptions.new!(opts, activity_defaults(context.module), "activity")
     name = "#{inspect(module)}.#{function}"
-    queue = Keyword.get(opts, :queue, :default)
+    queue = options.queue
 
     ordinal =
       case Command.resolve(context, :activity, name) do
         {:replayed, ordinal, _outcome} ->
           ordinal
 
-        {:pending, ordinal, {:activity, _type, input, _attempts}} ->
+        {:pending, ordinal, {:activity, _type, input, _attempts, scheduled_at}} ->
           # History is the truth: the activity runs again with what it was
           # scheduled with, whatever the code passes now.
           recorded = Payload.decode(input)
@@ -212,14 +217,14 @@ defmodule Aion.Workflow do
             )
           end
 
-          :ok = Runner.start(context, ordinal, {module, function, recorded}, {timeout, limit(context, queue, :again)}, :again)
+          :ok = Runner.start(context, ordinal, {module, function, recorded}, options, limit(context, queue, :again), {:again, scheduled_at})
           ordinal
 
         {:live, ordinal} ->
           limit = limit(context, queue, :first)
           input = Command.encode!(args, "the arguments of activity #{name}")
           Command.record(context, {:activity_scheduled, ordinal, name, input})
-          :ok = Runner.start(context, ordinal, {module, function, args}, {timeout, limit}, :first)
+          :ok = Runner.start(context, ordinal, {module, function, args}, options, limit, :first)
           ordinal
       end
 

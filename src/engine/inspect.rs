@@ -4,7 +4,7 @@ use crate::event::RecordedEvent;
 use crate::ids::WorkflowId;
 use crate::replay::{PendingCommand, Resolver};
 use crate::status::{RunSummary, WorkflowSummary, current_run, run_chain};
-use crate::store::StoreError;
+use crate::store::{ActivityAttempt, StoreError};
 
 use super::{Blocked, Engine, EngineError, Result};
 
@@ -19,6 +19,9 @@ pub struct Description {
     pub pending: Vec<PendingCommand>,
     /// Why the latest run is blocked, if it is.
     pub blocked: Option<Blocked>,
+    /// The retry state of the latest run's activities in flight that have
+    /// one (an attempt failed, or one heartbeated), by command.
+    pub attempts: Vec<ActivityAttempt>,
 }
 
 impl Engine {
@@ -54,11 +57,20 @@ impl Engine {
         let blocked = self
             .blocked(workflow_id)
             .filter(|blocked| blocked.run_id == summary.run_id && !summary.status.is_terminal());
+        let attempts = if pending.is_empty() {
+            Vec::new()
+        } else {
+            self.inner
+                .store
+                .activity_attempts_of(workflow_id, summary.run_id)
+                .await?
+        };
         Ok(Description {
             summary,
             runs: run_chain(&history),
             pending,
             blocked,
+            attempts,
         })
     }
 }

@@ -7,7 +7,7 @@ use crate::event::Event;
 use crate::ids::TimerId;
 use crate::payload::Payload;
 use crate::replay::{CommandSpec, Interrupt, PendingWork, Resolution, Resolver, Scope, Settled};
-use crate::store::TimerEntry;
+use crate::store::{ActivityAttempt, AttemptState, TimerEntry};
 
 use super::{Engine, EngineError, LiveRun, Result, RunInfo, RunOwner, WorkflowCell, lock};
 
@@ -29,13 +29,19 @@ pub enum RecordCommand {
         ordinal: u32,
         /// Its value.
         result: Payload,
+        /// The attempt that returned it (from 1).
+        attempt: u32,
+        /// The failure of the attempt before, if any.
+        last_failure: Option<Payload>,
     },
     /// An activity failed for good.
     ActivityFailed {
         /// The command's ordinal.
         ordinal: u32,
-        /// The failure.
+        /// The failure (of the last attempt).
         error: Payload,
+        /// How many attempts were made (from 1).
+        attempts: u32,
     },
     /// A durable sleep begins.
     TimerStarted {
@@ -202,6 +208,46 @@ impl RunHandle {
         Ok(Recorded::Done)
     }
 
+    /// The retry state of the run's activity `ordinal`, if it has one (see
+    /// [`crate::store::attempts`]).
+    pub async fn activity_attempt(&self, ordinal: u32) -> Result<Option<AttemptState>> {
+        self.engine.ensure_open()?;
+        self.with_live(|_| Ok(()))?;
+        let attempt = self
+            .engine
+            .inner
+            .store
+            .activity_attempt(&self.info.workflow_id, self.info.run_id, ordinal)
+            .await?;
+        Ok(attempt.map(|attempt| attempt.state))
+    }
+
+    /// Saves the retry state of the run's activity `ordinal`, which must be
+    /// in flight; returns once it is durable. Refused with
+    /// [`EngineError::Superseded`] when this handle no longer owns the run.
+    pub async fn save_activity_attempt(&self, ordinal: u32, state: AttemptState) -> Result<()> {
+        self.engine.ensure_open()?;
+        self.with_live(|run| match run.resolver.pending_at(ordinal) {
+            Some(PendingWork::Activity { .. }) => Ok(()),
+            _ => Err(EngineError::InvalidCommand {
+                workflow_id: self.info.workflow_id.clone(),
+                reason: format!("command #{ordinal} is not an activity in flight"),
+            }),
+        })?;
+        let attempt = ActivityAttempt {
+            workflow_id: self.info.workflow_id.clone(),
+            run_id: self.info.run_id,
+            command: ordinal,
+            state,
+        };
+        Ok(self
+            .engine
+            .inner
+            .store
+            .save_activity_attempt(&attempt)
+            .await?)
+    }
+
     /// Cancels the commands of ordinals `from..to` that the code has issued
     /// and that still wait for an outcome (all from `from` on when `to` is
     /// `None`): records `activity_cancelled` and `timer_cancelled` for them,
@@ -281,22 +327,34 @@ impl RunHandle {
                     None,
                 )
             }
-            RecordCommand::ActivityCompleted { ordinal, result } => {
+            RecordCommand::ActivityCompleted {
+                ordinal,
+                result,
+                attempt,
+                last_failure,
+            } => {
                 pending_activity(ordinal)?;
                 (
                     vec![Event::ActivityCompleted {
                         command: ordinal,
                         result,
+                        attempts: (attempt > 1).then_some(attempt),
+                        last_failure,
                     }],
                     None,
                 )
             }
-            RecordCommand::ActivityFailed { ordinal, error } => {
+            RecordCommand::ActivityFailed {
+                ordinal,
+                error,
+                attempts,
+            } => {
                 pending_activity(ordinal)?;
                 (
                     vec![Event::ActivityFailed {
                         command: ordinal,
                         error,
+                        attempts: (attempts > 1).then_some(attempts),
                     }],
                     None,
                 )

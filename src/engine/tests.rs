@@ -97,9 +97,17 @@ async fn run_activity(run: &RunHandle, name: &str, result: Payload) {
     )
     .await
     .unwrap();
-    run.record(RecordCommand::ActivityCompleted { ordinal, result }, None)
-        .await
-        .unwrap();
+    run.record(
+        RecordCommand::ActivityCompleted {
+            ordinal,
+            result,
+            attempt: 1,
+            last_failure: None,
+        },
+        None,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -190,6 +198,8 @@ async fn a_reloaded_run_replays_what_was_recorded_then_goes_live() {
             RecordCommand::ActivityCompleted {
                 ordinal: 1,
                 result: payload(8),
+                attempt: 1,
+                last_failure: None,
             },
             None,
         )
@@ -240,6 +250,8 @@ async fn out_of_order_records_are_refused_and_write_nothing() {
             RecordCommand::ActivityCompleted {
                 ordinal: 3,
                 result: payload(0),
+                attempt: 1,
+                last_failure: None,
             },
             None,
         )

@@ -2,6 +2,7 @@
 
 use crate::event::Event;
 use crate::payload::Payload;
+use crate::time::Timestamp;
 
 use super::{Outcome, PendingWork, Transition};
 
@@ -12,6 +13,7 @@ pub(crate) enum ActivityMachine {
         activity_type: String,
         input: Payload,
         attempts: u32,
+        scheduled_at: Timestamp,
     },
     Completed(Payload),
     Failed(Payload),
@@ -19,11 +21,16 @@ pub(crate) enum ActivityMachine {
 }
 
 impl ActivityMachine {
-    pub(crate) fn scheduled(activity_type: String, input: Payload) -> Self {
+    pub(crate) fn scheduled(
+        activity_type: String,
+        input: Payload,
+        scheduled_at: Timestamp,
+    ) -> Self {
         ActivityMachine::Scheduled {
             activity_type,
             input,
             attempts: 0,
+            scheduled_at,
         }
     }
 
@@ -69,10 +76,12 @@ impl ActivityMachine {
                 activity_type,
                 input,
                 attempts,
+                scheduled_at,
             } => Some(PendingWork::Activity {
                 activity_type: activity_type.clone(),
                 input: input.clone(),
                 attempts: *attempts,
+                scheduled_at: *scheduled_at,
             }),
             _ => None,
         }
@@ -84,7 +93,11 @@ mod tests {
     use super::*;
 
     fn scheduled() -> ActivityMachine {
-        ActivityMachine::scheduled("Shop.charge".into(), Payload::etf(vec![1]))
+        ActivityMachine::scheduled(
+            "Shop.charge".into(),
+            Payload::etf(vec![1]),
+            Timestamp::EPOCH,
+        )
     }
 
     #[test]
@@ -94,6 +107,8 @@ mod tests {
         let done = Event::ActivityCompleted {
             command: 0,
             result: Payload::etf(vec![2]),
+            attempts: None,
+            last_failure: None,
         };
         assert_eq!(machine.on_event(&done), Transition::Applied);
         assert_eq!(
@@ -109,6 +124,7 @@ mod tests {
         machine.on_event(&Event::ActivityFailed {
             command: 0,
             error: Payload::etf(vec![3]),
+            attempts: None,
         });
         assert_eq!(
             machine.on_event(&Event::ActivityCancelled { command: 0 }),

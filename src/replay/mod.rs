@@ -154,8 +154,12 @@ pub enum PendingWork {
         activity_type: String,
         /// Its recorded input.
         input: Payload,
-        /// Attempts recorded so far.
+        /// Attempts recorded so far (`activity_started` events of older
+        /// histories; attempts are not recorded one by one any more).
         attempts: u32,
+        /// When it was scheduled: its `schedule_to_close` deadline counts
+        /// from here, across restarts.
+        scheduled_at: Timestamp,
     },
     /// A started timer that has not fired: wait for it.
     Timer {
@@ -375,8 +379,8 @@ impl Machine {
 }
 
 /// The spec and the machine of an event that opens a command.
-fn opened_by(event: &Event) -> Option<(CommandSpec, Machine)> {
-    let opened = match event {
+fn opened_by(recorded: &RecordedEvent) -> Option<(CommandSpec, Machine)> {
+    let opened = match &recorded.event {
         Event::ActivityScheduled {
             activity_type,
             input,
@@ -386,6 +390,7 @@ fn opened_by(event: &Event) -> Option<(CommandSpec, Machine)> {
             Machine::Activity(ActivityMachine::scheduled(
                 activity_type.clone(),
                 input.clone(),
+                recorded.envelope.recorded_at,
             )),
         ),
         Event::TimerStarted {
@@ -566,7 +571,7 @@ impl Resolver {
                 }
                 _ => None,
             },
-            _ => match opened_by(event) {
+            _ => match opened_by(recorded) {
                 Some(opened) => Some(opened),
                 None => {
                     let entry = self

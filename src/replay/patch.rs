@@ -138,6 +138,8 @@ mod tests {
             Event::ActivityCompleted {
                 command,
                 result: Payload::etf(vec![command as u8]),
+                attempts: None,
+                last_failure: None,
             },
         ]
     }

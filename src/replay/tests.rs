@@ -40,11 +40,14 @@ impl Step {
                     Event::ActivityCompleted {
                         command: ordinal,
                         result: payload,
+                        attempts: None,
+                        last_failure: None,
                     }
                 } else {
                     Event::ActivityFailed {
                         command: ordinal,
                         error: payload,
+                        attempts: None,
                     }
                 },
             ],
@@ -177,7 +180,7 @@ fn replays_recorded_outcomes_in_program_order() {
 
 #[test]
 fn scheduled_without_outcome_resumes_waiting() {
-    let history = recorded(vec![
+    let mut history = recorded(vec![
         Event::ActivityScheduled {
             command: 0,
             activity_type: "Shop.charge".into(),
@@ -188,6 +191,9 @@ fn scheduled_without_outcome_resumes_waiting() {
             attempt: 1,
         },
     ]);
+    // A schedule_to_close deadline counts from when the activity was scheduled.
+    let scheduled_at = Timestamp::from_millis(42_000);
+    history[1].envelope.recorded_at = scheduled_at;
     let mut resolver = Resolver::from_segment(RUN, &history).unwrap();
     assert_eq!(resolver.pending().len(), 1);
     assert_eq!(
@@ -199,7 +205,8 @@ fn scheduled_without_outcome_resumes_waiting() {
             work: PendingWork::Activity {
                 activity_type: "Shop.charge".into(),
                 input: Payload::etf(vec![9]),
-                attempts: 1
+                attempts: 1,
+                scheduled_at,
             }
         }
     );
@@ -253,6 +260,8 @@ fn events_that_do_not_fit_are_reported_not_panicked_on() {
     let orphan = recorded(vec![Event::ActivityCompleted {
         command: 3,
         result: Payload::etf(vec![]),
+        attempts: None,
+        last_failure: None,
     }]);
     let error = Resolver::from_segment(RUN, &orphan).unwrap_err();
     assert_eq!(error.code(), "AION-ND003");

@@ -7,12 +7,12 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AppendRequest, DEADLINE_COMMAND, EventLog, HistoryHead, ReconcileReport, Result, RunningPage,
-    Store, StoreError, TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore,
-    VisibilityStore, WorkflowFilter, plan_append,
+    ActivityAttempt, ActivityAttemptStore, AppendRequest, DEADLINE_COMMAND, EventLog, HistoryHead,
+    ReconcileReport, Result, RunningPage, Store, StoreError, TimerCursor, TimerEffect, TimerEntry,
+    TimerPage, TimerStore, VisibilityStore, WorkflowFilter, plan_append,
 };
 use crate::event::RecordedEvent;
-use crate::ids::{TimerId, WorkflowId};
+use crate::ids::{RunId, TimerId, WorkflowId};
 use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary};
 use crate::time::Timestamp;
 
@@ -23,6 +23,7 @@ struct Tables {
     runs: HashMap<WorkflowId, Vec<RunSummary>>,
     summaries: BTreeMap<WorkflowId, WorkflowSummary>,
     timers: BTreeMap<(WorkflowId, TimerId), TimerEntry>,
+    attempts: BTreeMap<(WorkflowId, u32), ActivityAttempt>,
     closed: bool,
 }
 
@@ -92,6 +93,7 @@ impl Tables {
                 }
                 TimerEffect::RemoveAll(workflow_id) => {
                     self.timers.retain(|(owner, _), _| *owner != workflow_id);
+                    self.attempts.retain(|(owner, _), _| *owner != workflow_id);
                 }
             }
         }
@@ -345,6 +347,46 @@ impl Tables {
             .range((workflow_id.clone(), TimerId::from_stored(String::new()))..)
             .take_while(|((owner, _), _)| owner == workflow_id)
             .any(|(_, timer)| timer.command != DEADLINE_COMMAND)
+    }
+}
+
+#[async_trait]
+impl ActivityAttemptStore for MemoryStore {
+    async fn save_activity_attempt(&self, attempt: &ActivityAttempt) -> Result<()> {
+        self.tables()?.attempts.insert(
+            (attempt.workflow_id.clone(), attempt.command),
+            attempt.clone(),
+        );
+        Ok(())
+    }
+
+    async fn activity_attempt(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+        command: u32,
+    ) -> Result<Option<ActivityAttempt>> {
+        Ok(self
+            .tables()?
+            .attempts
+            .get(&(workflow_id.clone(), command))
+            .filter(|attempt| attempt.run_id == run_id)
+            .cloned())
+    }
+
+    async fn activity_attempts_of(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<Vec<ActivityAttempt>> {
+        Ok(self
+            .tables()?
+            .attempts
+            .range((workflow_id.clone(), 0)..=(workflow_id.clone(), u32::MAX))
+            .map(|(_, attempt)| attempt)
+            .filter(|attempt| attempt.run_id == run_id)
+            .cloned()
+            .collect())
     }
 }
 

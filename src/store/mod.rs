@@ -20,8 +20,11 @@ use crate::status::{
 };
 use crate::time::Timestamp;
 
+pub mod attempts;
 pub mod memory;
 pub mod sqlite;
+
+pub use attempts::{ActivityAttempt, ActivityAttemptStore, AttemptState};
 
 /// Results of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -184,7 +187,8 @@ pub enum TimerEffect {
     Schedule(TimerEntry),
     /// `timer_fired` / `timer_cancelled`: remove the timer.
     Remove(WorkflowId, TimerId),
-    /// A run ended: remove all of the workflow's timers.
+    /// A run ended: remove all of the workflow's timers, and its
+    /// [`ActivityAttempt`] records.
     RemoveAll(WorkflowId),
 }
 
@@ -702,7 +706,7 @@ pub trait VisibilityStore: Send + Sync {
 
 /// A complete store backend.
 #[async_trait]
-pub trait Store: EventLog + TimerStore + VisibilityStore {
+pub trait Store: EventLog + TimerStore + VisibilityStore + ActivityAttemptStore {
     /// The backend's name, for messages.
     fn backend(&self) -> &'static str;
 

@@ -160,6 +160,8 @@ pub fn order_fulfilled(run_id: RunId) -> Vec<Event> {
         Event::ActivityCompleted {
             command: 1,
             result: Payload::etf(awkward_bytes(3)),
+            attempts: None,
+            last_failure: None,
         },
         completed(),
     ]

@@ -740,6 +740,7 @@ async fn a_v1_store_is_migrated_and_its_runs_backfilled() {
     // that does not decode (the backfill skips it, not the migration).
     let mut conn = raw(&path).await;
     conn.execute("DROP TABLE runs").await.unwrap();
+    conn.execute("DROP TABLE activity_attempts").await.unwrap();
     conn.execute("DROP INDEX workflows_maybe_running")
         .await
         .unwrap();

@@ -122,17 +122,14 @@ defmodule Aion.Workflow.Wait do
   # something new to say, :stale for a message to ignore, or :timeout.
   defp next(%{tag: tag, parent: parent} = context, deadline) do
     receive do
-      {:aion, ^tag, {:activity, ordinal, attempt, result}} ->
-        Runner.finished(context, ordinal, attempt, result)
-        :notice
+      {:aion, ^tag, {kind, _, _, _, _} = event} when kind == :activity ->
+        Runner.handle(context, event)
 
-      {:aion, ^tag, {:activity_running, ordinal, attempt}} ->
-        Runner.running(ordinal, attempt)
-        :stale
+      {:aion, ^tag, {kind, _, _} = event} when kind in [:activity_running, :activity_deadline, :activity_retry] ->
+        Runner.handle(context, event)
 
-      {:aion, ^tag, {:activity_timeout, ordinal, attempt}} ->
-        Runner.timed_out(context, ordinal, attempt)
-        :notice
+      {:aion, ^tag, {kind, _, _, _} = event} when kind in [:activity_timeout, :activity_heartbeat] ->
+        Runner.handle(context, event)
 
       # Terminated or timed out: no more of the code runs.
       {:aion, ^tag, :ended} ->

@@ -21,8 +21,9 @@ use aion::engine::{
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
 use aion::replay::{CommandSpec, PatchResolution, Scope};
-use aion::store::StoreError;
 use aion::store::sqlite::SqliteOptions;
+use aion::store::{AttemptState, StoreError};
+use aion::time::Timestamp;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use tokio::runtime::Runtime;
 
@@ -328,13 +329,18 @@ fn record<'a>(
                 input: payload(input),
             }
         }
-        RecordTerm::ActivityCompleted(ordinal, result) => RecordCommand::ActivityCompleted {
-            ordinal,
-            result: payload(result),
-        },
-        RecordTerm::ActivityFailed(ordinal, error) => RecordCommand::ActivityFailed {
+        RecordTerm::ActivityCompleted(ordinal, result, attempt, last_failure) => {
+            RecordCommand::ActivityCompleted {
+                ordinal,
+                result: payload(result),
+                attempt,
+                last_failure: last_failure.map(payload),
+            }
+        }
+        RecordTerm::ActivityFailed(ordinal, error, attempts) => RecordCommand::ActivityFailed {
             ordinal,
             error: payload(error),
+            attempts,
         },
         RecordTerm::TimerStarted(ordinal, duration_ms) => RecordCommand::TimerStarted {
             ordinal,
@@ -392,6 +398,53 @@ fn take_message<'a>(
         reference,
         async move { run.take_message(inbox.into(), &name, &scope).await },
         |env, taken| encode_taken(env, &taken),
+    )
+}
+
+/// `{attempt, retry_at_us | nil, last_failure | nil, heartbeat | nil}`, as
+/// [`terms::encode_attempt`] gives it.
+type AttemptTerm<'a> = (u32, Option<i64>, Option<Binary<'a>>, Option<Binary<'a>>);
+
+/// The retry state of activity `ordinal`: `{:ok, nil | attempt}`.
+#[rustler::nif]
+fn activity_attempt<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    ordinal: u32,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    spawn_reply(
+        env,
+        reference,
+        async move { run.run.activity_attempt(ordinal).await },
+        |env, state| match state {
+            Some(state) => (atoms::ok(), terms::encode_attempt(env, &state)).encode(env),
+            None => (atoms::ok(), rustler::types::atom::nil()).encode(env),
+        },
+    )
+}
+
+/// Saves the retry state of activity `ordinal`; `:ok` once durable.
+#[rustler::nif]
+fn save_activity_attempt<'a>(
+    env: Env<'a>,
+    run: ResourceArc<RunResource>,
+    ordinal: u32,
+    attempt: AttemptTerm<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let (attempt, retry_at, last_failure, heartbeat) = attempt;
+    let state = AttemptState {
+        attempt,
+        retry_at: retry_at.map(Timestamp::from_micros),
+        last_failure: last_failure.map(payload),
+        heartbeat: heartbeat.map(payload),
+    };
+    spawn_reply(
+        env,
+        reference,
+        async move { run.run.save_activity_attempt(ordinal, state).await },
+        |env, ()| atoms::ok().encode(env),
     )
 }
 

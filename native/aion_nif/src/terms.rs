@@ -10,6 +10,7 @@ use aion::replay::{
     CommandKind, Inbox, Interrupt, Outcome, PendingWork, Resolution, Scope, Settled,
 };
 use aion::status::WorkflowStatus;
+use aion::store::AttemptState;
 use aion::time::Timestamp;
 use rustler::types::atom::Atom;
 use rustler::{Binary, Encoder, Env, NewBinary, NifMap, NifTaggedEnum, NifUnitEnum, Term};
@@ -146,8 +147,10 @@ impl From<CommandKindTerm> for CommandKind {
 #[derive(NifTaggedEnum)]
 pub enum RecordTerm<'a> {
     ActivityScheduled(u32, String, Binary<'a>),
-    ActivityCompleted(u32, Binary<'a>),
-    ActivityFailed(u32, Binary<'a>),
+    /// `{:activity_completed, ordinal, result, attempt, last_failure | nil}`
+    ActivityCompleted(u32, Binary<'a>, u32, Option<Binary<'a>>),
+    /// `{:activity_failed, ordinal, error, attempts}`
+    ActivityFailed(u32, Binary<'a>, u32),
     TimerStarted(u32, u64),
     Marker(u32, String, Binary<'a>),
     UpdateCompleted(u32, String, Binary<'a>),
@@ -219,6 +222,24 @@ fn tagged_payload<'a>(env: Env<'a>, payload: &Payload) -> Term<'a> {
     (atoms::payload(), payload_bytes(env, payload)).encode(env)
 }
 
+/// An activity's retry state: `{attempt, retry_at | nil, last_failure |
+/// nil, heartbeat | nil}` (times in microseconds, payloads as ETF bytes).
+pub fn encode_attempt<'a>(env: Env<'a>, state: &AttemptState) -> Term<'a> {
+    (
+        state.attempt,
+        state.retry_at.map(time),
+        state
+            .last_failure
+            .as_ref()
+            .map(|failure| payload_bytes(env, failure)),
+        state
+            .heartbeat
+            .as_ref()
+            .map(|details| payload_bytes(env, details)),
+    )
+        .encode(env)
+}
+
 fn time(time: Timestamp) -> i64 {
     time.as_micros()
 }
@@ -267,11 +288,13 @@ fn encode_work<'a>(env: Env<'a>, work: &PendingWork) -> Term<'a> {
             activity_type,
             input,
             attempts,
+            scheduled_at,
         } => (
             atoms::activity(),
             activity_type.as_str(),
             payload_bytes(env, input),
             *attempts,
+            time(*scheduled_at),
         )
             .encode(env),
         PendingWork::Timer { fire_at, .. } => (atoms::timer(), time(*fire_at)).encode(env),
@@ -517,7 +540,21 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
             ];
             match &command.work {
                 PendingWork::Activity { attempts, .. } => {
+                    let state = description
+                        .attempts
+                        .iter()
+                        .find(|attempt| attempt.command == command.ordinal)
+                        .map(|attempt| &attempt.state);
+                    let attempts = state.map_or(*attempts, |state| state.attempt.max(*attempts));
                     entries.push((atoms::attempts().encode(env), attempts.encode(env)));
+                    if let Some(state) = state {
+                        if let Some(failure) = &state.last_failure {
+                            entries.push((atom(env, "last_failure"), tagged_payload(env, failure)));
+                        }
+                        if let Some(retry_at) = state.retry_at {
+                            entries.push((atom(env, "retry_at"), time(retry_at).encode(env)));
+                        }
+                    }
                 }
                 PendingWork::Timer { timer_id, fire_at } => {
                     entries.push((atoms::timer_id().encode(env), timer_id.as_str().encode(env)));

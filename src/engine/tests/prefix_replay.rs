@@ -783,11 +783,17 @@ impl Driver {
     async fn complete(&self, ordinal: u32) -> Result<(), Raise> {
         let result = payload(100u8.wrapping_add(ordinal as u8));
         let command = if self.activity_ok.get(&ordinal).copied().unwrap_or(true) {
-            RecordCommand::ActivityCompleted { ordinal, result }
+            RecordCommand::ActivityCompleted {
+                ordinal,
+                result,
+                attempt: 1,
+                last_failure: None,
+            }
         } else {
             RecordCommand::ActivityFailed {
                 ordinal,
                 error: result,
+                attempts: 1,
             }
         };
         self.handle().record(command, None).await?;
@@ -835,23 +841,28 @@ impl Driver {
                     };
                     self.engine.fire_timer(&entry).await?;
                 }
-                Event::ActivityCompleted { command, result } => {
+                Event::ActivityCompleted {
+                    command, result, ..
+                } => {
                     self.handle()
                         .record(
                             RecordCommand::ActivityCompleted {
                                 ordinal: command,
                                 result,
+                                attempt: 1,
+                                last_failure: None,
                             },
                             None,
                         )
                         .await?;
                 }
-                Event::ActivityFailed { command, error } => {
+                Event::ActivityFailed { command, error, .. } => {
                     self.handle()
                         .record(
                             RecordCommand::ActivityFailed {
                                 ordinal: command,
                                 error,
+                                attempts: 1,
                             },
                             None,
                         )

@@ -24,6 +24,7 @@
 //! The schema is created and migrated by the store itself; its version lives in
 //! the `aion_schema` table.
 
+mod attempts;
 mod errors;
 mod lock;
 mod rows;
@@ -678,6 +679,10 @@ async fn write_rows(
             TimerEffect::Remove(owner, timer_id) => delete_timer(conn, owner, timer_id).await?,
             TimerEffect::RemoveAll(owner) => {
                 sqlx::query("DELETE FROM timers WHERE workflow_id = ?1")
+                    .bind(owner.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("DELETE FROM activity_attempts WHERE workflow_id = ?1")
                     .bind(owner.as_str())
                     .execute(&mut *conn)
                     .await?;

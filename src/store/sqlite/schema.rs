@@ -10,7 +10,7 @@ use crate::store::{Result, StoreError};
 /// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
 /// from version `i` to `i + 1`. Released entries are never edited; a change is
 /// a new entry.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The newest schema version this build can read and write.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -81,6 +81,18 @@ const SCHEMA_V3: &str = r#"
 DROP INDEX workflows_maybe_running;
 CREATE INDEX workflows_maybe_running ON workflows (workflow_id)
     WHERE status NOT IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out', 'continued_as_new');
+"#;
+
+/// Version 4: the retry state of activities in flight (see
+/// [`crate::store::attempts`]), one row per activity, its state a JSON body.
+const SCHEMA_V4: &str = r#"
+CREATE TABLE activity_attempts (
+    workflow_id TEXT    NOT NULL,
+    command     INTEGER NOT NULL,
+    run_id      TEXT    NOT NULL,
+    body        BLOB    NOT NULL,
+    PRIMARY KEY (workflow_id, command)
+);
 "#;
 
 /// The visibility rows that may be running: every row whose status is not a
