@@ -72,6 +72,7 @@ macro_rules! conformance_suite {
             reconcile_pages_cover_every_history_once,
             timer_pages_follow_due_order,
             timers_of_one_workflow,
+            activity_attempts_are_kept_per_run_until_it_ends,
         );
     };
     (@tests $backend:ident, $fixture:path; $($test:ident),+ $(,)?) => {

@@ -1038,3 +1038,51 @@ pub async fn timers_of_one_workflow(store: Arc<dyn Store>) {
         vec![mine[1].clone()]
     );
 }
+
+/// The retry state of activities in flight: saved and replaced per command,
+/// read only for its own run, and gone with the run's end.
+pub async fn activity_attempts_are_kept_per_run_until_it_ends(store: Arc<dyn Store>) {
+    use aion::payload::Payload;
+    use aion::store::{ActivityAttempt, AttemptState};
+
+    let id = wf("order-1");
+    let mut events = order_placed(run(1));
+    events.push(Event::ActivityScheduled {
+        command: 0,
+        activity_type: "Shop.charge".into(),
+        input: Payload::etf(vec![1]),
+    });
+    seed(&store, "order-1", at(0), events).await;
+    let attempt = |command: u32, n: u32| ActivityAttempt {
+        workflow_id: id.clone(),
+        run_id: run(1),
+        command,
+        state: AttemptState {
+            attempt: n,
+            retry_at: Some(at(5_000)),
+            last_failure: Some(Payload::etf(awkward_bytes(n as u8))),
+            heartbeat: (n > 1).then(|| Payload::etf(vec![n as u8])),
+        },
+    };
+    assert_eq!(store.activity_attempt(&id, run(1), 0).await.unwrap(), None);
+    store.save_activity_attempt(&attempt(0, 1)).await.unwrap();
+    store.save_activity_attempt(&attempt(0, 2)).await.unwrap();
+    store.save_activity_attempt(&attempt(3, 1)).await.unwrap();
+    assert_eq!(
+        store.activity_attempt(&id, run(1), 0).await.unwrap(),
+        Some(attempt(0, 2))
+    );
+    // Another run of the same id never sees them.
+    assert_eq!(store.activity_attempt(&id, run(2), 0).await.unwrap(), None);
+    assert_eq!(
+        store.activity_attempts_of(&id, run(1)).await.unwrap(),
+        vec![attempt(0, 2), attempt(3, 1)]
+    );
+
+    // The run ends: its records go in the same append.
+    store
+        .append(request(&id, 2, at(10), vec![completed()]))
+        .await
+        .unwrap();
+    assert_eq!(store.activity_attempts_of(&id, run(1)).await.unwrap(), vec![]);
+}
