@@ -1084,5 +1084,8 @@ pub async fn activity_attempts_are_kept_per_run_until_it_ends(store: Arc<dyn Sto
         .append(request(&id, 2, at(10), vec![completed()]))
         .await
         .unwrap();
-    assert_eq!(store.activity_attempts_of(&id, run(1)).await.unwrap(), vec![]);
+    assert_eq!(
+        store.activity_attempts_of(&id, run(1)).await.unwrap(),
+        vec![]
+    );
 }
