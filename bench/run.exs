@@ -10,6 +10,9 @@
 #   1. W1 throughput: BENCH_N workflows of 3 sequential no-op activities,
 #      started concurrently from a pool of BENCH_CONCURRENCY processes, then
 #      awaited; workflows/s = N / (first start .. last completion).
+#   1b. W1 retry: the same, with the middle activity failing its first
+#      attempt and retried at once (retry overhead: the durable retry
+#      state); same N, same pool, ratio to 1.
 #   2. W1 latency: the same workflow started and awaited one at a time;
 #      p50/p90/p99 of start_workflow call .. await return.
 #   2b. Messages, one at a time to one resident workflow: signal round trip
@@ -52,7 +55,7 @@
 Code.require_file("support.exs", __DIR__)
 
 alias Aion.Bench
-alias Aion.Bench.{Chatty, LongSchedules, Long, NifTimes, Sleeper, W1}
+alias Aion.Bench.{Chatty, LongSchedules, Long, NifTimes, Sleeper, W1, W1Retry}
 
 # Aion logs warnings (none expected); keep the report readable otherwise.
 Logger.configure(level: :warning)
@@ -87,14 +90,14 @@ N:           #{n} (warm-up #{warmup_n}), pool #{concurrency} processes
 
 # Starts `count` W1 workflows from a pool of processes, then awaits them all
 # (also from a pool). Returns timings in microseconds.
-run_batch = fn name, count ->
+run_batch = fn name, count, workflow ->
   t0 = Bench.now_us()
 
   ids =
     1..count//1
     |> Task.async_stream(
       fn i ->
-        {:ok, id} = Aion.start_workflow(name, W1, i)
+        {:ok, id} = Aion.start_workflow(name, workflow, i)
         {i, id}
       end,
       max_concurrency: concurrency,
@@ -133,11 +136,11 @@ IO.puts("-- 1. W1 throughput: #{n} workflows x 3 no-op activities, started concu
 tp_name = :aion_bench_throughput
 tp_pid = Bench.start_instance!(name: tp_name, store: db.("throughput.db"), workflows: [W1], durability: durability)
 
-warm = run_batch.(tp_name, warmup_n)
+warm = run_batch.(tp_name, warmup_n, W1)
 IO.puts("   warm-up: #{warmup_n} workflows in #{Bench.fmt_s(warm.total)} (not measured)")
 
 cpu0 = Bench.cpu_snapshot()
-tp = run_batch.(tp_name, n)
+tp = run_batch.(tp_name, n, W1)
 tp_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
 tp_wps = n / (tp.total / 1_000_000)
 {_i, sample_id} = hd(tp.ids)
@@ -151,6 +154,22 @@ IO.puts("""
 """)
 
 Bench.stop_instance!(tp_pid)
+
+IO.puts("-- 1b. W1 retry: #{n} workflows whose middle activity fails once and is retried at once")
+rt_name = :aion_bench_retry
+rt_pid = Bench.start_instance!(name: rt_name, store: db.("retry.db"), workflows: [W1Retry], durability: durability)
+_ = run_batch.(rt_name, warmup_n, W1Retry)
+rt = run_batch.(rt_name, n, W1Retry)
+rt_wps = n / (rt.total / 1_000_000)
+{_i, rt_sample} = hd(rt.ids)
+{:ok, rt_events} = Aion.history(rt_name, rt_sample)
+
+IO.puts("""
+   #{n} workflows in #{Bench.fmt_s(rt.total)}: #{Bench.fmt(rt_wps)} workflows/s, #{Bench.fmt(rt_wps / tp_wps * 100)}% of W1
+   (#{length(rt_events)} events per workflow, the retried activity's: #{inspect(Enum.find(rt_events, &Map.has_key?(&1, :attempts)) |> Map.take([:type, :attempts, :last_failure]))})
+""")
+
+Bench.stop_instance!(rt_pid)
 
 # ---------------------------------------------------------------------------
 # 2. W1 latency
@@ -805,6 +824,7 @@ IO.write(
     sleepers:           #{if sleepers > 0, do: "#{sleepers} per population (BENCH_SLEEPERS)", else: "skipped (BENCH_SLEEPERS=0)"}
   Results
     W1 throughput:      #{Bench.fmt(tp_wps)} workflows/s (#{n} in #{Bench.fmt_s(tp.total)})
+    W1 retry:           #{Bench.fmt(rt_wps)} workflows/s (#{Bench.fmt(rt_wps / tp_wps * 100)}% of W1)
     W1 latency:         p50 #{Bench.fmt_ms(p50)}  p90 #{Bench.fmt_ms(p90)}  p99 #{Bench.fmt_ms(p99)}
     signal round trip:  p50 #{Bench.fmt_ms(sig50)}  p99 #{Bench.fmt_ms(sig99)}
     query (resident):   p50 #{Bench.fmt_ms(q50)}  p99 #{Bench.fmt_ms(q99)}
@@ -818,6 +838,7 @@ IO.write(
   n=#{n}
   concurrency=#{concurrency}
   w1_throughput_wf_per_s=#{Bench.fmt(tp_wps, 2)}
+  w1_retry_throughput_wf_per_s=#{Bench.fmt(rt_wps, 2)}
   w1_latency_p50_ms=#{Bench.fmt(Bench.ms(p50), 3)}
   w1_latency_p90_ms=#{Bench.fmt(Bench.ms(p90), 3)}
   w1_latency_p99_ms=#{Bench.fmt(Bench.ms(p99), 3)}

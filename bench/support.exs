@@ -5,6 +5,11 @@ defmodule Aion.Bench.Activities do
   @doc "A no-op activity: returns its argument at once."
   def noop(x), do: {:ok, x}
 
+  @doc "Fails its first attempt, then returns its argument: a retried no-op."
+  def flaky(x) do
+    if Aion.Activity.info().attempt == 1, do: {:error, :transient}, else: {:ok, x}
+  end
+
   @doc """
   Tells `listener` (a registered name) that it started, then blocks until it
   receives `:open`. The replay benchmark uses it as the point where its long
@@ -31,6 +36,23 @@ defmodule Aion.Bench.W1 do
   def run(x) do
     {:ok, a} = activity(Activities, :noop, [x])
     {:ok, b} = activity(Activities, :noop, [a])
+    {:ok, c} = activity(Activities, :noop, [b])
+    {:ok, c}
+  end
+end
+
+defmodule Aion.Bench.W1Retry do
+  @moduledoc false
+  # W1 whose middle activity fails once and is retried at once
+  # (initial_interval 0): the cost of a retry (its durable retry state).
+  use Aion.Workflow, name: "bench.w1_retry"
+
+  alias Aion.Bench.Activities
+
+  @impl true
+  def run(x) do
+    {:ok, a} = activity(Activities, :noop, [x])
+    {:ok, b} = activity(Activities, :flaky, [a], retry: [max_attempts: 3, initial_interval: 0])
     {:ok, c} = activity(Activities, :noop, [b])
     {:ok, c}
   end

@@ -58,6 +58,11 @@ defmodule Aion.Workflow do
       module name (`"MyApp.Order"`). Set it to keep history readable by a
       renamed module.
     * `:on_nondeterminism` - `:suspend` (default) or `:fail`, see above.
+    * `:activity_defaults` - options every `activity/4` and
+      `start_activity/4` of the workflow starts from (a call's own options
+      override them; its `:retry` options are merged over these), e.g.
+      `use Aion.Workflow, activity_defaults: [retry: [max_attempts: 5], start_to_close: 30_000]`.
+      Checked at compile time.
   """
 
   require Logger
@@ -162,19 +167,54 @@ defmodule Aion.Workflow do
   them idempotent). Within one node, two executions of the same activity
   never overlap.
 
-  Options:
+  Options (over the workflow's `:activity_defaults`, see "Options of
+  `use Aion.Workflow`"; a bad option raises `ArgumentError` at the call):
 
-    * `:timeout` - milliseconds the activity may take, or `:infinity`
-      (default). It starts when the activity runs (after it waited for its
-      queue).
+    * `:retry` - retries of failed attempts, a keyword list (or `false`,
+      the default: the first failure is the activity's result). An attempt
+      fails when the activity returns `{:error, reason}`, raises, exits or
+      times out. Keys, with their defaults once `:retry` is given:
+      `max_attempts: 3` (attempts in all, or `:infinity`),
+      `initial_interval: 1_000` (ms before the second attempt),
+      `backoff: 2.0` (each wait is the previous one times this),
+      `max_interval: 60_000` (ms, the longest wait), and
+      `non_retryable: []`: reasons (`{:error, reason}` where `reason`, or
+      the first element of a tuple `reason`, is listed) and exception
+      modules that fail the activity at once. Waits are durable: after a
+      crash the next attempt comes when the wait ends, not from zero. History
+      holds one event per activity whatever its attempts: the final
+      `activity_completed` / `activity_failed` carries `attempts` (when more
+      than one) and the `last_failure`; while it waits, `Aion.describe/2`
+      shows the attempts, the last failure and `retry_at`.
+    * `:start_to_close` - milliseconds one attempt may take, or `:infinity`
+      (default); it starts when the attempt runs (after it waited for its
+      queue). `:timeout` is its older name.
+    * `:schedule_to_close` - milliseconds all attempts together may take,
+      from when the activity was scheduled (held across restarts), or
+      `:infinity` (default). No retry starts that could not begin before it.
+    * `:heartbeat_timeout` - milliseconds an attempt may go without
+      `Aion.Activity.heartbeat/1`, or `:infinity` (default).
     * `:queue` - the activity queue it runs in (default `:default`), one of
       the instance's `:queues` (see `Aion.Config`), which limit how many
       activities of a queue run at once. An unknown queue raises
       `ArgumentError` at the call.
+    * `:cancel_grace` - when the activity is cancelled (the workflow is
+      cancelled, or a race or `with_timeout/2` drops it) after it has
+      heartbeated, its next heartbeat raises `Aion.CancelledError` and it is
+      killed if it has not returned within this many ms (default `5_000`).
+      An activity that never heartbeated is killed at once.
+
+  Timed-out attempts are stopped and fail with
+  `%Aion.Error{reason: :activity_timeout, details: %{timeout: :start_to_close | :schedule_to_close | :heartbeat}}`.
 
   ## Example
 
-      {:ok, receipt} = activity(MyApp.Payments, :charge, [card, 42_00], timeout: 10_000)
+      {:ok, receipt} =
+        activity(MyApp.Payments, :charge, [card, 42_00],
+          start_to_close: 10_000,
+          retry: [max_attempts: 5, initial_interval: 500, non_retryable: [:card_declined]]
+        )
+
       {:ok, _} = activity(MyApp.Mailer, :send_receipt, [receipt], queue: :email)
   """
   @spec activity(module(), atom(), list(), keyword()) :: {:ok, term()} | {:error, term()}
