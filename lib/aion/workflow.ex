@@ -170,8 +170,9 @@ defmodule Aion.Workflow do
   Options (over the workflow's `:activity_defaults`, see "Options of
   `use Aion.Workflow`"; a bad option raises `ArgumentError` at the call):
 
-    * `:retry` - retries of failed attempts, a keyword list (or `false`,
-      the default: the first failure is the activity's result). An attempt
+    * `:retry` - retries of failed attempts, a keyword list (`true` for the
+      defaults below; `false`, the default, makes the first failure the
+      activity's result). An attempt
       fails when the activity returns `{:error, reason}`, raises, exits or
       times out. Keys, with their defaults once `:retry` is given:
       `max_attempts: 3` (attempts in all, or `:infinity`),

@@ -67,6 +67,7 @@ defmodule Aion.Activity.Options do
   defp grace!(other, entry), do: raise(ArgumentError, "#{entry}: expected :cancel_grace to be a non-negative integer (ms), got: #{inspect(other)}")
 
   defp retry!(false, _entry), do: %__MODULE__{}.retry
+  defp retry!(true, entry), do: retry!([], entry)
 
   defp retry!(retry, entry) when is_list(retry) do
     unless Keyword.keyword?(retry), do: raise(ArgumentError, "#{entry}: expected :retry to be a keyword list or false, got: #{inspect(retry)}")
@@ -89,7 +90,7 @@ defmodule Aion.Activity.Options do
     Map.new(retry)
   end
 
-  defp retry!(other, entry), do: raise(ArgumentError, "#{entry}: expected :retry to be a keyword list or false, got: #{inspect(other)}")
+  defp retry!(other, entry), do: raise(ArgumentError, "#{entry}: expected :retry to be a keyword list, true (the defaults) or false, got: #{inspect(other)}")
 
   @doc "The wait before attempt `attempt + 1`, after attempt `attempt` failed (ms)."
   def backoff(%{retry: retry}, attempt) do

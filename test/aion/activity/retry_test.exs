@@ -138,6 +138,8 @@ defmodule Aion.Activity.RetryTest do
       assert message =~ "unknown :retry options [:tries]"
       assert {_, {:error, %Aion.Error{message: message}}} = run(aion, :always_fail, [key(), :x], retries: 3)
       assert message =~ "unknown options [:retries]"
+      assert {_, {:error, %Aion.Error{message: message}}} = run(aion, :always_fail, [key(), :x], retry: :yes)
+      assert message =~ "expected :retry to be a keyword list, true (the defaults) or false, got: :yes"
     end
   end
 
