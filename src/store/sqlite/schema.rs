@@ -10,7 +10,7 @@ use crate::store::{Result, StoreError};
 /// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
 /// from version `i` to `i + 1`. Released entries are never edited; a change is
 /// a new entry.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The newest schema version this build can read and write.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -81,6 +81,35 @@ const SCHEMA_V3: &str = r#"
 DROP INDEX workflows_maybe_running;
 CREATE INDEX workflows_maybe_running ON workflows (workflow_id)
     WHERE status NOT IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out', 'continued_as_new');
+"#;
+
+/// Version 4: search attributes, for listing and counting workflows by
+/// them. `search_attributes` holds each workflow's attributes (its latest
+/// run's), written in the transaction of each append; `value` has no
+/// declared type, so SQLite keeps each value as it was bound (INTEGER for
+/// ints, booleans and times in microseconds, REAL, TEXT) and compares
+/// numbers numerically. `kind` says how to read it back. The index serves
+/// `name = ? AND kind = ? AND value <op> ?` without touching the table.
+/// `search_attribute_types` fixes each name's kind at its first use.
+/// Histories written before have no search attributes: nothing to backfill.
+/// `workflows_by_type_status` serves the common listing (a type and a
+/// status, newest first).
+const SCHEMA_V4: &str = r#"
+CREATE TABLE search_attributes (
+    workflow_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    value            NOT NULL,
+    PRIMARY KEY (workflow_id, name)
+) WITHOUT ROWID;
+CREATE INDEX search_attributes_by_value ON search_attributes (name, kind, value, workflow_id);
+
+CREATE TABLE search_attribute_types (
+    name TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX workflows_by_type_status ON workflows (workflow_type, status, started_at, workflow_id);
 "#;
 
 /// The visibility rows that may be running: every row whose status is not a
