@@ -266,3 +266,70 @@ defmodule Aion.Client.ListTest do
              Aion.list(aion, status: :running)
   end
 end
+
+defmodule Aion.Client.ListErrorsTest do
+  # Bad filters and options of Aion.list/3 and Aion.count/2 are clear errors.
+  use Aion.Case, async: true
+
+  alias Aion.Test.Visibility.Alpha
+
+  @moduletag :tmp_dir
+
+  test "bad filters are :invalid_filter errors that say what is wrong", %{tmp_dir: dir} do
+    aion = start_instance(store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Alpha])
+
+    {:ok, _} =
+      Aion.start_workflow(aion, Alpha, :sleep,
+        search_attributes: %{"amount" => 5, "tier" => "gold"}
+      )
+
+    cases = [
+      {[nope: 1], "unknown filter key :nope"},
+      {[status: :sleeping], "unknown status :sleeping"},
+      {[status: []], "expected :status"},
+      {[status: :running, status: :failed], "given twice"},
+      {[type: String], "not a workflow module"},
+      {[type: 42], "expected :type"},
+      {[started_after: "yesterday"], "expected :started_after to be a DateTime"},
+      {[closed_before: 0], "expected :closed_before to be a DateTime"},
+      {[search: [amount: 1]], "expected :search to be a map"},
+      {[search: %{"amount" => %{}}], ~s(search attribute "amount": expected a string)},
+      {[search: %{"amount" => {:~>, 1}}], "{op, value}"},
+      {[search: %{"" => 1}], "non-empty string"},
+      {"status", "expected the filter to be a keyword list or a map"},
+      {[:running], "expected the filter to be a keyword list or a map"},
+      # Against the kinds the store fixed.
+      {[search: %{"amount" => "5"}], ~s("amount" holds int values)},
+      {[search: %{"amount" => {:>=, 1.5}}], ~s("amount" holds int values)},
+      {[search: %{"tier" => {:>, "a"}}], "ranges compare numbers and times only"},
+      {[search: %{"n" => {:between, 1, "z"}}], "between compares"}
+    ]
+
+    for {filter, fragment} <- cases do
+      for call <- [&Aion.list(aion, &1), &Aion.count(aion, &1)] do
+        assert {:error, %Aion.Error{reason: :invalid_filter, message: message}} = call.(filter)
+        assert message =~ fragment, "#{inspect(filter)}: #{message}"
+      end
+    end
+
+    for {opts, fragment} <- [
+          {[limit: 0], ":limit"},
+          {[limit: 1_001], ":limit"},
+          {[limit: "10"], ":limit"},
+          {[cursor: "bogus"], ":cursor"},
+          {[cursor: 5], ":cursor"},
+          {[sort: :asc], "unknown option :sort"}
+        ] do
+      assert {:error, %Aion.Error{reason: :invalid_option, message: message}} =
+               Aion.list(aion, [], opts)
+
+      assert message =~ fragment
+    end
+
+    # What works: a filter as a map, an integer compared with an int.
+    assert {:ok, %{workflows: [%{search_attributes: %{"amount" => 5}}], cursor: nil}} =
+             Aion.list(aion, %{search: %{"amount" => {:<=, 5}}, status: :running})
+
+    assert {:ok, 0} = Aion.count(aion, search: %{"amount" => {:>, 5}})
+  end
+end
