@@ -293,7 +293,7 @@ async fn reconcile_rebuilds_search_attributes_with_their_row() {
     let mut conn = raw(&path).await;
     conn.execute(
         "DELETE FROM workflows; DELETE FROM search_attributes; \
-         INSERT INTO search_attributes VALUES ('ghost', 'region', 'text', 'x')",
+         INSERT INTO search_attributes VALUES ('ghost', 'region', 'text', 'x', 'T', 'running', 0, NULL)",
     )
     .await
     .unwrap();
@@ -319,6 +319,16 @@ async fn reconcile_rebuilds_search_attributes_with_their_row() {
             .unwrap()
             .is_empty()
     );
+    // Counted by attribute with the row's status, rebuilt with it.
+    let filter = aion::visibility::ListFilter {
+        statuses: vec![aion::status::WorkflowStatus::Running],
+        search: vec![aion::visibility::AttributeCondition {
+            name: "amount".into(),
+            op: aion::visibility::AttributeOp::Eq(Int(7)),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(store.count(&filter).await.unwrap(), 1);
     assert_eq!(
         list_all(&store, &aion::visibility::ListFilter::default(), 10).await,
         listed
@@ -792,7 +802,7 @@ async fn a_v1_store_is_migrated_and_its_runs_backfilled() {
         .unwrap();
     conn.execute(
         "DROP TABLE search_attributes; DROP TABLE search_attribute_types; \
-         DROP INDEX workflows_by_type_status",
+         DROP INDEX workflows_by_type_status; DROP TRIGGER search_attributes_follow_workflow",
     )
     .await
     .unwrap();

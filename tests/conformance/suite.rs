@@ -896,6 +896,23 @@ pub async fn search_attributes_follow_the_latest_run(store: Arc<dyn Store>) {
         .await,
         ["a"]
     );
+
+    // Status, type and times filter with attributes as the row changes.
+    store
+        .append(request(&wf("b"), 1, at(50), vec![completed()]))
+        .await
+        .unwrap();
+    let mut closed = on(vec![("amount", AttributeOp::Ge(Int(0)))]);
+    closed.statuses = vec![WorkflowStatus::Completed];
+    closed.closed_after = Some(at(50));
+    assert_eq!(matching(&store, closed.clone()).await, ["b"]);
+    closed.statuses = vec![WorkflowStatus::Running];
+    assert!(matching(&store, closed).await.is_empty());
+    let mut running = on(vec![("region", AttributeOp::Lt(Text("zz".into())))]);
+    running.statuses = vec![WorkflowStatus::Running];
+    running.started_after = Some(at(40));
+    running.workflow_type = Some("Shop.Order".into());
+    assert_eq!(matching(&store, running).await, ["a"]);
 }
 
 pub async fn attribute_kinds_are_fixed_by_first_use(store: Arc<dyn Store>) {

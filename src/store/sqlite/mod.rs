@@ -379,8 +379,14 @@ impl SqliteStore {
             }
             None => SearchAttributes::new(),
         };
-        let attributes_rewritten =
-            visibility::repair_attributes(&mut tx, workflow_id, &attributes).await?;
+        let attributes_rewritten = visibility::repair_attributes(
+            &mut tx,
+            workflow_id,
+            expected.as_ref(),
+            &attributes,
+            row_rewritten,
+        )
+        .await?;
         tx.commit().await.map_err(backend)?;
         Ok(runs_rewritten || row_rewritten || attributes_rewritten)
     }
@@ -697,7 +703,7 @@ async fn write_rows(
         }
     }
     if let Some(changes) = &plan.attributes {
-        visibility::write_attributes(conn, workflow_id, changes).await?;
+        visibility::write_attributes(conn, &plan.summary, changes).await?;
     }
     Ok(())
 }

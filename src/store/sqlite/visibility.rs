@@ -12,10 +12,12 @@ use super::errors::backend;
 use super::rows::summary_from_row;
 use crate::event::{AttributeKind, SearchAttribute};
 use crate::ids::WorkflowId;
+use crate::status::WorkflowSummary;
 use crate::store::{AttributeChanges, Result, StoreError};
 use crate::time::Timestamp;
 use crate::visibility::{
-    AttributeOp, ListCursor, ListFilter, ListPage, SearchAttributes, WorkflowListing,
+    AttributeCondition, AttributeOp, ListCursor, ListFilter, ListPage, SearchAttributes,
+    WorkflowListing,
 };
 
 /// The kinds fixed for `names` (names never used are left out).
@@ -62,13 +64,14 @@ pub(super) async fn check_kinds(
     changes.check_kinds(&stored)
 }
 
-/// Writes `changes` (checked) for `workflow_id`, and fixes the kinds of new
-/// names.
+/// Writes `changes` (checked) for the workflow of `summary` (its row after
+/// the append). The kinds of new names are recorded by a trigger.
 pub(super) async fn write_attributes(
     conn: &mut SqliteConnection,
-    workflow_id: &WorkflowId,
+    summary: &WorkflowSummary,
     changes: &AttributeChanges,
 ) -> sqlx::Result<()> {
+    let workflow_id = &summary.workflow_id;
     if changes.clear {
         sqlx::query("DELETE FROM search_attributes WHERE workflow_id = ?1")
             .bind(workflow_id.as_str())
@@ -78,50 +81,54 @@ pub(super) async fn write_attributes(
     if changes.set.is_empty() {
         return Ok(());
     }
-    let mut types = QueryBuilder::<Sqlite>::new("INSERT INTO search_attribute_types (name, kind) ");
-    types.push_values(&changes.set, |mut row, (name, value)| {
-        row.push_bind(name.as_str())
-            .push_bind(value.kind().as_str());
-    });
-    types.push(" ON CONFLICT (name) DO NOTHING");
-    types.build().execute(&mut *conn).await?;
-    insert_attributes(conn, workflow_id, &changes.set).await
+    insert_attributes(conn, summary, &changes.set).await
 }
 
 async fn insert_attributes(
     conn: &mut SqliteConnection,
-    workflow_id: &WorkflowId,
+    summary: &WorkflowSummary,
     attributes: &SearchAttributes,
 ) -> sqlx::Result<()> {
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO search_attributes (workflow_id, name, kind, value) ",
+        "INSERT INTO search_attributes \
+         (workflow_id, name, kind, value, workflow_type, status, started_at, closed_at) ",
     );
     insert.push_values(attributes, |mut row, (name, value)| {
-        row.push_bind(workflow_id.as_str())
-            .push_bind(name.as_str())
+        row.push_bind(summary.workflow_id.as_str().to_owned())
+            .push_bind(name.clone())
             .push_bind(value.kind().as_str());
         push_value(&mut row, value);
+        row.push_bind(summary.workflow_type.clone())
+            .push_bind(summary.status.as_str())
+            .push_bind(summary.started_at.as_micros())
+            .push_bind(summary.closed_at.map(Timestamp::as_micros));
     });
     insert.push(
-        " ON CONFLICT (workflow_id, name) DO UPDATE SET kind = excluded.kind, value = excluded.value",
+        " ON CONFLICT (workflow_id, name) DO UPDATE SET kind = excluded.kind, value = excluded.value, \
+         workflow_type = excluded.workflow_type, status = excluded.status, \
+         started_at = excluded.started_at, closed_at = excluded.closed_at",
     );
     insert.build().execute(&mut *conn).await?;
     Ok(())
 }
 
-/// Replaces the stored attributes of `workflow_id` with `expected` if they
-/// differ; returns whether it wrote.
+/// Rewrites the stored attributes of `workflow_id` as `expected` (of the
+/// workflow whose row is `summary`, `None` for no row) if they differ, or
+/// always with `force` (the row was rewritten: the copies of its columns
+/// may be stale too); returns whether it wrote.
 pub(super) async fn repair_attributes(
     conn: &mut SqliteConnection,
     workflow_id: &WorkflowId,
+    summary: Option<&WorkflowSummary>,
     expected: &SearchAttributes,
+    force: bool,
 ) -> Result<bool> {
     let stored = load_attributes(conn, std::slice::from_ref(workflow_id))
         .await
         .ok()
         .and_then(|mut found| found.remove(workflow_id.as_str()))
         .unwrap_or_default();
-    if stored == *expected {
+    if stored == *expected && !force {
         return Ok(false);
     }
     sqlx::query("DELETE FROM search_attributes WHERE workflow_id = ?1")
@@ -129,12 +136,14 @@ pub(super) async fn repair_attributes(
         .execute(&mut *conn)
         .await
         .map_err(backend)?;
-    if !expected.is_empty() {
-        insert_attributes(conn, workflow_id, expected)
+    if let Some(summary) = summary
+        && !expected.is_empty()
+    {
+        insert_attributes(conn, summary, expected)
             .await
             .map_err(backend)?;
     }
-    Ok(true)
+    Ok(stored != *expected)
 }
 
 /// Binds a value as it is stored: ints, booleans and times as INTEGER.
@@ -221,15 +230,17 @@ pub(super) async fn load_attributes(
     Ok(found)
 }
 
-/// Appends ` AND ...` for every condition of `filter`, on `workflows AS w`.
-fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &ListFilter) {
+/// Appends ` AND ...` for the workflow columns of `filter` (type, status,
+/// times), on the table aliased `on` (`w`, or an attribute row, which
+/// repeats them).
+fn push_row_filter(query: &mut QueryBuilder<Sqlite>, filter: &ListFilter, on: &str) {
     if let Some(workflow_type) = &filter.workflow_type {
         query
-            .push(" AND w.workflow_type = ")
+            .push(format!(" AND {on}.workflow_type = "))
             .push_bind(workflow_type.clone());
     }
     if !filter.statuses.is_empty() {
-        query.push(" AND w.status IN (");
+        query.push(format!(" AND {on}.status IN ("));
         let mut statuses = query.separated(", ");
         for status in &filter.statuses {
             statuses.push_bind(status.as_str());
@@ -237,41 +248,50 @@ fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &ListFilter) {
         query.push(")");
     }
     let bounds = [
-        ("w.started_at >= ", filter.started_after),
-        ("w.started_at < ", filter.started_before),
-        ("w.closed_at >= ", filter.closed_after),
-        ("w.closed_at < ", filter.closed_before),
+        ("started_at >= ", filter.started_after),
+        ("started_at < ", filter.started_before),
+        ("closed_at >= ", filter.closed_after),
+        ("closed_at < ", filter.closed_before),
     ];
     for (condition, bound) in bounds {
         if let Some(bound) = bound {
             query
-                .push(" AND ")
-                .push(condition)
+                .push(format!(" AND {on}.{condition}"))
                 .push_bind(bound.as_micros());
         }
     }
-    for condition in &filter.search {
-        // One probe of the (workflow_id, name) key per candidate row.
-        query
-            .push(
-                " AND EXISTS (SELECT 1 FROM search_attributes AS a \
-                 WHERE a.workflow_id = w.workflow_id AND a.name = ",
-            )
-            .push_bind(condition.name.clone())
-            .push(" AND a.kind = ")
-            .push_bind(condition.op.values()[0].kind().as_str());
-        match &condition.op {
-            AttributeOp::Between(low, high) => {
-                query.push(" AND a.value BETWEEN ");
-                bind_value(query, low);
-                query.push(" AND ");
-                bind_value(query, high);
-            }
-            op => {
-                query.push(format!(" AND a.value {} ", op.symbol()));
-                bind_value(query, op.values()[0]);
-            }
+}
+
+/// Appends ` AND a.name = ? AND a.kind = ? AND a.value <op> ?` for one
+/// condition on the attribute row aliased `a`.
+fn push_condition(query: &mut QueryBuilder<Sqlite>, condition: &AttributeCondition, a: &str) {
+    query
+        .push(format!(" AND {a}.name = "))
+        .push_bind(condition.name.clone())
+        .push(format!(" AND {a}.kind = "))
+        .push_bind(condition.op.values()[0].kind().as_str());
+    match &condition.op {
+        AttributeOp::Between(low, high) => {
+            query.push(format!(" AND {a}.value BETWEEN "));
+            bind_value(query, low);
+            query.push(" AND ");
+            bind_value(query, high);
         }
+        op => {
+            query.push(format!(" AND {a}.value {} ", op.symbol()));
+            bind_value(query, op.values()[0]);
+        }
+    }
+}
+
+/// Appends ` AND EXISTS (...)` for each of `conditions`: one probe of the
+/// `(workflow_id, name)` key of the row aliased `on`'s workflow.
+fn push_exists(query: &mut QueryBuilder<Sqlite>, conditions: &[AttributeCondition], on: &str) {
+    for condition in conditions {
+        query.push(format!(
+            " AND EXISTS (SELECT 1 FROM search_attributes AS b WHERE b.workflow_id = {on}.workflow_id"
+        ));
+        push_condition(query, condition, "b");
         query.push(")");
     }
 }
@@ -289,9 +309,12 @@ pub(super) async fn list(
         .map(|column| format!("w.{column}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // Driven by the `workflows` indexes in listing order: a page stops at
+    // its limit.
     let mut query =
         QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM workflows AS w WHERE 1 = 1"));
-    push_filter(&mut query, filter);
+    push_row_filter(&mut query, filter, "w");
+    push_exists(&mut query, &filter.search, "w");
     if let Some(after) = after {
         query
             .push(" AND (w.started_at, w.workflow_id) < (")
@@ -330,10 +353,27 @@ pub(super) async fn list(
     Ok(ListPage { rows, next })
 }
 
-/// How many workflows match `filter`.
+/// How many workflows match `filter`. With conditions on attributes, the
+/// first one's index range is counted, the workflow columns checked on the
+/// same index entries (the attribute rows repeat them).
 pub(super) async fn count(conn: &mut SqliteConnection, filter: &ListFilter) -> Result<u64> {
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows AS w WHERE 1 = 1");
-    push_filter(&mut query, filter);
+    let mut query = match filter.search.split_first() {
+        None => {
+            let mut query =
+                QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows AS w WHERE 1 = 1");
+            push_row_filter(&mut query, filter, "w");
+            query
+        }
+        Some((first, rest)) => {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT COUNT(*) FROM search_attributes AS a WHERE 1 = 1",
+            );
+            push_condition(&mut query, first, "a");
+            push_row_filter(&mut query, filter, "a");
+            push_exists(&mut query, rest, "a");
+            query
+        }
+    };
     let count: i64 = query
         .build_query_scalar()
         .fetch_one(&mut *conn)

@@ -61,7 +61,9 @@ defmodule Aion.Client.ListCrashTest do
     end
 
     {:ok, %{workflows: done}} =
-      Aion.list(aion, [status: :completed, search: %{"i" => {:>, 15}}], limit: 1_000)
+      Aion.list(aion, [status: :completed, search: %{"i" => {:>, 15}, "batch" => "k"}],
+        limit: 1_000
+      )
 
     assert done |> Enum.map(& &1.workflow_id) |> Enum.sort() ==
              Enum.sort(for i <- 16..20, do: "done-#{i}")
