@@ -34,6 +34,12 @@
 #      recovery time, idle CPU, and how long NIF calls hold a normal
 #      scheduler (each call timed by tracing, and the VM's long_schedule
 #      reports; target <= 1 ms). Takes a few minutes at 100,000 on 2 cores.
+#   5. Listing: BENCH_LIST workflows of three types, completed, failed or
+#      sleeping, each with search attributes, on their own store (seeded
+#      with durability :normal, concurrently: only the reads are measured);
+#      then p50/p99 of Aion.list/3 (a page of 100: type + status + a range
+#      on one search attribute) and of Aion.count/2 (the same filter), over
+#      BENCH_LIST_QUERIES calls each, filters varying. Target: p50 <= 20 ms.
 #
 # Environment:
 #
@@ -49,6 +55,8 @@
 #   BENCH_SLEEPERS       sleeping workflows per population (default 100000; 0 skips 4.)
 #   BENCH_SLEEPERS_DESCRIBE  sleepers described to check eviction (default 4000)
 #   BENCH_TRACE_NIFS     1 (default): time every NIF call in 4. by call tracing; 0: don't
+#   BENCH_LIST           workflows listed in 5. (default 100000; 0 skips 5.)
+#   BENCH_LIST_QUERIES   list and count calls measured in 5. (default 200 each)
 #   BENCH_TMPDIR         parent of the temp directory (default System.tmp_dir!())
 #   BENCH_KEEP=1         keep the temp directory (SQLite files) afterwards
 
@@ -754,6 +762,129 @@ sleepers_result =
   end
 
 # ---------------------------------------------------------------------------
+# 5. Listing and counting workflows (visibility)
+# ---------------------------------------------------------------------------
+
+# BENCH_LIST workflows on their own store: type A, B or C by i rem 3; 4 in
+# 7 complete, 2 fail, 1 sleeps (evicted at once); search attributes
+# "tier" (text, 5 values), "amount" (int 0..999), "vip" (bool) and "due"
+# (a time). Seeded as fast as the public API allows (durability :normal,
+# many starters); then each measured call is one query in the store.
+
+list_n = Bench.env_int("BENCH_LIST", 100_000)
+list_queries = max(Bench.env_int("BENCH_LIST_QUERIES", 200), 1)
+
+list_result =
+  if list_n > 0 do
+    IO.puts("-- 5. Listing: #{list_n} workflows (own store, seeded with durability normal)")
+    list_types = [Aion.Bench.Listed.A, Aion.Bench.Listed.B, Aion.Bench.Listed.C]
+    list_name = :bench_list
+    base = ~U[2030-01-01 00:00:00Z]
+
+    list_pid =
+      Bench.start_instance!(
+        name: list_name,
+        store: db.("list.db"),
+        durability: :normal,
+        evict_idle_after: 0,
+        workflows: list_types
+      )
+
+    seed_t0 = Bench.now_us()
+
+    1..list_n//1
+    |> Task.async_stream(
+      fn i ->
+        outcome =
+          case rem(i, 7) do
+            r when r < 4 -> :complete
+            r when r < 6 -> :fail
+            _ -> :sleep
+          end
+
+        attributes = %{
+          "tier" => Enum.at(~w(gold silver bronze iron wood), rem(i, 5)),
+          "amount" => rem(i * 37, 1000),
+          "vip" => rem(i, 4) == 0,
+          "due" => DateTime.add(base, i, :second)
+        }
+
+        {:ok, _} = Aion.start_workflow(list_name, Enum.at(list_types, rem(i, 3)), outcome, search_attributes: attributes)
+      end,
+      max_concurrency: max(concurrency, 32),
+      ordered: false,
+      timeout: :infinity
+    )
+    |> Stream.run()
+
+    # Every run has ended (or sleeps) once no non-sleeper is running.
+    expected_running = Enum.count(1..list_n//1, &(rem(&1, 7) == 6))
+
+    Stream.repeatedly(fn -> Process.sleep(100) && Aion.count(list_name, status: :running) end)
+    |> Enum.find(&(&1 == {:ok, expected_running}))
+
+    seed_us = Bench.now_us() - seed_t0
+    IO.puts("   seeded #{list_n} in #{Bench.fmt_s(seed_us)} (#{Bench.fmt(list_n / (seed_us / 1_000_000), 0)}/s)")
+
+    # Filters vary from call to call (type, status, threshold).
+    filter_for = fn k ->
+      [
+        type: Enum.at(list_types, rem(k, 3)),
+        status: Enum.at([:completed, :failed, :running], rem(k, 3)),
+        search: %{"amount" => {:>=, 500 + rem(k * 53, 450)}}
+      ]
+    end
+
+    sample = fn fun ->
+      for k <- 1..list_queries//1 do
+        {us, _} = Bench.timed(fn -> fun.(k) end)
+        us
+      end
+    end
+
+    # Warm-up: the first calls read the indexes from disk.
+    for k <- 1..20, do: {:ok, _} = Aion.list(list_name, filter_for.(k), limit: 100)
+
+    page_us =
+      sample.(fn k ->
+        {:ok, %{workflows: rows}} = Aion.list(list_name, filter_for.(k), limit: 100)
+        true = rows != []
+      end)
+
+    count_us = sample.(fn k -> {:ok, _} = Aion.count(list_name, filter_for.(k)) end)
+    all_count_us = sample.(fn _ -> {:ok, ^list_n} = Aion.count(list_name) end)
+
+    {:ok, %{cursor: cursor}} = Aion.list(list_name, [], limit: 100)
+    next_page_us = sample.(fn _ -> {:ok, %{workflows: [_ | _]}} = Aion.list(list_name, [], limit: 100, cursor: cursor) end)
+    {:ok, matched} = Aion.count(list_name, filter_for.(1))
+
+    stats = fn us -> {Bench.percentile(us, 50), Bench.percentile(us, 99)} end
+    {page50, page99} = stats.(page_us)
+    {count50, count99} = stats.(count_us)
+    {all50, all99} = stats.(all_count_us)
+    {next50, next99} = stats.(next_page_us)
+    verdict = fn p50 -> if p50 <= 20_000, do: "met", else: "NOT met" end
+
+    IO.puts("""
+       filtered page (type + status + amount >= x, limit 100; e.g. #{matched} match): p50 #{Bench.fmt_ms(page50)}  p99 #{Bench.fmt_ms(page99)}  (target p50 <= 20 ms: #{verdict.(page50)})
+       count of that filter:                 p50 #{Bench.fmt_ms(count50)}  p99 #{Bench.fmt_ms(count99)}  (target p50 <= 20 ms: #{verdict.(count50)})
+       count of all #{list_n}:                p50 #{Bench.fmt_ms(all50)}  p99 #{Bench.fmt_ms(all99)}
+       second page, no filter (cursor):      p50 #{Bench.fmt_ms(next50)}  p99 #{Bench.fmt_ms(next99)}
+    """)
+
+    Bench.stop_instance!(list_pid)
+
+    %{
+      n: list_n,
+      seed_us: seed_us,
+      page: {page50, page99},
+      count: {count50, count99},
+      all_count: {all50, all99},
+      next_page: {next50, next99}
+    }
+  end
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 
@@ -807,6 +938,30 @@ end
        """}
   end
 
+{list_report, list_keys} =
+  case list_result do
+    nil ->
+      {"", ""}
+
+    r ->
+      {p50, p99} = r.page
+      {c50, c99} = r.count
+      {a50, a99} = r.all_count
+
+      {"""
+         list page:          p50 #{Bench.fmt_ms(p50)}  p99 #{Bench.fmt_ms(p99)} (#{r.n} workflows; type + status + attribute range, limit 100)
+         count:              p50 #{Bench.fmt_ms(c50)}  p99 #{Bench.fmt_ms(c99)} (same filters); all: p50 #{Bench.fmt_ms(a50)}  p99 #{Bench.fmt_ms(a99)}
+       """,
+       """
+       list_workflows=#{r.n}
+       list_page_p50_ms=#{Bench.fmt(Bench.ms(p50), 3)}
+       list_page_p99_ms=#{Bench.fmt(Bench.ms(p99), 3)}
+       list_count_p50_ms=#{Bench.fmt(Bench.ms(c50), 3)}
+       list_count_p99_ms=#{Bench.fmt(Bench.ms(c99), 3)}
+       list_count_all_p50_ms=#{Bench.fmt(Bench.ms(a50), 3)}
+       """}
+  end
+
 machine = Enum.map_join(Bench.machine(), "\n", fn {k, v} -> "  #{String.pad_trailing(k <> ":", 19)} #{v}" end)
 
 IO.write(
@@ -822,6 +977,7 @@ IO.write(
     latency runs:       #{latency_n} (warm-up #{latency_warmup})
     replay history:     #{event_count} events (#{activities} no-op activities + gate), #{restarts} restarts
     sleepers:           #{if sleepers > 0, do: "#{sleepers} per population (BENCH_SLEEPERS)", else: "skipped (BENCH_SLEEPERS=0)"}
+    listing:            #{if list_n > 0, do: "#{list_n} workflows (BENCH_LIST)", else: "skipped (BENCH_LIST=0)"}
   Results
     W1 throughput:      #{Bench.fmt(tp_wps)} workflows/s (#{n} in #{Bench.fmt_s(tp.total)})
     W1 retry:           #{Bench.fmt(rt_wps)} workflows/s (#{Bench.fmt(rt_wps / tp_wps * 100)}% of W1)
@@ -831,7 +987,7 @@ IO.write(
     update round trip:  p50 #{Bench.fmt_ms(up50)}  p99 #{Bench.fmt_ms(up99)}
     #{String.pad_trailing("replay #{event_count} ev:", 19)} min #{Bench.fmt_ms(replay_min)}  median #{Bench.fmt_ms(replay_median)}
     live build of it:   #{Bench.fmt_s(build_us)}
-  #{sleepers_report}  bench wall time:    #{Bench.fmt_s(total_us)}
+  #{sleepers_report}#{list_report}  bench wall time:    #{Bench.fmt_s(total_us)}
 
   Ratio-friendly (one key=value per line; same units in every run)
   durability=#{durability}
@@ -855,5 +1011,5 @@ IO.write(
   replay_us_per_event=#{Bench.fmt(replay_median / max(event_count, 1), 3)}
   live_build_ms=#{Bench.fmt(Bench.ms(build_us), 3)}
   live_build_us_per_event=#{Bench.fmt(build_us / max(event_count, 1), 3)}
-  """ <> sleepers_keys <> "\n"
+  """ <> sleepers_keys <> list_keys <> "\n"
 )

@@ -114,6 +114,30 @@ defmodule Aion.Bench.Sleeper do
   end
 end
 
+defmodule Aion.Bench.Listed do
+  @moduledoc false
+  # The listing bench's workflows (three types, see Aion.Bench.Listed.A/B/C):
+  # each ends as its input says: :complete, :fail, or :sleep (an hour, so it
+  # stays running).
+  def run(:complete), do: {:ok, :done}
+  def run(:fail), do: {:error, :refused}
+
+  def run(:sleep) do
+    Aion.Workflow.sleep(3_600_000)
+    {:ok, :woke}
+  end
+end
+
+for suffix <- [A, B, C] do
+  defmodule Module.concat(Aion.Bench.Listed, suffix) do
+    @moduledoc false
+    use Aion.Workflow, name: "bench.listed." <> String.downcase(inspect(suffix))
+
+    @impl true
+    def run(outcome), do: Aion.Bench.Listed.run(outcome)
+  end
+end
+
 defmodule Aion.Bench.LongSchedules do
   @moduledoc false
   # Collects the VM's long_schedule reports (:erlang.system_monitor/2): a

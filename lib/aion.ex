@@ -37,6 +37,7 @@ defmodule Aion do
 
   alias Aion.{Config, Engine, Instance, Ownership, Payload}
   alias Aion.Client.{Await, Messages, Query, Start}
+  alias Aion.Client.List, as: Listing
 
   import Aion.Client.Start, only: [check_id: 2]
   alias Aion.Run.Reconciler
@@ -121,6 +122,15 @@ defmodule Aion do
       while the VM was down.
     * `:run_timeout` - the same for one run (a run started again by
       continue-as-new gets a new one).
+    * `:search_attributes` - a map of names (strings, or atoms standing for
+      their names) to strings, integers, floats, booleans or `DateTime`s:
+      visibility metadata to find the workflow by with `list/3` and
+      `count/2` (its code may change them with
+      `Aion.Workflow.upsert_search_attributes/1`). Each name keeps the kind
+      of its first use in the store: a value of another kind (or of none of
+      these kinds) returns
+      `{:error, %Aion.Error{reason: :invalid_search_attribute}}` and starts
+      nothing.
 
   ## Examples
 
@@ -128,6 +138,7 @@ defmodule Aion do
       {:ok, "order-42"} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42}, id: "order-42")
       {:ok, id} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 43}, execution_timeout: :timer.hours(24))
       {:ok, "order-42"} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 42}, id: "order-42", if_running: :use_existing)
+      {:ok, id} = Aion.start_workflow(MyApp.Aion, MyApp.Order, %{order_id: 44}, search_attributes: %{"customer" => "ada", "amount" => 10_00})
   """
   @spec start_workflow(name(), module(), term(), keyword()) :: {:ok, workflow_id()} | {:error, Aion.Error.t()}
   def start_workflow(name, module, input, opts \\ []) do
@@ -166,7 +177,7 @@ defmodule Aion do
   running, and sends it signal `signal_name` with `payload`: the start and
   the signal are one durable append. Returns `{:ok, workflow_id}`. Options
   as in `start_workflow/4` (`:if_running` aside: a running workflow is
-  signalled).
+  signalled; `:search_attributes` only apply when it starts).
 
       {:ok, "cart-7"} = Aion.signal_with_start(MyApp.Aion, MyApp.Cart, %{}, :add, "apple", id: "cart-7")
   """
@@ -248,7 +259,8 @@ defmodule Aion do
   once an attempt failed, its `:last_failure` and the `:retry_at` of the
   next; timers not yet fired), whether it
   is `:resident` (has a process on this node, its `:pid`) or evicted while it
-  sleeps, and `:blocked`: `nil`, or why the run is suspended, as
+  sleeps, `:search_attributes` (its latest run's, as a map; times as
+  `DateTime`s), and `:blocked`: `nil`, or why the run is suspended, as
   `%{reason: :nondeterminism, code: "AION-ND001", message: ...}` (see
   `Aion.Workflow`).
 
@@ -267,6 +279,7 @@ defmodule Aion do
        |> Map.update!(:runs, fn runs -> Enum.map(runs, &times(&1, [:started_at, :closed_at])) end)
        |> Map.update!(:pending, fn pending -> Enum.map(pending, &(&1 |> Aion.History.decode_payloads() |> times([:fire_at, :retry_at]))) end)
        |> Map.update!(:blocked, fn blocked -> blocked && Map.delete(blocked, :code_version) end)
+       |> Map.update!(:search_attributes, &Aion.SearchAttributes.decode/1)
        |> Map.merge(%{resident: pid != nil, pid: pid})}
     end
   end
@@ -329,8 +342,84 @@ defmodule Aion do
     with {:ok, instance} <- Instance.lookup(name),
          :ok <- check_id(workflow_id, "Aion.history"),
          {:ok, events} <- Engine.history(instance.engine, workflow_id) do
-      {:ok, Enum.map(events, &(&1 |> Aion.History.decode_payloads() |> times([:recorded_at, :fire_at, :scheduled_for])))}
+      {:ok,
+       Enum.map(events, fn event ->
+         event
+         |> Aion.History.decode_payloads()
+         |> times([:recorded_at, :fire_at, :scheduled_for])
+         |> attribute_times([:search_attributes, :attributes])
+       end)}
     end
+  end
+
+  defp attribute_times(event, keys) do
+    Enum.reduce(keys, event, fn key, event ->
+      case event do
+        %{^key => attributes} -> %{event | key => Aion.SearchAttributes.decode(attributes)}
+        _ -> event
+      end
+    end)
+  end
+
+  @doc """
+  Lists workflows matching `filter`, newest first: `{:ok, %{workflows:
+  [workflow], cursor: cursor}}`. Each workflow is a map with the keys
+  `describe/2` uses: `:workflow_id`, `:run_id`, `:workflow_type`, `:status`,
+  `:started_at`, `:closed_at` (`nil` while running) and
+  `:search_attributes`. A workflow id is listed once, as its latest run.
+  The query runs in the store, on its indexes (it reads no history).
+
+  `filter` is a keyword list (or a map); every key given must hold:
+
+    * `:type` - a workflow module or a workflow type name;
+    * `:status` - a status or a list of them (any of them): `:running`,
+      `:completed`, `:failed`, `:cancelled`, `:terminated`, `:timed_out`,
+      `:continued_as_new`;
+    * `:started_after`, `:started_before`, `:closed_after`,
+      `:closed_before` - `DateTime`s; `after` includes its instant, `before`
+      excludes it; a `closed_*` bound leaves out running workflows;
+    * `:search` - a map of search attribute names to conditions, all of
+      which must hold: a value (equal to it), `{op, value}` with `op` one of
+      `:==`, `:>`, `:>=`, `:<`, `:<=`, or `{:between, low, high}` (both
+      included). Ranges compare numbers and `DateTime`s (an integer
+      compares with a float attribute too); text and booleans compare by
+      equality. A workflow without the attribute does not match.
+
+  Options:
+
+    * `:limit` - workflows per page, from 1 to 1000; defaults to 100.
+    * `:cursor` - the `:cursor` of the previous page, to get the next one
+      (`nil`, the default, starts from the newest). A page's `:cursor` is
+      `nil` when no more workflows match. Pages are stable: workflows
+      started after the first page do not show up in later pages, and none
+      is listed twice or skipped.
+
+  Errors: `:invalid_filter` (an unknown key, a bad value, a value of
+  another kind than its search attribute's, a range over text) and
+  `:invalid_option`.
+
+  ## Examples
+
+      {:ok, %{workflows: running}} = Aion.list(MyApp.Aion, type: MyApp.Order, status: :running)
+
+      {:ok, %{workflows: [%{search_attributes: %{"customer" => "ada"}} | _], cursor: cursor}} =
+        Aion.list(MyApp.Aion, [status: [:failed, :timed_out], search: %{"customer" => "ada", "amount" => {:>=, 100_00}}], limit: 50)
+
+      {:ok, %{workflows: next_page}} = Aion.list(MyApp.Aion, [status: [:failed, :timed_out]], limit: 50, cursor: cursor)
+  """
+  @spec list(name(), keyword() | map(), keyword()) :: {:ok, %{workflows: [map()], cursor: term() | nil}} | {:error, Aion.Error.t()}
+  def list(name, filter \\ [], opts \\ []) do
+    with {:ok, instance} <- Instance.lookup(name), do: Listing.list(instance, filter, opts)
+  end
+
+  @doc """
+  Counts the workflows matching `filter` (as in `list/3`), in the store.
+
+      {:ok, 3} = Aion.count(MyApp.Aion, type: MyApp.Order, status: :failed)
+  """
+  @spec count(name(), keyword() | map()) :: {:ok, non_neg_integer()} | {:error, Aion.Error.t()}
+  def count(name, filter \\ []) do
+    with {:ok, instance} <- Instance.lookup(name), do: Listing.count(instance, filter)
   end
 
   # Times beyond what DateTime holds stay microsecond integers.

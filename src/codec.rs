@@ -191,6 +191,7 @@ mod tests {
                 package_version: None,
                 execution_timeout_ms: None,
                 run_timeout_ms: None,
+                search_attributes: Default::default(),
             },
             Event::TimerStarted {
                 command: 2,

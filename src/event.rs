@@ -59,6 +59,68 @@ pub enum SearchAttribute {
     Time(Timestamp),
 }
 
+impl SearchAttribute {
+    /// The value's kind.
+    pub fn kind(&self) -> AttributeKind {
+        match self {
+            SearchAttribute::Text(_) => AttributeKind::Text,
+            SearchAttribute::Int(_) => AttributeKind::Int,
+            SearchAttribute::Float(_) => AttributeKind::Float,
+            SearchAttribute::Bool(_) => AttributeKind::Bool,
+            SearchAttribute::Time(_) => AttributeKind::Time,
+        }
+    }
+}
+
+/// The kind of a [`SearchAttribute`]. A store fixes each attribute name's
+/// kind the first time the name is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttributeKind {
+    /// [`SearchAttribute::Text`].
+    Text,
+    /// [`SearchAttribute::Int`].
+    Int,
+    /// [`SearchAttribute::Float`].
+    Float,
+    /// [`SearchAttribute::Bool`].
+    Bool,
+    /// [`SearchAttribute::Time`].
+    Time,
+}
+
+impl AttributeKind {
+    /// All kinds.
+    pub const ALL: [AttributeKind; 5] = [
+        AttributeKind::Text,
+        AttributeKind::Int,
+        AttributeKind::Float,
+        AttributeKind::Bool,
+        AttributeKind::Time,
+    ];
+
+    /// The stored name (as in the JSON form of [`SearchAttribute`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributeKind::Text => "text",
+            AttributeKind::Int => "int",
+            AttributeKind::Float => "float",
+            AttributeKind::Bool => "bool",
+            AttributeKind::Time => "time",
+        }
+    }
+
+    /// Parses [`AttributeKind::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for AttributeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can happen in a workflow's history.
 ///
 /// The JSON form produced by serde (internally tagged by `type`, snake_case)
@@ -87,6 +149,10 @@ pub enum Event {
         /// This run's timeout, in milliseconds from its start.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         run_timeout_ms: Option<u64>,
+        /// The run's search attributes as it starts (visibility metadata;
+        /// upserts change them later).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        search_attributes: BTreeMap<String, SearchAttribute>,
     },
     /// The run returned a result.
     WorkflowCompleted {
@@ -306,6 +372,11 @@ pub enum Event {
     },
     /// The workflow changed its search attributes.
     SearchAttributesUpdated {
+        /// Command ordinal in the run, when workflow code upserted them
+        /// (`upsert_search_attributes`): a command like a marker, replayed
+        /// without recording anything again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<u32>,
         /// The attributes set (replacing earlier values of the same names).
         attributes: BTreeMap<String, SearchAttribute>,
     },
@@ -538,6 +609,7 @@ impl Event {
             | Event::ChildWorkflowFailed { command, .. }
             | Event::ChildWorkflowCancelled { command, .. }
             | Event::MarkerRecorded { command, .. } => Some(*command),
+            Event::SearchAttributesUpdated { command, .. } => *command,
             _ => None,
         }
     }
@@ -555,6 +627,7 @@ impl Event {
                 package_version,
                 execution_timeout_ms,
                 run_timeout_ms,
+                search_attributes,
             } => vec![
                 ("run_id", Run(Some(*run_id))),
                 ("parent_run_id", Run(*parent_run_id)),
@@ -563,6 +636,7 @@ impl Event {
                 ("package_version", MaybeText(package_version.as_deref())),
                 ("execution_timeout_ms", MaybeUnsigned(*execution_timeout_ms)),
                 ("run_timeout_ms", MaybeUnsigned(*run_timeout_ms)),
+                ("search_attributes", Attributes(search_attributes)),
             ],
             Event::WorkflowCompleted { result } => vec![("result", Payload(result))],
             Event::WorkflowFailed { error } => vec![("error", Payload(error))],
@@ -733,9 +807,13 @@ impl Event {
                 ("name", Text(name)),
                 ("value", Payload(value)),
             ],
-            Event::SearchAttributesUpdated { attributes } => {
-                vec![("attributes", Attributes(attributes))]
-            }
+            Event::SearchAttributesUpdated {
+                command,
+                attributes,
+            } => vec![
+                ("command", MaybeUnsigned(command.map(u64::from))),
+                ("attributes", Attributes(attributes)),
+            ],
             Event::ScheduleCreated {
                 schedule_id,
                 spec,

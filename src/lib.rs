@@ -10,6 +10,7 @@
 //! - [`writer`] and [`recorder`]: group-committed, optimistic appends.
 //! - [`replay`]: the resolver that matches workflow commands to history.
 //! - [`timers`]: the durable timer wheel.
+//! - [`visibility`]: search attributes and the filters of workflow listings.
 //! - [`engine`]: the pieces put together, including recovery.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,4 +26,5 @@ pub mod status;
 pub mod store;
 pub mod time;
 pub mod timers;
+pub mod visibility;
 pub mod writer;

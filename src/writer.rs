@@ -183,6 +183,7 @@ mod tests {
                 package_version: None,
                 execution_timeout_ms: None,
                 run_timeout_ms: None,
+                search_attributes: Default::default(),
             }],
         )
     }

@@ -11,7 +11,7 @@ defmodule Aion.Engine do
 
   def recover(engine), do: call(&Native.recover(engine, &1))
   def runnable(engine, after_id, limit), do: call(&Native.runnable(engine, after_id, limit, &1))
-  # `options` is {execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse} (Aion.Client.Start.engine_options/2).
+  # `options` is {execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse, search_attributes} (Aion.Client.Start.engine_options/2).
   def start_workflow(engine, id, type, input, options), do: call(&Native.start_workflow(engine, id, type, input, options, &1))
   def load_run(engine, id, tag), do: call(&Native.load_run(engine, id, tag, &1))
   # {:ok, run, info, status}: the latest run, read-only (to answer a query).
@@ -30,6 +30,9 @@ defmodule Aion.Engine do
   def terminal(engine, id), do: call(&Native.terminal(engine, id, &1))
   def history(engine, id), do: call(&Native.history(engine, id, &1))
   def describe(engine, id), do: call(&Native.describe(engine, id, &1))
+  # `filter` as Aion.Client.List builds it; `after` nil or {started_at_micros, workflow_id}.
+  def list(engine, filter, after_cursor, limit), do: call(&Native.list(engine, filter, after_cursor, limit, &1))
+  def count(engine, filter), do: call(&Native.count(engine, filter, &1))
 
   # Answered later as {ref, result} to the caller (a GenServer's handle_info).
   def complete_run_async(engine, id, run_id, outcome, ref), do: Native.complete_run(engine, id, run_id, outcome, ref)

@@ -18,7 +18,10 @@ defmodule Aion.Error do
   Every reason Aion produces:
 
     * bad input: `:invalid_option`, `:invalid_workflow_id`, `:unknown_workflow`,
-      `:unserializable`, `:invalid_query_name`;
+      `:unserializable`, `:invalid_query_name`, `:invalid_search_attribute` (a
+      value that is not a string, integer, float, boolean or DateTime, or of
+      another kind than its name already has in the store), `:invalid_filter`
+      (`Aion.list/3`, `Aion.count/2`);
     * workflows: `:already_started`, `:not_found`, `:not_running` (also: no such
       instance, or it stopped), `:timeout` (a wait ran out), `:nondeterminism`;
     * queries (`Aion.query/5`): `:unknown_query` (no handler by that name;
@@ -43,6 +46,8 @@ defmodule Aion.Error do
           | :unknown_workflow
           | :unserializable
           | :invalid_query_name
+          | :invalid_search_attribute
+          | :invalid_filter
           | :already_started
           | :not_found
           | :not_running

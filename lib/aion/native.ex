@@ -44,4 +44,6 @@ defmodule Aion.Native do
   def terminal(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def history(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def describe(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def list(_engine, _filter, _after, _limit, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def count(_engine, _filter, _ref), do: :erlang.nif_error(:nif_not_loaded)
 end

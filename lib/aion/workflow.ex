@@ -106,7 +106,8 @@ defmodule Aion.Workflow do
           random: 1,
           uuid: 0,
           patched?: 1,
-          on_query: 2
+          on_query: 2,
+          upsert_search_attributes: 1
         ]
 
       @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
@@ -630,6 +631,31 @@ defmodule Aion.Workflow do
   """
   @spec on_query(atom() | String.t(), (term() -> term())) :: :ok
   def on_query(name, fun), do: Aion.Workflow.Query.register(name, fun)
+
+  @doc """
+  Sets search attributes of the workflow: visibility metadata that
+  `Aion.list/3` and `Aion.count/2` filter on, and `Aion.describe/2` shows.
+  `attributes` is a map of names (strings, or atoms standing for their
+  names) to values: strings, integers, floats, booleans or `DateTime`s.
+  Values replace earlier values of the same names (set by this call or by
+  the start's `:search_attributes`); other names keep theirs. Returns `:ok`
+  once recorded.
+
+      upsert_search_attributes(%{"stage" => "charged", "amount" => 42_00})
+      {:ok, %{workflows: [_]}} = Aion.list(MyApp.Aion, MyApp.Order, search: %{"stage" => "charged"})
+
+  A command like `side_effect/1`: recorded once, and on replay it records
+  nothing again. An upsert of other names than history holds at that point
+  is non-determinism (`AION-ND001`, naming the command
+  `search_attributes` with its names). An empty map records nothing.
+
+  Raises `ArgumentError` before recording anything if a value is not one of
+  the kinds above, or if its kind differs from the kind its name already
+  has in the store (each name keeps the kind of its first use, in any
+  workflow): the code may rescue it and go on.
+  """
+  @spec upsert_search_attributes(%{(String.t() | atom()) => String.t() | integer() | float() | boolean() | DateTime.t()}) :: :ok
+  defdelegate upsert_search_attributes(attributes), to: Aion.Workflow.SearchAttributes, as: :upsert
 
   @doc "The id of the running workflow."
   @spec workflow_id() :: String.t()

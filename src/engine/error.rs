@@ -6,6 +6,7 @@ use crate::ids::{IdError, RunId, WorkflowId};
 use crate::replay::ReplayError;
 use crate::status::WorkflowStatus;
 use crate::store::StoreError;
+use crate::visibility::FilterError;
 
 use super::IdReuse;
 
@@ -94,6 +95,10 @@ pub enum EngineError {
         /// What was refused.
         what: String,
     },
+    /// A listing's filter cannot be used (a value of another kind than its
+    /// search attribute's, a range over text). Fix the filter.
+    #[error(transparent)]
+    InvalidFilter(#[from] FilterError),
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -108,6 +113,9 @@ impl EngineError {
             EngineError::Store(StoreError::Open { .. }) => "store_open_failed",
             EngineError::Store(StoreError::Corrupt { .. }) => "store_corrupt",
             EngineError::Store(StoreError::SchemaTooNew { .. }) => "store_schema_too_new",
+            EngineError::Store(StoreError::InvalidSearchAttribute { .. }) => {
+                "invalid_search_attribute"
+            }
             EngineError::Store(StoreError::Closed) | EngineError::Closed => "closed",
             EngineError::Store(_) => "store_error",
             EngineError::AlreadyStarted { .. } | EngineError::IdReuseRefused { .. } => {
@@ -121,6 +129,7 @@ impl EngineError {
             EngineError::Superseded { .. } => "superseded",
             EngineError::StoreInUse { .. } => "store_in_use",
             EngineError::ReadOnly { .. } => "read_only",
+            EngineError::InvalidFilter(_) => "invalid_filter",
         }
     }
 

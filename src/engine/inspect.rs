@@ -1,10 +1,14 @@
-//! Operators' reads: a workflow's whole history and its description.
+//! Operators' reads: a workflow's whole history and its description, and
+//! listings of workflows (by type, status, times and search attributes).
 
 use crate::event::RecordedEvent;
 use crate::ids::WorkflowId;
 use crate::replay::{PendingCommand, Resolver};
 use crate::status::{RunSummary, WorkflowSummary, current_run, run_chain};
 use crate::store::{ActivityAttempt, StoreError};
+use crate::visibility::{
+    ListCursor, ListFilter, ListPage, MAX_LIST_LIMIT, SearchAttributes, project_attributes,
+};
 
 use super::{Blocked, Engine, EngineError, Result};
 
@@ -22,6 +26,8 @@ pub struct Description {
     /// The retry state of the latest run's activities in flight that have
     /// one (an attempt failed, or one heartbeated), by command.
     pub attempts: Vec<ActivityAttempt>,
+    /// The latest run's search attributes.
+    pub search_attributes: SearchAttributes,
 }
 
 impl Engine {
@@ -48,6 +54,9 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound {
                 workflow_id: workflow_id.clone(),
             })?;
+        let search_attributes = current_run(&history)
+            .map(|(_, segment)| project_attributes(segment))
+            .unwrap_or_default();
         let pending = match current_run(&history) {
             Some((run_id, segment)) if !summary.status.is_terminal() => {
                 Resolver::from_segment(run_id, segment)?.pending()
@@ -71,6 +80,39 @@ impl Engine {
             pending,
             blocked,
             attempts,
+            search_attributes,
         })
+    }
+
+    /// Up to `limit` (1 to [`MAX_LIST_LIMIT`]) workflows matching `filter`,
+    /// after `after`, newest first (see [`crate::store::VisibilityStore::list`]).
+    /// A filter that does not fit the store's attribute kinds gives
+    /// [`EngineError::InvalidFilter`].
+    pub async fn list(
+        &self,
+        filter: ListFilter,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let filter = self.resolve_filter(filter).await?;
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        Ok(self.inner.store.list(&filter, after, limit).await?)
+    }
+
+    /// How many workflows match `filter` (see [`Engine::list`]).
+    pub async fn count(&self, filter: ListFilter) -> Result<u64> {
+        let filter = self.resolve_filter(filter).await?;
+        Ok(self.inner.store.count(&filter).await?)
+    }
+
+    async fn resolve_filter(&self, filter: ListFilter) -> Result<ListFilter> {
+        self.ensure_open()?;
+        let names = filter.attribute_names();
+        let kinds = if names.is_empty() {
+            Default::default()
+        } else {
+            self.inner.store.attribute_kinds(&names).await?
+        };
+        Ok(filter.resolve(&kinds)?)
     }
 }

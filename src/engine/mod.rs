@@ -55,6 +55,7 @@ use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{Store, StoreError};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::timers::TimerWheel;
+use crate::visibility::SearchAttributes;
 use crate::writer::{GroupCommitWriter, WriterConfig};
 
 /// Results of engine operations.
@@ -159,6 +160,10 @@ pub struct StartRequest {
     pub timeouts: Timeouts,
     /// Whether the id of a workflow that has finished may start a new run.
     pub id_reuse: IdReuse,
+    /// The run's first search attributes. A value whose kind differs from
+    /// the kind its name has in the store fails the start, recording
+    /// nothing ([`crate::store::StoreError::InvalidSearchAttribute`]).
+    pub search_attributes: SearchAttributes,
 }
 
 /// Whether a start may reuse the id of a workflow whose latest run has

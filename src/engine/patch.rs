@@ -76,6 +76,7 @@ mod tests {
             input: Payload::etf(vec![131, 106]),
             timeouts: Default::default(),
             id_reuse: Default::default(),
+            search_attributes: Default::default(),
         };
 
         let old = engine.start_workflow(start("old")).await.unwrap();

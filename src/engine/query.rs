@@ -288,6 +288,7 @@ mod tests {
                 input: payload(1),
                 timeouts: Default::default(),
                 id_reuse: Default::default(),
+                search_attributes: Default::default(),
             })
             .await
             .unwrap();
@@ -382,6 +383,7 @@ mod tests {
                 input: payload(1),
                 timeouts: Default::default(),
                 id_reuse: Default::default(),
+                search_attributes: Default::default(),
             })
             .await
             .unwrap();

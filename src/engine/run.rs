@@ -7,7 +7,8 @@ use crate::event::Event;
 use crate::ids::TimerId;
 use crate::payload::Payload;
 use crate::replay::{CommandSpec, Interrupt, PendingWork, Resolution, Resolver, Scope, Settled};
-use crate::store::{ActivityAttempt, AttemptState, TimerEntry};
+use crate::store::{ActivityAttempt, AttemptState, StoreError, TimerEntry};
+use crate::visibility::{SearchAttributes, check_attribute};
 
 use super::{Engine, EngineError, LiveRun, Result, RunInfo, RunOwner, WorkflowCell, lock};
 
@@ -68,6 +69,15 @@ pub enum RecordCommand {
         /// The reply.
         reply: Payload,
     },
+    /// The workflow's code upserted search attributes. A value whose kind
+    /// differs from its name's kind in the store is refused, recording
+    /// nothing ([`crate::store::StoreError::InvalidSearchAttribute`]).
+    SearchAttributes {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The attributes set.
+        attributes: SearchAttributes,
+    },
 }
 
 /// What became of a [`RecordCommand`].
@@ -87,7 +97,8 @@ impl RecordCommand {
             RecordCommand::ActivityScheduled { ordinal, .. }
             | RecordCommand::TimerStarted { ordinal, .. }
             | RecordCommand::Marker { ordinal, .. }
-            | RecordCommand::UpdateCompleted { ordinal, .. } => Some(*ordinal),
+            | RecordCommand::UpdateCompleted { ordinal, .. }
+            | RecordCommand::SearchAttributes { ordinal, .. } => Some(*ordinal),
             RecordCommand::ActivityCompleted { .. } | RecordCommand::ActivityFailed { .. } => None,
         }
     }
@@ -412,6 +423,27 @@ impl RunHandle {
                         command: ordinal,
                         update_id,
                         reply,
+                    }],
+                    None,
+                )
+            }
+            RecordCommand::SearchAttributes {
+                ordinal,
+                attributes,
+            } => {
+                opening(ordinal)?;
+                for (name, value) in &attributes {
+                    check_attribute(name, value).map_err(|reason| {
+                        StoreError::InvalidSearchAttribute {
+                            name: name.clone(),
+                            reason,
+                        }
+                    })?;
+                }
+                (
+                    vec![Event::SearchAttributesUpdated {
+                        command: Some(ordinal),
+                        attributes,
                     }],
                     None,
                 )

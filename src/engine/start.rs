@@ -62,6 +62,7 @@ impl Engine {
             package_version: None,
             execution_timeout_ms: request.timeouts.execution_ms,
             run_timeout_ms: request.timeouts.run_ms,
+            search_attributes: request.search_attributes,
         };
         let mut events = vec![started];
         events.extend(then);

@@ -70,6 +70,7 @@ fn start(id: Option<&str>) -> StartRequest {
         input: payload(1),
         timeouts: Default::default(),
         id_reuse: Default::default(),
+        search_attributes: Default::default(),
     }
 }
 
@@ -1012,6 +1013,7 @@ async fn a_run_evicted_while_waiting_for_a_signal_is_left_alone_until_one_comes(
 }
 
 mod prefix_replay;
+mod search;
 
 #[tokio::test]
 async fn id_reuse_policies_decide_whether_a_finished_id_starts_again() {

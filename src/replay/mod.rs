@@ -57,6 +57,9 @@ pub enum CommandKind {
     Update,
     /// Answer an update (named by the update's id).
     UpdateReply,
+    /// Upsert search attributes (named by the attribute names, sorted,
+    /// joined by commas: [`search_attributes_spec`]).
+    SearchAttributes,
 }
 
 impl CommandKind {
@@ -72,6 +75,7 @@ impl CommandKind {
             CommandKind::Signal => "signal",
             CommandKind::Update => "update",
             CommandKind::UpdateReply => "update_reply",
+            CommandKind::SearchAttributes => "search_attributes",
         }
     }
 
@@ -87,6 +91,7 @@ impl CommandKind {
             CommandKind::Signal,
             CommandKind::Update,
             CommandKind::UpdateReply,
+            CommandKind::SearchAttributes,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)
@@ -142,6 +147,9 @@ pub enum Outcome {
         /// Whether the timeout won.
         timed_out: bool,
     },
+    /// A command without a value (an upsert of search attributes) was
+    /// recorded.
+    Applied,
 }
 
 /// A recorded command still waiting for its outcome.
@@ -429,6 +437,12 @@ fn opened_by(recorded: &RecordedEvent) -> Option<(CommandSpec, Machine)> {
         Event::ChildWorkflowStarted { workflow_type, .. } => (
             CommandSpec::new(CommandKind::ChildWorkflow, workflow_type.clone()),
             Machine::Child(ChildMachine::Started),
+        ),
+        Event::SearchAttributesUpdated { attributes, .. } => (
+            search_attributes_spec(attributes.keys()),
+            Machine::Marker(MarkerMachine {
+                outcome: Outcome::Applied,
+            }),
         ),
         _ => return None,
     };
@@ -898,6 +912,15 @@ impl Resolver {
             })
             .collect()
     }
+}
+
+/// The spec of an upsert of search attributes: its names, sorted (as a
+/// `BTreeMap` orders them, bytewise), joined by commas. Code that upserts
+/// other names than history holds at that point is non-determinism.
+pub fn search_attributes_spec<'a>(names: impl IntoIterator<Item = &'a String>) -> CommandSpec {
+    let mut names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    names.sort_unstable();
+    CommandSpec::new(CommandKind::SearchAttributes, names.join(","))
 }
 
 /// A single-event command of `kind`, named `name`, with `value`.

@@ -153,6 +153,7 @@ mod tests {
             package_version: None,
             execution_timeout_ms: None,
             run_timeout_ms: None,
+            search_attributes: Default::default(),
         };
         let segment: Vec<_> = std::iter::once(started)
             .chain(events)

@@ -105,6 +105,7 @@ fn recorded(events: Vec<Event>) -> Vec<RecordedEvent> {
         package_version: None,
         execution_timeout_ms: None,
         run_timeout_ms: None,
+        search_attributes: Default::default(),
     })
     .chain(events)
     .zip(1..)

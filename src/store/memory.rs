@@ -9,12 +9,15 @@ use async_trait::async_trait;
 use super::{
     ActivityAttempt, ActivityAttemptStore, AppendRequest, DEADLINE_COMMAND, EventLog, HistoryHead,
     ReconcileReport, Result, RunningPage, Store, StoreError, TimerCursor, TimerEffect, TimerEntry,
-    TimerPage, TimerStore, VisibilityStore, WorkflowFilter, plan_append,
+    TimerPage, TimerStore, VisibilityStore, plan_append,
 };
-use crate::event::RecordedEvent;
+use crate::event::{AttributeKind, RecordedEvent};
 use crate::ids::{RunId, TimerId, WorkflowId};
 use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary};
 use crate::time::Timestamp;
+use crate::visibility::{
+    ListCursor, ListFilter, ListPage, SearchAttributes, WorkflowListing, project_attributes,
+};
 
 #[derive(Default)]
 struct Tables {
@@ -24,6 +27,9 @@ struct Tables {
     summaries: BTreeMap<WorkflowId, WorkflowSummary>,
     timers: BTreeMap<(WorkflowId, TimerId), TimerEntry>,
     attempts: BTreeMap<(WorkflowId, u32), ActivityAttempt>,
+    /// Each workflow's search attributes (latest run), and each name's kind.
+    attributes: HashMap<WorkflowId, SearchAttributes>,
+    attribute_kinds: HashMap<String, AttributeKind>,
     closed: bool,
 }
 
@@ -75,6 +81,20 @@ impl Tables {
 
     fn apply(&mut self, request: &AppendRequest) -> Result<()> {
         let plan = plan_append(&self.head(&request.workflow_id), request)?;
+        if let Some(changes) = &plan.attributes {
+            changes.check_kinds(&self.attribute_kinds)?;
+            for (name, value) in &changes.set {
+                self.attribute_kinds.insert(name.clone(), value.kind());
+            }
+            let attributes = self
+                .attributes
+                .entry(request.workflow_id.clone())
+                .or_default();
+            if changes.clear {
+                attributes.clear();
+            }
+            attributes.extend(changes.set.clone());
+        }
         let runs = self.runs.entry(request.workflow_id.clone()).or_default();
         for run in plan.runs {
             match runs.last_mut() {
@@ -249,17 +269,48 @@ impl VisibilityStore for MemoryStore {
         Ok(self.tables()?.summaries.get(workflow_id).cloned())
     }
 
-    async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>> {
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let limit = limit.max(1);
         let tables = self.tables()?;
-        let mut rows: Vec<WorkflowSummary> = tables
-            .summaries
-            .values()
-            .filter(|row| filter.matches(row))
+        let mut rows = tables.listings(filter);
+        rows.retain(|row| after.is_none_or(|after| row.cursor() < *after));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.cursor()));
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(WorkflowListing::cursor)
+        } else {
+            None
+        };
+        Ok(ListPage { rows, next })
+    }
+
+    async fn count(&self, filter: &ListFilter) -> Result<u64> {
+        Ok(self.tables()?.listings(filter).len() as u64)
+    }
+
+    async fn search_attributes(&self, workflow_id: &WorkflowId) -> Result<SearchAttributes> {
+        Ok(self
+            .tables()?
+            .attributes
+            .get(workflow_id)
             .cloned()
-            .collect();
-        rows.sort_by(|a, b| (a.started_at, &a.workflow_id).cmp(&(b.started_at, &b.workflow_id)));
-        rows.truncate(filter.limit.unwrap_or(usize::MAX));
-        Ok(rows)
+            .unwrap_or_default())
+    }
+
+    async fn attribute_kinds(&self, names: &[String]) -> Result<HashMap<String, AttributeKind>> {
+        let tables = self.tables()?;
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let kind = tables.attribute_kinds.get(name)?;
+                Some((name.clone(), *kind))
+            })
+            .collect())
     }
 
     async fn list_running_page(
@@ -323,11 +374,18 @@ impl VisibilityStore for MemoryStore {
                 RunSummary::project(None, history),
             ) {
                 (Ok(Some(row)), Ok(runs)) => {
+                    let attributes = project_attributes(history);
                     let stale = tables.summaries.get(&workflow_id) != Some(&row)
-                        || tables.runs.get(&workflow_id) != Some(&runs);
+                        || tables.runs.get(&workflow_id) != Some(&runs)
+                        || tables
+                            .attributes
+                            .get(&workflow_id)
+                            .unwrap_or(&SearchAttributes::new())
+                            != &attributes;
                     if stale {
                         tables.summaries.insert(workflow_id.clone(), row);
-                        tables.runs.insert(workflow_id, runs);
+                        tables.runs.insert(workflow_id.clone(), runs);
+                        tables.attributes.insert(workflow_id, attributes);
                         report.rebuilt += 1;
                     }
                 }
@@ -342,6 +400,23 @@ impl VisibilityStore for MemoryStore {
 }
 
 impl Tables {
+    /// The workflows matching `filter`, unordered.
+    fn listings(&self, filter: &ListFilter) -> Vec<WorkflowListing> {
+        let none = SearchAttributes::new();
+        self.summaries
+            .values()
+            .filter_map(|summary| {
+                let attributes = self.attributes.get(&summary.workflow_id).unwrap_or(&none);
+                filter
+                    .matches(summary, attributes)
+                    .then(|| WorkflowListing {
+                        summary: summary.clone(),
+                        search_attributes: attributes.clone(),
+                    })
+            })
+            .collect()
+    }
+
     fn has_timers(&self, workflow_id: &WorkflowId) -> bool {
         self.timers
             .range((workflow_id.clone(), TimerId::from_stored(String::new()))..)

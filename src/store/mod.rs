@@ -13,12 +13,13 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::codec::CodecError;
-use crate::event::{Envelope, Event, RecordedEvent};
+use crate::event::{AttributeKind, Envelope, Event, RecordedEvent};
 use crate::ids::{TimerId, WorkflowId};
-use crate::status::{
-    NotStarted, RunSummary, WorkflowStatus, WorkflowSummary, current_run, run_chain,
-};
+use crate::status::{NotStarted, RunSummary, WorkflowSummary, current_run, run_chain};
 use crate::time::Timestamp;
+use crate::visibility::{
+    ListCursor, ListFilter, ListPage, SearchAttributes, attributes_set_by, check_attribute,
+};
 
 pub mod attempts;
 pub mod memory;
@@ -85,6 +86,18 @@ pub enum StoreError {
     InUse {
         /// The path given.
         location: String,
+    },
+    /// A search attribute cannot be stored: its value has another kind than
+    /// the kind its name has in this store (fixed by the name's first use),
+    /// or it is malformed (an empty name, a float that is not finite).
+    /// Nothing of the request was written. Use the name's kind, or another
+    /// name.
+    #[error("invalid search attribute {name:?}: {reason}")]
+    InvalidSearchAttribute {
+        /// The attribute's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The store's schema is newer than this Aion understands. Upgrade Aion.
     #[error("the store's schema version is {found}; this Aion supports up to {supported}")]
@@ -192,6 +205,37 @@ pub enum TimerEffect {
     RemoveAll(WorkflowId),
 }
 
+/// A change to a workflow's search attributes implied by appended events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttributeChanges {
+    /// Drop the workflow's attributes first: a run starts in a history
+    /// that had one (an id reused), and attributes belong to the latest run.
+    pub clear: bool,
+    /// Then set these, replacing values of the same names.
+    pub set: SearchAttributes,
+}
+
+impl AttributeChanges {
+    /// Checks the kinds of the values set against the kinds the store has
+    /// fixed for their names (`stored`, by name; names not in it are new).
+    pub fn check_kinds(&self, stored: &HashMap<String, AttributeKind>) -> Result<()> {
+        for (name, value) in &self.set {
+            if let Some(kind) = stored.get(name)
+                && *kind != value.kind()
+            {
+                return Err(StoreError::InvalidSearchAttribute {
+                    name: name.clone(),
+                    reason: format!(
+                        "its values are {kind} in this store, and this one is a {}",
+                        value.kind()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a backend must write, atomically, for one accepted append.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppendPlan {
@@ -207,6 +251,10 @@ pub struct AppendPlan {
     /// `updated_at`, `last_seq`) of its rows move, which a backend may write
     /// without rewriting the rows' indexed columns.
     pub extends_latest_run: bool,
+    /// Changes to the workflow's search attributes, if the events make any.
+    /// A backend checks the kinds ([`AttributeChanges::check_kinds`])
+    /// before it writes anything, and records the kinds of new names.
+    pub attributes: Option<AttributeChanges>,
 }
 
 /// Where a history stands, as the backend reads it from the history itself
@@ -310,12 +358,51 @@ pub fn plan_append(head: &HistoryHead, request: &AppendRequest) -> Result<Append
             (before.run_id, before.first_seq, before.status)
                 == (latest.run_id, latest.first_seq, latest.status)
         });
+    let attributes = attribute_changes(request)?;
     Ok(AppendPlan {
         summary,
         runs,
         timers,
         extends_latest_run,
+        attributes,
     })
+}
+
+/// Folds the search attributes the request's events set, checking each
+/// value and that a name keeps one kind within the request.
+fn attribute_changes(request: &AppendRequest) -> Result<Option<AttributeChanges>> {
+    let mut changes: Option<AttributeChanges> = None;
+    let mut kinds: HashMap<&str, AttributeKind> = HashMap::new();
+    for recorded in &request.events {
+        let Some((starts_run, set)) = attributes_set_by(&recorded.event) else {
+            continue;
+        };
+        let changes = changes.get_or_insert_with(|| AttributeChanges {
+            clear: false,
+            set: SearchAttributes::new(),
+        });
+        if starts_run {
+            // A brand-new history has nothing to clear.
+            changes.clear = request.expected_seq > 0 || changes.clear;
+            changes.set.clear();
+        }
+        for (name, value) in set {
+            let invalid = |reason: String| StoreError::InvalidSearchAttribute {
+                name: name.clone(),
+                reason,
+            };
+            check_attribute(name, value).map_err(invalid)?;
+            let kind = *kinds.entry(name).or_insert(value.kind());
+            if kind != value.kind() {
+                return Err(invalid(format!(
+                    "the same append sets it to a {kind} and to a {}",
+                    value.kind()
+                )));
+            }
+            changes.set.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(changes.filter(|changes| changes.clear || !changes.set.is_empty()))
 }
 
 /// The deadline timers a recorded `workflow_started` arms: one per timeout
@@ -411,35 +498,6 @@ pub struct ReconcileReport {
     pub rebuilt: usize,
     /// Histories that could not be projected, with the reason.
     pub broken: Vec<(WorkflowId, String)>,
-}
-
-/// Workflow filters for [`VisibilityStore::query`]. Empty fields match all.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkflowFilter {
-    /// Only this workflow type.
-    pub workflow_type: Option<String>,
-    /// Only this status.
-    pub status: Option<WorkflowStatus>,
-    /// Only runs started at or after this instant.
-    pub started_at_or_after: Option<Timestamp>,
-    /// Only runs started before this instant.
-    pub started_before: Option<Timestamp>,
-    /// At most this many rows.
-    pub limit: Option<usize>,
-}
-
-impl WorkflowFilter {
-    /// Whether `summary` passes the filter (ignoring `limit`).
-    pub fn matches(&self, summary: &WorkflowSummary) -> bool {
-        self.workflow_type
-            .as_ref()
-            .is_none_or(|t| *t == summary.workflow_type)
-            && self.status.is_none_or(|s| s == summary.status)
-            && self
-                .started_at_or_after
-                .is_none_or(|t| summary.started_at >= t)
-            && self.started_before.is_none_or(|t| summary.started_at < t)
-    }
 }
 
 /// Workflow histories.
@@ -614,7 +672,7 @@ pub trait VisibilityStore: Send + Sync {
     /// The row of one workflow, `None` if it has no history.
     async fn summary(&self, workflow_id: &WorkflowId) -> Result<Option<WorkflowSummary>>;
 
-    /// Workflows whose latest run is [`WorkflowStatus::Running`], ordered by
+    /// Workflows whose latest run is [`crate::status::WorkflowStatus::Running`], ordered by
     /// start time then workflow id.
     ///
     /// # Contract
@@ -658,11 +716,46 @@ pub trait VisibilityStore: Send + Sync {
         without_pending_timers: bool,
     ) -> Result<RunningPage>;
 
-    /// Rows matching `filter`, ordered by start time then workflow id.
-    async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>>;
+    /// Up to `limit` workflows matching `filter` after `after` (from the
+    /// newest when `None`), newest start first, ties by workflow id
+    /// descending; each with its search attributes.
+    ///
+    /// # Contract
+    /// - Answered from the store's indexes (visibility rows and search
+    ///   attributes), never by reading histories.
+    /// - `filter` is resolved ([`ListFilter::resolve`] against
+    ///   [`VisibilityStore::attribute_kinds`]): a condition whose value has
+    ///   another kind than the attribute matches nothing.
+    /// - Keyset paging: `next` is the last row's [`ListCursor`] when more
+    ///   rows may follow, `None` at the end. A workflow started after the
+    ///   first page sorts before the cursor, so a walk never sees a row
+    ///   twice nor skips one that existed when it began (unless its latest
+    ///   run changed meanwhile).
+    /// - A `limit` of 0 is read as 1. Rows that do not decode are left out.
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<ListPage>;
+
+    /// How many workflows match `filter` (resolved, as for
+    /// [`VisibilityStore::list`]), counted in the store.
+    async fn count(&self, filter: &ListFilter) -> Result<u64>;
+
+    /// The search attributes of one workflow's latest run (empty for an
+    /// unknown workflow).
+    async fn search_attributes(&self, workflow_id: &WorkflowId) -> Result<SearchAttributes>;
+
+    /// The kinds this store has fixed for `names` (names never used are
+    /// left out).
+    async fn attribute_kinds(&self, names: &[String]) -> Result<HashMap<String, AttributeKind>>;
 
     /// Rebuilds, from history, every row that disagrees with its history
     /// (or is missing, or does not decode), and drops rows without history.
+    /// A rebuilt row gets its search attributes rebuilt too (they are
+    /// written in the transaction of each append, so they only disagree
+    /// with history where the row does).
     ///
     /// # Contract
     /// Idempotent; a consistent store is left untouched. A history that cannot

@@ -1,11 +1,13 @@
 //! Test histories, built by scenario. Each builder's doc lists its events by
 //! seq (when appended to an empty history).
 
-use aion::event::Event;
+use aion::event::{Event, SearchAttribute};
 use aion::ids::{RunId, TimerId, WorkflowId};
 use aion::payload::Payload;
-use aion::store::AppendRequest;
+use aion::status::WorkflowSummary;
+use aion::store::{AppendRequest, VisibilityStore};
 use aion::time::Timestamp;
+use aion::visibility::{ListFilter, SearchAttributes, WorkflowListing};
 
 /// An arbitrary fixed instant all test times are relative to.
 pub const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -43,6 +45,7 @@ pub fn started(run_id: RunId, workflow_type: &str) -> Event {
         package_version: None,
         execution_timeout_ms: None,
         run_timeout_ms: None,
+        search_attributes: Default::default(),
     }
 }
 
@@ -56,7 +59,55 @@ pub fn started_after(run_id: RunId, parent: RunId, workflow_type: &str) -> Event
         package_version: Some("1.2.0".into()),
         execution_timeout_ms: None,
         run_timeout_ms: None,
+        search_attributes: Default::default(),
     }
+}
+
+/// A `workflow_started` for a first run, with search attributes.
+pub fn started_with(
+    run_id: RunId,
+    workflow_type: &str,
+    attributes: &[(&str, SearchAttribute)],
+) -> Event {
+    let Event::WorkflowStarted {
+        run_id,
+        parent_run_id,
+        workflow_type,
+        input,
+        package_version,
+        execution_timeout_ms,
+        run_timeout_ms,
+        ..
+    } = started(run_id, workflow_type)
+    else {
+        unreachable!()
+    };
+    Event::WorkflowStarted {
+        run_id,
+        parent_run_id,
+        workflow_type,
+        input,
+        package_version,
+        execution_timeout_ms,
+        run_timeout_ms,
+        search_attributes: attributes_of(attributes),
+    }
+}
+
+/// `search_attributes_updated` by command `command`.
+pub fn upserted(command: u32, attributes: &[(&str, SearchAttribute)]) -> Event {
+    Event::SearchAttributesUpdated {
+        command: Some(command),
+        attributes: attributes_of(attributes),
+    }
+}
+
+/// Search attributes from a test's literal.
+pub fn attributes_of(attributes: &[(&str, SearchAttribute)]) -> SearchAttributes {
+    attributes
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
 }
 
 /// `workflow_completed`.
@@ -204,4 +255,36 @@ pub fn request(
     events: Vec<Event>,
 ) -> AppendRequest {
     AppendRequest::new(id.clone(), expected_seq, recorded_at, events)
+}
+
+/// Every workflow matching `filter`, newest first, walked page by page
+/// (`page` rows each) through `list`.
+pub async fn list_all<S: VisibilityStore + ?Sized>(
+    store: &S,
+    filter: &ListFilter,
+    page: usize,
+) -> Vec<WorkflowListing> {
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let listed = store.list(filter, after.as_ref(), page).await.unwrap();
+        assert!(
+            listed.rows.len() <= page.max(1),
+            "a page holds at most its limit"
+        );
+        rows.extend(listed.rows);
+        match listed.next {
+            Some(next) => after = Some(next),
+            None => return rows,
+        }
+    }
+}
+
+/// Every visibility row, newest first.
+pub async fn all_rows<S: VisibilityStore + ?Sized>(store: &S) -> Vec<WorkflowSummary> {
+    list_all(store, &ListFilter::default(), 100)
+        .await
+        .into_iter()
+        .map(|row| row.summary)
+        .collect()
 }

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use aion::store::sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
-use aion::store::{
-    EventLog, Store, StoreError, TimerEntry, TimerStore, VisibilityStore, WorkflowFilter,
-};
+use aion::store::{EventLog, Store, StoreError, TimerEntry, TimerStore, VisibilityStore};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use tempfile::TempDir;
@@ -72,7 +70,7 @@ async fn data_survives_close_and_reopen() {
         fire_at: at(900),
     };
     store.schedule_timer(&extra).await.unwrap();
-    let rows = store.query(&WorkflowFilter::default()).await.unwrap();
+    let rows = all_rows(&store).await;
     let timers = store.pending_timers().await.unwrap();
     store.close().await;
 
@@ -85,10 +83,7 @@ async fn data_survives_close_and_reopen() {
         reopened.read_history(&wf("reminder")).await.unwrap(),
         sleeping.events
     );
-    assert_eq!(
-        reopened.query(&WorkflowFilter::default()).await.unwrap(),
-        rows
-    );
+    assert_eq!(all_rows(&reopened).await, rows);
     assert_eq!(reopened.pending_timers().await.unwrap(), timers);
     assert_eq!(timers.len(), 2);
     // And the history keeps growing from where it was.
@@ -230,7 +225,7 @@ async fn reconcile_repairs_tampered_rows_and_reports_broken_histories() {
         .append(request(&wf("intact"), 0, at(2), order_placed(run(5))))
         .await
         .unwrap();
-    let rows_before = store.query(&WorkflowFilter::default()).await.unwrap();
+    let rows_before = all_rows(&store).await;
 
     let mut conn = raw(&path).await;
     conn.execute("DELETE FROM workflows WHERE workflow_id = 'order-1'")
@@ -268,14 +263,76 @@ async fn reconcile_repairs_tampered_rows_and_reports_broken_histories() {
         report.broken[0].1
     );
 
-    assert_eq!(
-        store.query(&WorkflowFilter::default()).await.unwrap(),
-        rows_before
-    );
+    assert_eq!(all_rows(&store).await, rows_before);
     assert_eq!(store.summary(&wf("ghost")).await.unwrap(), None);
     // Repaired: nothing more to do, apart from the broken history.
     let again = store.reconcile_visibility().await.unwrap();
     assert_eq!((again.rebuilt, again.broken.len()), (0, 1));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn reconcile_rebuilds_search_attributes_with_their_row() {
+    use aion::event::SearchAttribute::{Int, Text};
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    let events = vec![
+        started_with(run(1), "Shop.Order", &[("region", Text("eu".into()))]),
+        upserted(0, &[("amount", Int(7))]),
+    ];
+    store
+        .append(request(&wf("tagged"), 0, at(1), events))
+        .await
+        .unwrap();
+    let expected = attributes_of(&[("region", Text("eu".into())), ("amount", Int(7))]);
+    let listed = list_all(&store, &aion::visibility::ListFilter::default(), 10).await;
+
+    // The row and its attributes lost, and attributes left for a workflow
+    // without history.
+    let mut conn = raw(&path).await;
+    conn.execute(
+        "DELETE FROM workflows; DELETE FROM search_attributes; \
+         INSERT INTO search_attributes VALUES ('ghost', 'region', 'text', 'x', 'T', 'running', 0, NULL)",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    assert!(
+        store
+            .search_attributes(&wf("tagged"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let report = store.reconcile_visibility().await.unwrap();
+    assert_eq!(report.rebuilt, 1, "{report:?}");
+    assert_eq!(
+        store.search_attributes(&wf("tagged")).await.unwrap(),
+        expected
+    );
+    assert!(
+        store
+            .search_attributes(&wf("ghost"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Counted by attribute with the row's status, rebuilt with it.
+    let filter = aion::visibility::ListFilter {
+        statuses: vec![aion::status::WorkflowStatus::Running],
+        search: vec![aion::visibility::AttributeCondition {
+            name: "amount".into(),
+            op: aion::visibility::AttributeOp::Eq(Int(7)),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(store.count(&filter).await.unwrap(), 1);
+    assert_eq!(
+        list_all(&store, &aion::visibility::ListFilter::default(), 10).await,
+        listed
+    );
     store.close().await;
 }
 
@@ -744,6 +801,12 @@ async fn a_v1_store_is_migrated_and_its_runs_backfilled() {
     conn.execute("DROP INDEX workflows_maybe_running")
         .await
         .unwrap();
+    conn.execute(
+        "DROP TABLE search_attributes; DROP TABLE search_attribute_types; \
+         DROP INDEX workflows_by_type_status; DROP TRIGGER search_attributes_follow_workflow",
+    )
+    .await
+    .unwrap();
     conn.execute("UPDATE aion_schema SET version = 1")
         .await
         .unwrap();

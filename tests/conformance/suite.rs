@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use aion::event::{Envelope, Event, RecordedEvent};
+use aion::event::{AttributeKind, Envelope, Event, RecordedEvent, SearchAttribute};
 use aion::ids::WorkflowId;
 use aion::status::WorkflowStatus;
-use aion::store::{AppendRequest, ReconcileReport, Store, StoreError, TimerEntry, WorkflowFilter};
+use aion::store::{AppendRequest, ReconcileReport, Store, StoreError, TimerEntry};
 use aion::time::Timestamp;
+use aion::visibility::{AttributeCondition, AttributeOp, ListFilter, WorkflowListing};
 use tokio::sync::Barrier;
 
 use super::histories::*;
@@ -601,7 +602,25 @@ pub async fn appended_timer_events_maintain_the_timers_table(store: Arc<dyn Stor
     assert_eq!(store.timer(&id, &timer(r, 4)).await.unwrap(), None);
 }
 
-pub async fn visibility_query_filters_and_orders(store: Arc<dyn Store>) {
+/// Ids of listed rows.
+fn listed(rows: &[WorkflowListing]) -> Vec<&str> {
+    rows.iter()
+        .map(|row| row.summary.workflow_id.as_str())
+        .collect()
+}
+
+/// Lists every match of `filter` (in pages of 2) and checks `count` agrees.
+async fn matching(store: &Arc<dyn Store>, filter: ListFilter) -> Vec<String> {
+    let rows = list_all(store.as_ref(), &filter, 2).await;
+    assert_eq!(
+        store.count(&filter).await.unwrap(),
+        rows.len() as u64,
+        "count agrees with the listing of {filter:?}"
+    );
+    listed(&rows).into_iter().map(str::to_owned).collect()
+}
+
+pub async fn listing_filters_orders_and_pages(store: Arc<dyn Store>) {
     // Inserted out of order; "order-b" and "order-a" start at the same instant.
     seed(&store, "order-c", at(30), order_fulfilled(run(3))).await;
     seed(&store, "order-b", at(10), order_placed(run(2))).await;
@@ -621,82 +640,401 @@ pub async fn visibility_query_filters_and_orders(store: Arc<dyn Store>) {
     )
     .await;
 
-    let query = |filter: WorkflowFilter| {
-        let store = store.clone();
-        async move { store.query(&filter).await.unwrap() }
+    // Newest first; a tie goes to the greater id.
+    let everything = matching(&store, ListFilter::default()).await;
+    assert_eq!(
+        everything,
+        ["reminder-2", "order-c", "reminder-1", "order-b", "order-a"]
+    );
+
+    let filter = |f: fn(&mut ListFilter)| {
+        let mut filter = ListFilter::default();
+        f(&mut filter);
+        filter
     };
-    let everything = query(WorkflowFilter::default()).await;
+    let cases: Vec<(ListFilter, Vec<&str>)> = vec![
+        (
+            filter(|f| f.workflow_type = Some("Shop.Order".into())),
+            vec!["order-c", "order-b", "order-a"],
+        ),
+        (
+            filter(|f| f.statuses = vec![WorkflowStatus::Running]),
+            vec!["reminder-1", "order-b", "order-a"],
+        ),
+        (
+            filter(|f| f.statuses = vec![WorkflowStatus::Completed, WorkflowStatus::Failed]),
+            vec!["reminder-2", "order-c"],
+        ),
+        // A window includes its start and excludes its end.
+        (
+            filter(|f| {
+                f.started_after = Some(at(20));
+                f.started_before = Some(at(40));
+            }),
+            vec!["order-c", "reminder-1"],
+        ),
+        // Closed bounds leave running workflows out.
+        (
+            filter(|f| f.closed_after = Some(at(30))),
+            vec!["reminder-2", "order-c"],
+        ),
+        (filter(|f| f.closed_before = Some(at(40))), vec!["order-c"]),
+        (
+            filter(|f| {
+                f.workflow_type = Some("Shop.Order".into());
+                f.statuses = vec![WorkflowStatus::Running];
+                f.started_after = Some(at(10));
+                f.started_before = Some(at(11));
+            }),
+            vec!["order-b", "order-a"],
+        ),
+        (filter(|f| f.workflow_type = Some("Nope".into())), vec![]),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            matching(&store, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+
+    // Pages of 2, then a workflow starts between two pages: the walk goes
+    // on where it was, without repeats or gaps.
+    let all = ListFilter::default();
+    let first = store.list(&all, None, 2).await.unwrap();
+    assert_eq!(listed(&first.rows), ["reminder-2", "order-c"]);
+    seed(&store, "late", at(50), order_placed(run(6))).await;
+    let second = store.list(&all, first.next.as_ref(), 2).await.unwrap();
+    assert_eq!(listed(&second.rows), ["reminder-1", "order-b"]);
+    let third = store.list(&all, second.next.as_ref(), 2).await.unwrap();
+    assert_eq!(listed(&third.rows), ["order-a"]);
+    assert_eq!(third.next, None);
+    assert_eq!(store.count(&all).await.unwrap(), 6);
+
+    // A limit of 0 is read as 1; rows are the summaries themselves.
+    let one = store.list(&all, None, 0).await.unwrap();
+    assert_eq!(listed(&one.rows), ["late"]);
     assert_eq!(
-        ids(&everything),
-        vec!["order-a", "order-b", "reminder-1", "order-c", "reminder-2"]
+        one.rows[0].summary,
+        store.summary(&wf("late")).await.unwrap().unwrap()
     );
+}
 
-    let orders = query(WorkflowFilter {
-        workflow_type: Some("Shop.Order".into()),
-        ..WorkflowFilter::default()
-    })
+pub async fn search_attributes_follow_the_latest_run(store: Arc<dyn Store>) {
+    use SearchAttribute::{Bool, Float, Int, Text, Time};
+    seed(
+        &store,
+        "a",
+        at(10),
+        vec![started_with(
+            run(1),
+            "Shop.Order",
+            &[
+                ("region", Text("eu".into())),
+                ("amount", Int(100)),
+                ("vip", Bool(true)),
+                ("score", Float(0.5)),
+                ("due", Time(at(1000))),
+            ],
+        )],
+    )
     .await;
-    assert_eq!(ids(&orders), vec!["order-a", "order-b", "order-c"]);
-
-    let running = query(WorkflowFilter {
-        status: Some(WorkflowStatus::Running),
-        ..WorkflowFilter::default()
-    })
-    .await;
-    assert_eq!(ids(&running), vec!["order-a", "order-b", "reminder-1"]);
-
-    let failed = query(WorkflowFilter {
-        status: Some(WorkflowStatus::Failed),
-        ..WorkflowFilter::default()
-    })
-    .await;
-    assert_eq!(ids(&failed), vec!["reminder-2"]);
-
-    // The window includes its start and excludes its end.
-    let window = query(WorkflowFilter {
-        started_at_or_after: Some(at(20)),
-        started_before: Some(at(40)),
-        ..WorkflowFilter::default()
-    })
-    .await;
-    assert_eq!(ids(&window), vec!["reminder-1", "order-c"]);
-
-    let first_two = query(WorkflowFilter {
-        limit: Some(2),
-        ..WorkflowFilter::default()
-    })
-    .await;
-    assert_eq!(ids(&first_two), vec!["order-a", "order-b"]);
-
-    let combined = query(WorkflowFilter {
-        workflow_type: Some("Shop.Order".into()),
-        status: Some(WorkflowStatus::Running),
-        started_at_or_after: Some(at(10)),
-        started_before: Some(at(11)),
-        limit: Some(1),
-    })
-    .await;
-    assert_eq!(ids(&combined), vec!["order-a"]);
-
-    let none = query(WorkflowFilter {
-        workflow_type: Some("Nope".into()),
-        ..WorkflowFilter::default()
-    })
-    .await;
-    assert!(none.is_empty());
-    assert!(
-        query(WorkflowFilter {
-            limit: Some(0),
-            ..WorkflowFilter::default()
-        })
+    store
+        .append(request(
+            &wf("a"),
+            1,
+            at(11),
+            vec![upserted(
+                0,
+                &[("amount", Int(250)), ("note", Text("rush".into()))],
+            )],
+        ))
         .await
-        .is_empty()
+        .unwrap();
+    seed(
+        &store,
+        "b",
+        at(20),
+        vec![started_with(
+            run(2),
+            "Shop.Order",
+            &[("region", Text("us".into())), ("amount", Int(50))],
+        )],
+    )
+    .await;
+    seed(&store, "c", at(30), order_fulfilled(run(3))).await;
+
+    // Upserts replace the values of their names and keep the others.
+    let a = attributes_of(&[
+        ("region", Text("eu".into())),
+        ("amount", Int(250)),
+        ("vip", Bool(true)),
+        ("score", Float(0.5)),
+        ("due", Time(at(1000))),
+        ("note", Text("rush".into())),
+    ]);
+    assert_eq!(store.search_attributes(&wf("a")).await.unwrap(), a);
+    assert!(store.search_attributes(&wf("c")).await.unwrap().is_empty());
+    assert!(
+        store
+            .search_attributes(&wf("nobody"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let rows = list_all(store.as_ref(), &ListFilter::default(), 10).await;
+    assert_eq!(listed(&rows), ["c", "b", "a"]);
+    assert_eq!(rows[2].search_attributes, a);
+    assert_eq!(
+        rows[1].search_attributes,
+        attributes_of(&[("region", Text("us".into())), ("amount", Int(50))])
     );
 
-    // Rows are the summaries themselves.
+    let on = |conditions: Vec<(&str, AttributeOp)>| ListFilter {
+        search: conditions
+            .into_iter()
+            .map(|(name, op)| AttributeCondition {
+                name: name.into(),
+                op,
+            })
+            .collect(),
+        ..ListFilter::default()
+    };
+    let cases: Vec<(ListFilter, Vec<&str>)> = vec![
+        (
+            on(vec![("region", AttributeOp::Eq(Text("eu".into())))]),
+            vec!["a"],
+        ),
+        (on(vec![("amount", AttributeOp::Ge(Int(250)))]), vec!["a"]),
+        (on(vec![("amount", AttributeOp::Gt(Int(250)))]), vec![]),
+        (on(vec![("amount", AttributeOp::Lt(Int(100)))]), vec!["b"]),
+        (
+            on(vec![("amount", AttributeOp::Le(Int(250)))]),
+            vec!["b", "a"],
+        ),
+        (
+            on(vec![("amount", AttributeOp::Between(Int(50), Int(250)))]),
+            vec!["b", "a"],
+        ),
+        (
+            on(vec![("amount", AttributeOp::Between(Int(51), Int(249)))]),
+            vec![],
+        ),
+        (on(vec![("vip", AttributeOp::Eq(Bool(true)))]), vec!["a"]),
+        (on(vec![("vip", AttributeOp::Eq(Bool(false)))]), vec![]),
+        (
+            on(vec![(
+                "score",
+                AttributeOp::Between(Float(0.0), Float(1.0)),
+            )]),
+            vec!["a"],
+        ),
+        (on(vec![("due", AttributeOp::Gt(Time(at(999))))]), vec!["a"]),
+        (on(vec![("due", AttributeOp::Lt(Time(at(1000))))]), vec![]),
+        (
+            on(vec![
+                ("region", AttributeOp::Eq(Text("eu".into()))),
+                ("amount", AttributeOp::Ge(Int(200))),
+            ]),
+            vec!["a"],
+        ),
+        (
+            on(vec![
+                ("region", AttributeOp::Eq(Text("us".into()))),
+                ("amount", AttributeOp::Ge(Int(200))),
+            ]),
+            vec![],
+        ),
+        (
+            on(vec![("unknown", AttributeOp::Eq(Text("x".into())))]),
+            vec![],
+        ),
+        // A value of another kind than the attribute's matches nothing.
+        (
+            on(vec![("amount", AttributeOp::Eq(Text("250".into())))]),
+            vec![],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            matching(&store, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+    let mut typed = on(vec![("amount", AttributeOp::Ge(Int(0)))]);
+    typed.statuses = vec![WorkflowStatus::Running];
+    typed.workflow_type = Some("Shop.Order".into());
+    assert_eq!(matching(&store, typed).await, ["b", "a"]);
+
+    // A new run under the same id starts from its own attributes.
+    store
+        .append(request(
+            &wf("a"),
+            2,
+            at(40),
+            vec![
+                completed(),
+                started_with(run(4), "Shop.Order", &[("region", Text("apac".into()))]),
+            ],
+        ))
+        .await
+        .unwrap();
     assert_eq!(
-        everything[3],
-        store.summary(&wf("order-c")).await.unwrap().unwrap()
+        store.search_attributes(&wf("a")).await.unwrap(),
+        attributes_of(&[("region", Text("apac".into()))])
+    );
+    assert_eq!(
+        matching(&store, on(vec![("amount", AttributeOp::Ge(Int(0)))])).await,
+        ["b"]
+    );
+    assert_eq!(
+        matching(
+            &store,
+            on(vec![("region", AttributeOp::Eq(Text("apac".into())))])
+        )
+        .await,
+        ["a"]
+    );
+
+    // Status, type and times filter with attributes as the row changes.
+    store
+        .append(request(&wf("b"), 1, at(50), vec![completed()]))
+        .await
+        .unwrap();
+    let mut closed = on(vec![("amount", AttributeOp::Ge(Int(0)))]);
+    closed.statuses = vec![WorkflowStatus::Completed];
+    closed.closed_after = Some(at(50));
+    assert_eq!(matching(&store, closed.clone()).await, ["b"]);
+    closed.statuses = vec![WorkflowStatus::Running];
+    assert!(matching(&store, closed).await.is_empty());
+    let mut running = on(vec![("region", AttributeOp::Lt(Text("zz".into())))]);
+    running.statuses = vec![WorkflowStatus::Running];
+    running.started_after = Some(at(40));
+    running.workflow_type = Some("Shop.Order".into());
+    assert_eq!(matching(&store, running).await, ["a"]);
+}
+
+pub async fn attribute_kinds_are_fixed_by_first_use(store: Arc<dyn Store>) {
+    use SearchAttribute::{Float, Int, Text};
+    let invalid = |result: Result<(), StoreError>, name: &str| match result {
+        Err(StoreError::InvalidSearchAttribute {
+            name: found,
+            reason,
+        }) => {
+            assert_eq!(found, name, "{reason}");
+            reason
+        }
+        other => panic!("expected an invalid search attribute {name:?}, got {other:?}"),
+    };
+    seed(
+        &store,
+        "a",
+        at(1),
+        vec![started_with(run(1), "T", &[("amount", Int(1))])],
+    )
+    .await;
+    assert_eq!(
+        store
+            .attribute_kinds(&["amount".into(), "nope".into()])
+            .await
+            .unwrap(),
+        std::collections::HashMap::from([("amount".to_owned(), AttributeKind::Int)])
+    );
+
+    // At start: nothing is written.
+    let reason = invalid(
+        store
+            .append(request(
+                &wf("b"),
+                0,
+                at(2),
+                vec![started_with(run(2), "T", &[("amount", Text("x".into()))])],
+            ))
+            .await,
+        "amount",
+    );
+    assert!(
+        reason.contains("int") && reason.contains("text"),
+        "{reason}"
+    );
+    assert_eq!(store.head(&wf("b")).await.unwrap(), 0);
+    assert_eq!(store.summary(&wf("b")).await.unwrap(), None);
+
+    // An upsert: refused alone; the rest of its batch commits.
+    let bad = request(
+        &wf("a"),
+        1,
+        at(3),
+        vec![upserted(0, &[("amount", Float(1.0))])],
+    );
+    let good = request(
+        &wf("c"),
+        0,
+        at(3),
+        vec![started_with(
+            run(3),
+            "T",
+            &[("amount", Int(5)), ("tier", Text("gold".into()))],
+        )],
+    );
+    let results = store.append_batch(&[bad, good]).await.unwrap();
+    invalid(results[0].clone(), "amount");
+    results[1].clone().unwrap();
+    assert_eq!(store.head(&wf("a")).await.unwrap(), 1);
+    assert_eq!(
+        store.search_attributes(&wf("a")).await.unwrap(),
+        attributes_of(&[("amount", Int(1))])
+    );
+    assert_eq!(
+        store.attribute_kinds(&["tier".into()]).await.unwrap()["tier"],
+        AttributeKind::Text
+    );
+
+    // Two kinds for one name within one append; malformed attributes.
+    invalid(
+        store
+            .append(request(
+                &wf("d"),
+                0,
+                at(4),
+                vec![
+                    started_with(run(4), "T", &[("fresh", Int(1))]),
+                    upserted(0, &[("fresh", Text("a".into()))]),
+                ],
+            ))
+            .await,
+        "fresh",
+    );
+    invalid(
+        store
+            .append(request(
+                &wf("d"),
+                0,
+                at(4),
+                vec![started_with(run(4), "T", &[("", Int(1))])],
+            ))
+            .await,
+        "",
+    );
+    invalid(
+        store
+            .append(request(
+                &wf("d"),
+                0,
+                at(4),
+                vec![started_with(run(4), "T", &[("ratio", Float(f64::NAN))])],
+            ))
+            .await,
+        "ratio",
+    );
+    assert_eq!(store.head(&wf("d")).await.unwrap(), 0);
+    assert!(
+        store
+            .attribute_kinds(&["fresh".into(), "ratio".into()])
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
@@ -711,7 +1049,23 @@ pub async fn reconcile_is_a_noop_on_a_consistent_store(store: Arc<dyn Store>) {
         .append(request(&wf("counter"), 6, at(2), vec![marker(1, 1)]))
         .await
         .unwrap();
-    let before = store.query(&WorkflowFilter::default()).await.unwrap();
+    store
+        .append(request(
+            &wf("tagged"),
+            0,
+            at(3),
+            vec![
+                started_with(
+                    run(9),
+                    "T",
+                    &[("region", SearchAttribute::Text("eu".into()))],
+                ),
+                upserted(0, &[("amount", SearchAttribute::Int(3))]),
+            ],
+        ))
+        .await
+        .unwrap();
+    let before = list_all(store.as_ref(), &ListFilter::default(), 100).await;
 
     assert_eq!(
         store.reconcile_visibility().await.unwrap(),
@@ -722,7 +1076,7 @@ pub async fn reconcile_is_a_noop_on_a_consistent_store(store: Arc<dyn Store>) {
         ReconcileReport::default()
     );
     assert_eq!(
-        store.query(&WorkflowFilter::default()).await.unwrap(),
+        list_all(store.as_ref(), &ListFilter::default(), 100).await,
         before
     );
 }

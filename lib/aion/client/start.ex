@@ -23,14 +23,29 @@ defmodule Aion.Client.Start do
 
   @doc """
   The start options the engine takes, as the NIF takes them:
-  `{execution_ms | nil, run_ms | nil, id_reuse}` from `:execution_timeout`
-  and `:run_timeout` (positive integers, milliseconds) and `:id_reuse`.
+  `{execution_ms | nil, run_ms | nil, id_reuse, search_attributes}` from
+  `:execution_timeout` and `:run_timeout` (positive integers, milliseconds),
+  `:id_reuse` and `:search_attributes` (a map; see Aion.SearchAttributes).
   """
   def engine_options(opts, entry) do
     with {:ok, execution} <- positive(opts, :execution_timeout, entry),
          {:ok, run} <- positive(opts, :run_timeout, entry),
-         {:ok, id_reuse} <- one_of(opts, :id_reuse, @id_reuse, entry) do
-      {:ok, {execution, run, Atom.to_string(id_reuse)}}
+         {:ok, id_reuse} <- one_of(opts, :id_reuse, @id_reuse, entry),
+         {:ok, attributes} <- search_attributes(opts, entry) do
+      {:ok, {execution, run, Atom.to_string(id_reuse), attributes}}
+    end
+  end
+
+  defp search_attributes(opts, entry) do
+    case Keyword.get(opts, :search_attributes, %{}) do
+      attributes when is_map(attributes) ->
+        case Aion.SearchAttributes.encode(attributes) do
+          {:ok, tagged} -> {:ok, tagged}
+          {:error, message} -> {:error, Aion.Error.new(:invalid_search_attribute, "#{entry}: #{message}")}
+        end
+
+      other ->
+        {:error, Aion.Error.new(:invalid_option, "#{entry}: expected :search_attributes to be a map, got: #{inspect(other)}")}
     end
   end
 

@@ -24,16 +24,17 @@ use aion::replay::{CommandSpec, PatchResolution, Scope};
 use aion::store::sqlite::SqliteOptions;
 use aion::store::{AttemptState, StoreError};
 use aion::time::Timestamp;
+use aion::visibility::ListCursor;
 use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use tokio::runtime::Runtime;
 
 use query::AnyRun;
 use reply::{ok_reply, send_from_anywhere, spawn_reply, sync_reply};
 use terms::{
-    BlockedTerm, CommandKindTerm, Durability, InboxTerm, OpenConfig, OutcomeTerm, RecordTerm,
-    ScopeTerm, StoreSpec, atoms, encode_description, encode_event, encode_recovery,
-    encode_resolution, encode_runnable, encode_settled, encode_taken, encode_terminal,
-    encode_update_state,
+    AttributeTerm, BlockedTerm, CommandKindTerm, CursorTerm, Durability, InboxTerm, ListFilterTerm,
+    OpenConfig, OutcomeTerm, RecordTerm, ScopeTerm, StoreSpec, atoms, encode_description,
+    encode_event, encode_list_page, encode_recovery, encode_resolution, encode_runnable,
+    encode_settled, encode_taken, encode_terminal, encode_update_state,
 };
 
 /// The runtime every engine of this VM shares.
@@ -134,16 +135,22 @@ fn payload(binary: Binary) -> Payload {
 }
 
 /// A start's options as the host passes them:
-/// `{execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse}`, with
-/// `id_reuse` one of [`IdReuse::as_str`].
-type StartOptions = (Option<u64>, Option<u64>, String);
+/// `{execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse,
+/// search_attributes}`, with `id_reuse` one of [`IdReuse::as_str`] and
+/// `search_attributes` a list of `{name, value}` ([`AttributeTerm`]).
+type StartOptions = (
+    Option<u64>,
+    Option<u64>,
+    String,
+    Vec<(String, AttributeTerm)>,
+);
 
 /// The request without its workflow id (checked later, with the store's
 /// errors); an unknown id reuse policy is a bad argument.
 fn start_request(
     workflow_type: String,
     input: Payload,
-    (execution_ms, run_ms, id_reuse): StartOptions,
+    (execution_ms, run_ms, id_reuse, search_attributes): StartOptions,
 ) -> NifResult<StartRequest> {
     let id_reuse = IdReuse::parse(&id_reuse).ok_or(rustler::Error::BadArg)?;
     Ok(StartRequest {
@@ -155,6 +162,7 @@ fn start_request(
             run_ms,
         },
         id_reuse,
+        search_attributes: terms::attributes(search_attributes),
     })
 }
 
@@ -355,6 +363,10 @@ fn record<'a>(
             ordinal,
             update_id,
             reply: payload(reply),
+        },
+        RecordTerm::SearchAttributes(ordinal, attributes) => RecordCommand::SearchAttributes {
+            ordinal,
+            attributes: terms::attributes(attributes),
         },
     };
     let scope: Option<Scope> = scope.map(Into::into);
@@ -749,6 +761,54 @@ fn describe<'a>(
         reference,
         async move { engine.describe(&workflow_id(&id)?).await },
         |env, description| (atoms::ok(), encode_description(env, &description)).encode(env),
+    )
+}
+
+/// Answers `{:ok, %{workflows: [...], next: cursor | nil}}`; `after` is a
+/// cursor from a previous page, or nil.
+#[rustler::nif]
+fn list<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    filter: ListFilterTerm,
+    after: Option<CursorTerm>,
+    limit: usize,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let filter = filter.into();
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let after = after
+                .map(|(started_at, id)| {
+                    Ok::<_, EngineError>(ListCursor {
+                        started_at: Timestamp::from_micros(started_at),
+                        workflow_id: workflow_id(&id)?,
+                    })
+                })
+                .transpose()?;
+            engine.list(filter, after.as_ref(), limit).await
+        },
+        |env, page| (atoms::ok(), encode_list_page(env, &page)).encode(env),
+    )
+}
+
+#[rustler::nif]
+fn count<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    filter: ListFilterTerm,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let filter = filter.into();
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.count(filter).await },
+        |env, count| (atoms::ok(), count).encode(env),
     )
 }
 

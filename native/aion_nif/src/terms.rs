@@ -12,6 +12,9 @@ use aion::replay::{
 use aion::status::WorkflowStatus;
 use aion::store::AttemptState;
 use aion::time::Timestamp;
+use aion::visibility::{
+    AttributeCondition, AttributeOp, ListCursor, ListFilter, ListPage, SearchAttributes,
+};
 use rustler::types::atom::Atom;
 use rustler::{Binary, Encoder, Env, NewBinary, NifMap, NifTaggedEnum, NifUnitEnum, Term};
 
@@ -89,6 +92,10 @@ pub mod atoms {
         rebuilt,
         broken,
         value,
+        applied,
+        search_attributes,
+        workflows,
+        time,
     }
 }
 
@@ -125,6 +132,7 @@ pub enum CommandKindTerm {
     Signal,
     Update,
     UpdateReply,
+    SearchAttributes,
 }
 
 impl From<CommandKindTerm> for CommandKind {
@@ -139,6 +147,7 @@ impl From<CommandKindTerm> for CommandKind {
             CommandKindTerm::Signal => CommandKind::Signal,
             CommandKindTerm::Update => CommandKind::Update,
             CommandKindTerm::UpdateReply => CommandKind::UpdateReply,
+            CommandKindTerm::SearchAttributes => CommandKind::SearchAttributes,
         }
     }
 }
@@ -154,6 +163,184 @@ pub enum RecordTerm<'a> {
     TimerStarted(u32, u64),
     Marker(u32, String, Binary<'a>),
     UpdateCompleted(u32, String, Binary<'a>),
+    SearchAttributes(u32, Vec<(String, AttributeTerm)>),
+}
+
+/// A search attribute's value: `{:text, binary}`, `{:int, integer}`,
+/// `{:float, float}`, `{:bool, boolean}` or `{:time, microseconds}`.
+#[derive(NifTaggedEnum)]
+pub enum AttributeTerm {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Time(i64),
+}
+
+impl From<AttributeTerm> for SearchAttribute {
+    fn from(term: AttributeTerm) -> Self {
+        match term {
+            AttributeTerm::Text(text) => SearchAttribute::Text(text),
+            AttributeTerm::Int(n) => SearchAttribute::Int(n),
+            AttributeTerm::Float(x) => SearchAttribute::Float(x),
+            AttributeTerm::Bool(b) => SearchAttribute::Bool(b),
+            AttributeTerm::Time(micros) => SearchAttribute::Time(Timestamp::from_micros(micros)),
+        }
+    }
+}
+
+/// `[{name, value}]` as the host passes attributes.
+pub fn attributes(terms: Vec<(String, AttributeTerm)>) -> SearchAttributes {
+    terms
+        .into_iter()
+        .map(|(name, value)| (name, value.into()))
+        .collect()
+}
+
+/// A status atom.
+#[derive(NifUnitEnum)]
+pub enum StatusTerm {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Terminated,
+    TimedOut,
+    ContinuedAsNew,
+}
+
+impl From<StatusTerm> for WorkflowStatus {
+    fn from(status: StatusTerm) -> Self {
+        match status {
+            StatusTerm::Running => WorkflowStatus::Running,
+            StatusTerm::Completed => WorkflowStatus::Completed,
+            StatusTerm::Failed => WorkflowStatus::Failed,
+            StatusTerm::Cancelled => WorkflowStatus::Cancelled,
+            StatusTerm::Terminated => WorkflowStatus::Terminated,
+            StatusTerm::TimedOut => WorkflowStatus::TimedOut,
+            StatusTerm::ContinuedAsNew => WorkflowStatus::ContinuedAsNew,
+        }
+    }
+}
+
+/// A comparison: `{:eq, value}`, `{:gt, value}`, `{:ge, value}`,
+/// `{:lt, value}`, `{:le, value}` or `{:between, low, high}`.
+#[derive(NifTaggedEnum)]
+pub enum OpTerm {
+    Eq(AttributeTerm),
+    Gt(AttributeTerm),
+    Ge(AttributeTerm),
+    Lt(AttributeTerm),
+    Le(AttributeTerm),
+    Between(AttributeTerm, AttributeTerm),
+}
+
+impl From<OpTerm> for AttributeOp {
+    fn from(op: OpTerm) -> Self {
+        match op {
+            OpTerm::Eq(v) => AttributeOp::Eq(v.into()),
+            OpTerm::Gt(v) => AttributeOp::Gt(v.into()),
+            OpTerm::Ge(v) => AttributeOp::Ge(v.into()),
+            OpTerm::Lt(v) => AttributeOp::Lt(v.into()),
+            OpTerm::Le(v) => AttributeOp::Le(v.into()),
+            OpTerm::Between(low, high) => AttributeOp::Between(low.into(), high.into()),
+        }
+    }
+}
+
+/// A listing's filter, checked by the host: `%{workflow_type: nil | type,
+/// statuses: [atom], started_after: nil | micros, started_before: ...,
+/// closed_after: ..., closed_before: ..., search: [{name, op}]}`.
+#[derive(NifMap)]
+pub struct ListFilterTerm {
+    pub workflow_type: Option<String>,
+    pub statuses: Vec<StatusTerm>,
+    pub started_after: Option<i64>,
+    pub started_before: Option<i64>,
+    pub closed_after: Option<i64>,
+    pub closed_before: Option<i64>,
+    pub search: Vec<(String, OpTerm)>,
+}
+
+impl From<ListFilterTerm> for ListFilter {
+    fn from(term: ListFilterTerm) -> Self {
+        let at = |micros: Option<i64>| micros.map(Timestamp::from_micros);
+        ListFilter {
+            workflow_type: term.workflow_type,
+            statuses: term.statuses.into_iter().map(Into::into).collect(),
+            started_after: at(term.started_after),
+            started_before: at(term.started_before),
+            closed_after: at(term.closed_after),
+            closed_before: at(term.closed_before),
+            search: term
+                .search
+                .into_iter()
+                .map(|(name, op)| AttributeCondition {
+                    name,
+                    op: op.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A listing's position: `{started_at_micros, workflow_id}`.
+pub type CursorTerm = (i64, String);
+
+/// `%{workflows: [map], next: nil | {started_at_micros, workflow_id}}`;
+/// each workflow as `describe` shows these keys.
+pub fn encode_list_page<'a>(env: Env<'a>, page: &ListPage) -> Term<'a> {
+    let workflows: Vec<Term> = page
+        .rows
+        .iter()
+        .map(|row| {
+            let summary = &row.summary;
+            map(
+                env,
+                vec![
+                    (
+                        atoms::workflow_id().encode(env),
+                        summary.workflow_id.as_str().encode(env),
+                    ),
+                    (
+                        atoms::run_id().encode(env),
+                        summary.run_id.to_string().encode(env),
+                    ),
+                    (
+                        atoms::workflow_type().encode(env),
+                        summary.workflow_type.encode(env),
+                    ),
+                    (atoms::status().encode(env), status(env, summary.status)),
+                    (
+                        atoms::started_at().encode(env),
+                        time(summary.started_at).encode(env),
+                    ),
+                    (
+                        atoms::closed_at().encode(env),
+                        maybe_time(env, summary.closed_at),
+                    ),
+                    (
+                        atoms::search_attributes().encode(env),
+                        encode_attributes(env, &row.search_attributes),
+                    ),
+                ],
+            )
+        })
+        .collect();
+    let next = page.next.as_ref().map_or_else(
+        || atoms::nil().encode(env),
+        |ListCursor {
+             started_at,
+             workflow_id,
+         }| (time(*started_at), workflow_id.as_str()).encode(env),
+    );
+    map(
+        env,
+        vec![
+            (atoms::workflows().encode(env), workflows.encode(env)),
+            (atoms::next().encode(env), next),
+        ],
+    )
 }
 
 /// `%{timers: [ordinal], shielded: bool}`: what interrupts a command.
@@ -279,6 +466,7 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
         Outcome::Cancelled => atoms::cancelled().encode(env),
         Outcome::Recorded(payload) => (atoms::recorded(), payload_bytes(env, payload)).encode(env),
         Outcome::Decided { timed_out } => (atoms::decided(), *timed_out).encode(env),
+        Outcome::Applied => atoms::applied().encode(env),
     }
 }
 
@@ -423,14 +611,27 @@ pub fn encode_run_info<'a>(env: Env<'a>, info: &RunInfo, generation: u64) -> Ter
     )
 }
 
+/// A value as itself, but a time as `{:time, microseconds}` (the host
+/// makes it a `DateTime`), so that it is not taken for an integer.
 fn encode_attribute<'a>(env: Env<'a>, attribute: &SearchAttribute) -> Term<'a> {
     match attribute {
         SearchAttribute::Text(text) => text.encode(env),
         SearchAttribute::Int(n) => n.encode(env),
         SearchAttribute::Float(x) => x.encode(env),
         SearchAttribute::Bool(b) => b.encode(env),
-        SearchAttribute::Time(t) => time(*t).encode(env),
+        SearchAttribute::Time(t) => (atoms::time(), time(*t)).encode(env),
     }
+}
+
+/// `%{name => value}` (see [`encode_attribute`]).
+fn encode_attributes<'a>(env: Env<'a>, attributes: &SearchAttributes) -> Term<'a> {
+    map(
+        env,
+        attributes
+            .iter()
+            .map(|(name, value)| (name.encode(env), encode_attribute(env, value)))
+            .collect(),
+    )
 }
 
 fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
@@ -444,13 +645,7 @@ fn encode_field<'a>(env: Env<'a>, field: &Field) -> Term<'a> {
         Field::Bool(b) => b.encode(env),
         Field::Time(t) => time(*t).encode(env),
         Field::Payload(payload) => tagged_payload(env, payload),
-        Field::Attributes(attributes) => map(
-            env,
-            attributes
-                .iter()
-                .map(|(name, value)| (name.encode(env), encode_attribute(env, value)))
-                .collect(),
-        ),
+        Field::Attributes(attributes) => encode_attributes(env, attributes),
         Field::Run(run) => run.map_or_else(
             || atoms::nil().encode(env),
             |run| run.to_string().encode(env),
@@ -603,6 +798,10 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
             ),
             (atoms::runs().encode(env), runs.encode(env)),
             (atoms::pending().encode(env), pending.encode(env)),
+            (
+                atoms::search_attributes().encode(env),
+                encode_attributes(env, &description.search_attributes),
+            ),
         ],
     )
 }

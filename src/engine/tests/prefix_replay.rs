@@ -935,6 +935,7 @@ async fn first_run(
             input: payload(1),
             timeouts: Default::default(),
             id_reuse: Default::default(),
+            search_attributes: Default::default(),
         })
         .await
         .unwrap();

@@ -30,6 +30,7 @@ mod lock;
 mod rows;
 mod runs;
 mod schema;
+mod visibility;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -57,13 +58,14 @@ use self::schema::{MAYBE_RUNNING, migrate};
 use super::{
     AppendPlan, AppendRequest, DEADLINE_COMMAND, EventLog, HistoryHead, ReconcileReport, Result,
     RunningPage, Store, StoreError, TimerCursor, TimerEffect, TimerEntry, TimerPage, TimerStore,
-    VisibilityStore, WorkflowFilter, current_run_of, plan_append,
+    VisibilityStore, current_run_of, plan_append,
 };
 use crate::codec;
-use crate::event::RecordedEvent;
+use crate::event::{AttributeKind, RecordedEvent};
 use crate::ids::{TimerId, WorkflowId};
 use crate::status::{RunSummary, WorkflowSummary, run_chain};
 use crate::time::Timestamp;
+use crate::visibility::{ListCursor, ListFilter, ListPage, SearchAttributes, project_attributes};
 
 const BACKEND: &str = "sqlite";
 
@@ -370,8 +372,24 @@ impl SqliteStore {
                     .map_err(backend)?,
             }
         }
+        // The latest run's attributes, from its own events.
+        let attributes = match &head.latest_run {
+            Some(run) => {
+                let from = i64::try_from(run.first_seq).unwrap_or(i64::MAX);
+                project_attributes(&read_events(&mut tx, workflow_id, from).await?)
+            }
+            None => SearchAttributes::new(),
+        };
+        let attributes_rewritten = visibility::repair_attributes(
+            &mut tx,
+            workflow_id,
+            expected.as_ref(),
+            &attributes,
+            row_rewritten,
+        )
+        .await?;
         tx.commit().await.map_err(backend)?;
-        Ok(runs_rewritten || row_rewritten)
+        Ok(runs_rewritten || row_rewritten || attributes_rewritten)
     }
 }
 
@@ -689,6 +707,9 @@ async fn write_rows(
             }
         }
     }
+    if let Some(changes) = &plan.attributes {
+        visibility::write_attributes(conn, &plan.summary, changes).await?;
+    }
     Ok(())
 }
 
@@ -759,6 +780,11 @@ async fn try_request_tracked(
         .map_err(|error| unwritten(error.into()))?;
     let plan = plan_append(&head, request).map_err(|error| unwritten(error.into()))?;
     let events = encoded.map_err(|error| unwritten(error.into()))?;
+    if let Some(changes) = &plan.attributes {
+        visibility::check_kinds(conn, changes)
+            .await
+            .map_err(|error| unwritten(error.into()))?;
+    }
     write_plan(conn, &request.workflow_id, &events, &plan)
         .await
         .map_err(|Written { error, partly }| {
@@ -1148,42 +1174,39 @@ impl VisibilityStore for SqliteStore {
         load_summary(&mut conn, workflow_id).await
     }
 
-    async fn query(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowSummary>> {
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<ListPage> {
         self.ensure_open()?;
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {SUMMARY_COLUMNS} FROM workflows WHERE 1 = 1"
-        ));
-        if let Some(workflow_type) = &filter.workflow_type {
-            query
-                .push(" AND workflow_type = ")
-                .push_bind(workflow_type.as_str());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(from) = filter.started_at_or_after {
-            query
-                .push(" AND started_at >= ")
-                .push_bind(from.as_micros());
-        }
-        if let Some(until) = filter.started_before {
-            query
-                .push(" AND started_at < ")
-                .push_bind(until.as_micros());
-        }
-        // SQLite reads a negative LIMIT as "no limit".
-        let limit = filter
-            .limit
-            .map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
-        query
-            .push(" ORDER BY started_at, workflow_id LIMIT ")
-            .push_bind(limit);
-        let rows = query
-            .build()
-            .fetch_all(&self.readers)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(summary_from_row).collect()
+        // One snapshot for the rows and their attributes.
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        visibility::list(&mut tx, filter, after, limit).await
+    }
+
+    async fn count(&self, filter: &ListFilter) -> Result<u64> {
+        self.ensure_open()?;
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        visibility::count(&mut conn, filter).await
+    }
+
+    async fn search_attributes(&self, workflow_id: &WorkflowId) -> Result<SearchAttributes> {
+        self.ensure_open()?;
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        Ok(
+            visibility::load_attributes(&mut conn, std::slice::from_ref(workflow_id))
+                .await?
+                .remove(workflow_id.as_str())
+                .unwrap_or_default(),
+        )
+    }
+
+    async fn attribute_kinds(&self, names: &[String]) -> Result<HashMap<String, AttributeKind>> {
+        self.ensure_open()?;
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        visibility::kinds_of(&mut conn, names.iter().map(String::as_str)).await
     }
 
     async fn list_running_page(
@@ -1266,27 +1289,32 @@ impl VisibilityStore for SqliteStore {
         // Rows without any history describe nothing; dropping them is the
         // projection of an empty history. Only in this page's range, so that
         // the walk as a whole covers each id once.
-        let mut orphans = QueryBuilder::<Sqlite>::new(
-            "DELETE FROM workflows
-             WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.workflow_id = workflows.workflow_id)",
-        );
-        if let Some(after) = after {
-            orphans
-                .push(" AND workflow_id > ")
-                .push_bind(after.as_str());
+        for table in ["workflows", "search_attributes"] {
+            let mut orphans = QueryBuilder::<Sqlite>::new(format!(
+                "DELETE FROM {table}
+                 WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.workflow_id = {table}.workflow_id)"
+            ));
+            if let Some(after) = after {
+                orphans
+                    .push(" AND workflow_id > ")
+                    .push_bind(after.as_str());
+            }
+            if let Some(next) = &next {
+                orphans
+                    .push(" AND workflow_id <= ")
+                    .push_bind(next.as_str());
+            }
+            self.ensure_open()?;
+            let orphans = orphans
+                .build()
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+            // Attributes go with their row: only rows count as rebuilt.
+            if table == "workflows" {
+                report.rebuilt += usize::try_from(orphans.rows_affected()).unwrap_or(usize::MAX);
+            }
         }
-        if let Some(next) = &next {
-            orphans
-                .push(" AND workflow_id <= ")
-                .push_bind(next.as_str());
-        }
-        self.ensure_open()?;
-        let orphans = orphans
-            .build()
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        report.rebuilt += usize::try_from(orphans.rows_affected()).unwrap_or(usize::MAX);
 
         let consistent = self.consistent_in(after, next.as_ref()).await?;
         for row in &rows {

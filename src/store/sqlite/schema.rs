@@ -10,7 +10,7 @@ use crate::store::{Result, StoreError};
 /// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
 /// from version `i` to `i + 1`. Released entries are never edited; a change is
 /// a new entry.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// The newest schema version this build can read and write.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -93,6 +93,66 @@ CREATE TABLE activity_attempts (
     body        BLOB    NOT NULL,
     PRIMARY KEY (workflow_id, command)
 );
+"#;
+
+/// Version 5: search attributes, for listing and counting workflows by
+/// them. `search_attributes` holds each workflow's attributes (its latest
+/// run's), written in the transaction of each append; `value` has no
+/// declared type, so SQLite keeps each value as it was bound (INTEGER for
+/// ints, booleans and times in microseconds, REAL, TEXT) and compares
+/// numbers numerically. `kind` says how to read it back. Each row repeats
+/// its workflow's type, status and times, so that counting by attributes
+/// reads one index and never the `workflows` table:
+/// `search_attributes_by_value` covers every filter column;
+/// `search_attributes_by_type_status` serves an attribute within one type
+/// and status. The trigger `search_attributes_follow_workflow` keeps the
+/// copies right when a run starts or ends (inside SQLite: no statement
+/// more per append, and nothing for a workflow without attributes).
+/// `search_attribute_types` fixes each name's kind at its first use (the
+/// append checks the kinds before it writes; the trigger
+/// `search_attribute_types_on_first_use` records new names).
+/// Histories written before have no search attributes: nothing to backfill.
+/// `workflows_by_type_status` serves the common listing (a type and a
+/// status, newest first).
+const SCHEMA_V5: &str = r#"
+CREATE TABLE search_attributes (
+    workflow_id   TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    value                 NOT NULL,
+    workflow_type TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    started_at    INTEGER NOT NULL,
+    closed_at     INTEGER,
+    PRIMARY KEY (workflow_id, name)
+) WITHOUT ROWID;
+CREATE INDEX search_attributes_by_value
+    ON search_attributes (name, kind, value, workflow_type, status, started_at, closed_at);
+CREATE INDEX search_attributes_by_type_status
+    ON search_attributes (name, kind, workflow_type, status, value);
+
+CREATE TABLE search_attribute_types (
+    name TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TRIGGER search_attributes_follow_workflow
+    AFTER UPDATE OF workflow_type, status, started_at, closed_at ON workflows
+BEGIN
+    UPDATE search_attributes
+    SET workflow_type = NEW.workflow_type, status = NEW.status,
+        started_at = NEW.started_at, closed_at = NEW.closed_at
+    WHERE workflow_id = NEW.workflow_id;
+END;
+
+CREATE TRIGGER search_attribute_types_on_first_use
+    AFTER INSERT ON search_attributes
+BEGIN
+    INSERT INTO search_attribute_types (name, kind) VALUES (NEW.name, NEW.kind)
+    ON CONFLICT (name) DO NOTHING;
+END;
+
+CREATE INDEX workflows_by_type_status ON workflows (workflow_type, status, started_at, workflow_id);
 "#;
 
 /// The visibility rows that may be running: every row whose status is not a
