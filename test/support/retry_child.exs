@@ -6,8 +6,9 @@
 #            attempt and backs off 3 s; prints "BACKOFF <retry_at ms>" once
 #            the backoff is durable, then waits to be killed.
 #   deadline starts "deadline-1", whose activity hangs under a 3 s
-#            schedule_to_close; prints "SCHEDULED" once it runs, then waits
-#            to be killed.
+#            schedule_to_close (ARG "-"), or a 1 s start_to_close or
+#            heartbeat_timeout (ARG "start_to_close", "heartbeat"); prints
+#            "SCHEDULED" once it is scheduled, then waits to be killed.
 #   resume   restarts on DB, prints "RESUMED <ms>", awaits workflow ARG and
 #            prints "RESULT <term>".
 [mode, db, arg] = System.argv()
@@ -31,7 +32,15 @@ case mode do
     Process.sleep(:infinity)
 
   "deadline" ->
-    input = %{function: :hang, args: [], opts: [schedule_to_close: 3_000]}
+    # ARG: which timeout the hanging activity has.
+    opts =
+      case arg do
+        "-" -> [schedule_to_close: 3_000]
+        "start_to_close" -> [start_to_close: 1_000]
+        "heartbeat" -> [heartbeat_timeout: 1_000]
+      end
+
+    input = %{function: :hang, args: [], opts: opts}
     {:ok, id} = Aion.start_workflow(:retry, Aion.Test.Retrying, input, id: "deadline-1")
     wait_for.(id, fn pending -> pending != [] end)
     IO.puts("SCHEDULED")

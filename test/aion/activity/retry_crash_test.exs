@@ -64,6 +64,22 @@ defmodule Aion.Activity.RetryCrashTest do
     assert elapsed >= 2_950 and elapsed < 4_000, "failed #{elapsed} ms after it was scheduled"
   end
 
+  for kind <- [:start_to_close, :heartbeat] do
+    test "the attempt that runs again after a crash still has its #{kind} timeout", %{tmp_dir: dir} do
+      db = Path.join(dir, "aion.db")
+      vm = ChildVM.start(@script, ["deadline", db, Atom.to_string(unquote(kind))])
+      ChildVM.read_until(vm, "SCHEDULED")
+      assert ChildVM.kill(vm) == 137
+
+      {_resumed_at, lines} = resume(db, "deadline-1")
+      expected = "RESULT {:ok, {:error, %Aion.Error{reason: :activity_timeout"
+      assert Enum.any?(lines, &(&1 =~ expected)), Enum.join(lines, "\n")
+
+      {:ok, events} = read_history(dir, "deadline-1")
+      assert %Aion.Error{details: %{timeout: unquote(kind)}} = Enum.find(events, &(&1.type == :activity_failed)).error
+    end
+  end
+
   defp read_history(dir, id) do
     aion = start_instance(store: {:sqlite, Path.join(dir, "aion.db")}, workflows: [Aion.Test.Retrying])
     Aion.history(aion, id)
