@@ -92,14 +92,19 @@ defmodule Aion.Ownership do
         which == :all or which == key,
         pid != self(),
         not :ets.member(@grace, pid) do
-      ref = Process.monitor(pid)
-      Process.exit(pid, :kill)
-
-      receive do
-        {:DOWN, ^ref, :process, ^pid, _} -> :ok
-      end
+      kill(pid)
     end
 
     :ok
+  end
+
+  @doc "Kills `pid` and waits until it is gone."
+  def kill(pid) do
+    ref = Process.monitor(pid)
+    Process.exit(pid, :kill)
+
+    receive do
+      {:DOWN, ^ref, :process, ^pid, _} -> :ok
+    end
   end
 end

@@ -66,7 +66,7 @@ impl Engine {
         let blocked = self
             .blocked(workflow_id)
             .filter(|blocked| blocked.run_id == summary.run_id && !summary.status.is_terminal());
-        let attempts = if pending.is_empty() {
+        let mut attempts = if pending.is_empty() {
             Vec::new()
         } else {
             self.inner
@@ -74,6 +74,15 @@ impl Engine {
                 .activity_attempts_of(workflow_id, summary.run_id)
                 .await?
         };
+        // A backoff that is over: the next attempt runs (its start is not
+        // saved, to spare a write per retry).
+        let now = self.inner.clock.now();
+        for attempt in &mut attempts {
+            if attempt.state.retry_at.is_some_and(|at| at <= now) {
+                attempt.state.attempt += 1;
+                attempt.state.retry_at = None;
+            }
+        }
         Ok(Description {
             summary,
             runs: run_chain(&history),

@@ -98,6 +98,11 @@ defmodule Aion.Test.Flaky do
 
   @doc "Never returns."
   def hang, do: Process.sleep(:infinity)
+
+  @doc "Attempt 1 fails; attempt 2 never returns."
+  def fail_then_hang(key) do
+    if attempt(key, nil) == 1, do: {:error, :first}, else: Process.sleep(:infinity)
+  end
 end
 
 defmodule Aion.Test.Retrying do

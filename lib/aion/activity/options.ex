@@ -27,6 +27,9 @@ defmodule Aion.Activity.Options do
   def new!(opts, defaults, entry), do: build!(merge(defaults, opts), entry)
 
   defp merge(defaults, opts) do
+    # `retry: true` is the defaults: merged like an empty list.
+    opts = if Keyword.get(opts, :retry) == true, do: Keyword.put(opts, :retry, []), else: opts
+
     Keyword.merge(defaults, opts, fn
       :retry, default, retry when is_list(default) and is_list(retry) -> Keyword.merge(default, retry)
       _key, _default, value -> value
@@ -94,8 +97,15 @@ defmodule Aion.Activity.Options do
 
   @doc "The wait before attempt `attempt + 1`, after attempt `attempt` failed (ms)."
   def backoff(%{retry: retry}, attempt) do
-    delay = retry.initial_interval * :math.pow(retry.backoff, attempt - 1)
-    min(round(min(delay, 1.0e15)), retry.max_interval)
+    %{initial_interval: initial, backoff: factor, max_interval: cap} = retry
+
+    # Grows until it reaches the cap, never computing a power that could
+    # overflow (retries may go on forever).
+    if initial == 0 or factor == 1 or (attempt - 1) * :math.log(factor) < :math.log(max(cap, 1) / initial) do
+      min(round(initial * :math.pow(factor, attempt - 1)), cap)
+    else
+      cap
+    end
   end
 
   @doc "Whether another attempt may follow attempt `attempt`, which failed with `error`."

@@ -67,11 +67,16 @@ defmodule Aion.Activity.Runner do
 
     activity = arm_deadline(context, ordinal, activity, now)
 
-    case state.retry_at do
-      retry_at when is_integer(retry_at) and retry_at > now ->
-        put(ordinal, wait_retry(context, ordinal, activity, div(retry_at - now, 1000)))
+    cond do
+      # Its schedule_to_close passed while no process ran it: it ends at
+      # once (the deadline's message is on its way), no attempt starts.
+      activity.deadline != nil and activity.deadline <= now ->
+        put(ordinal, activity)
 
-      _ ->
+      is_integer(state.retry_at) and state.retry_at > now ->
+        put(ordinal, wait_retry(context, ordinal, activity, div(state.retry_at - now, 1000)))
+
+      true ->
         put(ordinal, launch(context, ordinal, activity))
     end
 
@@ -196,7 +201,7 @@ defmodule Aion.Activity.Runner do
 
   def handle(context, {:activity_timeout, ordinal, ref, kind}) do
     with {:ok, activity} <- attempt(ordinal, ref) do
-      stop_attempt(context, ordinal)
+      stop_attempt(context, ordinal, activity)
       ms = if kind == :heartbeat, do: activity.options.heartbeat_timeout, else: activity.options.start_to_close
 
       what =
@@ -211,7 +216,9 @@ defmodule Aion.Activity.Runner do
 
   def handle(context, {:activity_deadline, ordinal, id}) do
     with {:ok, activity} <- execution(ordinal, id) do
-      stop_attempt(context, ordinal)
+      stop_attempt(context, ordinal, activity)
+      # Between attempts (no process), the attempt number is the next one's.
+      activity = if activity.pid, do: activity, else: %{activity | attempt: max(activity.attempt - 1, 1)}
 
       error =
         Aion.Error.new(
@@ -269,7 +276,7 @@ defmodule Aion.Activity.Runner do
         send(activity.pid, {:"$aion_activity_cancelled", activity.ref})
         Ownership.stop_after_grace(activity.pid, activity.options.cancel_grace)
       else
-        Ownership.stop_activities(context.instance, context.workflow_id, {context.run_id, ordinal})
+        stop_attempt(context, ordinal, activity)
       end
     end
 
@@ -372,7 +379,10 @@ defmodule Aion.Activity.Runner do
     end
   end
 
-  defp stop_attempt(context, ordinal) do
+  # Kills the attempt by its pid (it may not have registered yet, if its
+  # timeout fired that early) and any registered execution of the command.
+  defp stop_attempt(context, ordinal, activity) do
+    if activity.pid, do: Ownership.kill(activity.pid)
     Ownership.stop_activities(context.instance, context.workflow_id, {context.run_id, ordinal})
   end
 

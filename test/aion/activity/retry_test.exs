@@ -130,6 +130,32 @@ defmodule Aion.Activity.RetryTest do
       :ok = Aion.terminate(aion, id)
     end
 
+    test "retry: true takes the workflow's retry defaults, and the built-in ones otherwise", %{tmp_dir: dir} do
+      aion = instance(dir)
+      key = key()
+      assert {_, {:ok, {:ok, {:done, 4}}}} = run(aion, RetryingByDefault, :fail_then_succeed, [key, 3, :error], retry: true)
+      assert Aion.Activity.Options.new!([retry: true], [], "x").retry.max_attempts == 3
+    end
+
+    test "backoff stops growing at max_interval, however many attempts" do
+      options = Aion.Activity.Options.new!([retry: [max_attempts: :infinity]], [], "x")
+      assert Aion.Activity.Options.backoff(options, 1) == 1_000
+      assert Aion.Activity.Options.backoff(options, 3) == 4_000
+      assert Aion.Activity.Options.backoff(options, 1_020) == 60_000
+      assert Aion.Activity.Options.backoff(Aion.Activity.Options.new!([retry: [backoff: 10, max_attempts: :infinity]], [], "x"), 400) == 60_000
+    end
+
+    test "describe counts the attempt running after a backoff", %{tmp_dir: dir} do
+      aion = instance(dir)
+      key = key()
+      input = %{function: :fail_then_hang, args: [key], opts: [retry: [initial_interval: 10]]}
+      {:ok, id} = Aion.start_workflow(aion, Retrying, input)
+      eventually(fn -> Flaky.attempts(key) == 2 end)
+      assert {:ok, %{pending: [%{attempts: 2, last_failure: :first} = pending]}} = Aion.describe(aion, id)
+      refute Map.has_key?(pending, :retry_at)
+      :ok = Aion.terminate(aion, id)
+    end
+
     test "bad retry options are a clear error at the call", %{tmp_dir: dir} do
       aion = instance(dir)
       assert {_, {:error, %Aion.Error{message: message}}} = run(aion, :always_fail, [key(), :x], retry: [max_attempts: 0])
