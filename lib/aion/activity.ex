@@ -6,8 +6,9 @@ defmodule Aion.Activity do
   (`last_heartbeat/0`). Called outside an activity, they raise
   `RuntimeError`.
 
-  Activities are at-least-once: an attempt may run again after a crash, and
-  a failed attempt is retried when its `:retry` policy allows. A result
+  Activities are at-least-once: an attempt may run again after a crash (with
+  the same attempt number: a crash of the node is not the activity's
+  failure), and a failed attempt is retried when its `:retry` policy allows. A result
   that was recorded is never recomputed. Write activities to be idempotent,
   and use `last_heartbeat/0` to resume long work where it stopped:
 
