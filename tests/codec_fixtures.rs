@@ -272,3 +272,43 @@ fn search_attribute_fields_are_optional_and_round_trip() {
         }
     }
 }
+
+/// Activity endings written before retries (the fixtures' own) decode with
+/// no attempt count, and endings that carry one round-trip in every format;
+/// a first-attempt ending encodes exactly as before.
+#[test]
+fn activity_attempt_fields_are_optional_and_round_trip() {
+    let old =
+        r#"{"type":"activity_completed","command":0,"result":{"encoding":"etf","data":"g2EB"}}"#;
+    let decoded = codec::decode(1, old.as_bytes()).unwrap();
+    assert_eq!(
+        decoded,
+        Event::ActivityCompleted {
+            command: 0,
+            result: Payload::etf(vec![131, 97, 1]),
+            attempts: None,
+            last_failure: None,
+        }
+    );
+    assert_eq!(codec::encode_format(1, &decoded).unwrap(), old.as_bytes());
+
+    let events = [
+        Event::ActivityCompleted {
+            command: 2,
+            result: Payload::etf(vec![131, 97, 1]),
+            attempts: Some(3),
+            last_failure: Some(Payload::etf(vec![131, 100, 0, 1, 120])),
+        },
+        Event::ActivityFailed {
+            command: 5,
+            error: Payload::etf(vec![131, 97, 2]),
+            attempts: Some(7),
+        },
+    ];
+    for event in events {
+        for format in [1, 2] {
+            let body = codec::encode_format(format, &event).unwrap();
+            assert_eq!(codec::decode(format, &body).unwrap(), event);
+        }
+    }
+}
