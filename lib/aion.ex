@@ -275,9 +275,9 @@ defmodule Aion do
 
       {:ok,
        description
-       |> times([:started_at, :closed_at, :updated_at])
-       |> Map.update!(:runs, fn runs -> Enum.map(runs, &times(&1, [:started_at, :closed_at])) end)
-       |> Map.update!(:pending, fn pending -> Enum.map(pending, &(&1 |> Aion.History.decode_payloads() |> times([:fire_at, :retry_at]))) end)
+       |> Aion.History.times([:started_at, :closed_at, :updated_at])
+       |> Map.update!(:runs, fn runs -> Enum.map(runs, &Aion.History.times(&1, [:started_at, :closed_at])) end)
+       |> Map.update!(:pending, fn pending -> Enum.map(pending, &(&1 |> Aion.History.decode_payloads() |> Aion.History.times([:fire_at, :retry_at]))) end)
        |> Map.update!(:blocked, fn blocked -> blocked && Map.delete(blocked, :code_version) end)
        |> Map.update!(:search_attributes, &Aion.SearchAttributes.decode/1)
        |> Map.merge(%{resident: pid != nil, pid: pid})}
@@ -346,7 +346,7 @@ defmodule Aion do
        Enum.map(events, fn event ->
          event
          |> Aion.History.decode_payloads()
-         |> times([:recorded_at, :fire_at, :scheduled_for])
+         |> Aion.History.times([:recorded_at, :fire_at, :scheduled_for])
          |> attribute_times([:search_attributes, :attributes])
        end)}
     end
@@ -420,18 +420,6 @@ defmodule Aion do
   @spec count(name(), keyword() | map()) :: {:ok, non_neg_integer()} | {:error, Aion.Error.t()}
   def count(name, filter \\ []) do
     with {:ok, instance} <- Instance.lookup(name), do: Listing.count(instance, filter)
-  end
-
-  # Times beyond what DateTime holds stay microsecond integers.
-  defp times(map, keys) do
-    Enum.reduce(keys, map, fn key, map ->
-      with %{^key => micros} when is_integer(micros) <- map,
-           {:ok, at} <- DateTime.from_unix(micros, :microsecond) do
-        %{map | key => at}
-      else
-        _ -> map
-      end
-    end)
   end
 
   defp check_timeout(timeout) when timeout == :infinity or (is_integer(timeout) and timeout >= 0), do: :ok

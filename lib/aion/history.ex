@@ -13,6 +13,27 @@ defmodule Aion.History do
   """
 
   @doc false
+  # Times arrive from the NIF as microseconds since the epoch: the `keys` of
+  # `map` that hold one become DateTimes.
+  def times(map, keys) do
+    Enum.reduce(keys, map, fn key, map ->
+      case map do
+        %{^key => micros} when is_integer(micros) -> %{map | key => time(micros)}
+        _ -> map
+      end
+    end)
+  end
+
+  @doc false
+  # Times beyond what DateTime holds stay microsecond integers.
+  def time(micros) do
+    case DateTime.from_unix(micros, :microsecond) do
+      {:ok, at} -> at
+      {:error, _} -> micros
+    end
+  end
+
+  @doc false
   # Payload fields arrive from the NIF as {:payload, bytes}: decoded here, on
   # a scheduler, since the NIF never builds terms from external term format.
   def decode_payloads(event) do

@@ -83,20 +83,12 @@ defmodule Aion.SearchAttributes do
   @doc "The engine's attribute map with Elixir values (times as DateTime)."
   def decode(attributes) when is_map(attributes) do
     Map.new(attributes, fn
-      {name, {:time, micros}} -> {name, time(micros)}
+      {name, {:time, micros}} -> {name, Aion.History.time(micros)}
       entry -> entry
     end)
   end
 
   def decode(other), do: other
-
-  # Times beyond what DateTime holds stay microsecond integers.
-  defp time(micros) do
-    case DateTime.from_unix(micros, :microsecond) do
-      {:ok, at} -> at
-      {:error, _} -> micros
-    end
-  end
 
   @doc """
   The command name of an upsert of `tagged` attributes: the names, sorted

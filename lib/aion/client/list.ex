@@ -259,18 +259,8 @@ defmodule Aion.Client.List do
 
   defp row(row) do
     row
-    |> Map.update!(:started_at, &time/1)
-    |> Map.update!(:closed_at, &time/1)
+    |> Aion.History.times([:started_at, :closed_at])
     |> Map.update!(:search_attributes, &SearchAttributes.decode/1)
-  end
-
-  defp time(nil), do: nil
-
-  defp time(micros) do
-    case DateTime.from_unix(micros, :microsecond) do
-      {:ok, at} -> at
-      {:error, _} -> micros
-    end
   end
 
   defp invalid(entry, message),
