@@ -36,7 +36,7 @@ defmodule Aion do
   use Supervisor
 
   alias Aion.{Config, Engine, Instance, Ownership, Payload}
-  alias Aion.Client.{Await, Messages, Query, Start}
+  alias Aion.Client.{Await, Messages, Query, Reset, Start}
   alias Aion.Client.List, as: Listing
 
   import Aion.Client.Start, only: [check_id: 2]
@@ -228,6 +228,64 @@ defmodule Aion do
   """
   @spec terminate(name(), workflow_id(), term()) :: :ok | {:error, Aion.Error.t()}
   def terminate(name, workflow_id, reason \\ nil), do: Messages.terminate(name, workflow_id, reason)
+
+  @doc """
+  Starts a new run of workflow `workflow_id` from a point of its latest run,
+  and returns `{:ok, new_run_id}` once the new run is durable.
+
+  The latest run must have failed, been cancelled, terminated or timed out,
+  or be suspended by non-determinism (see `Aion.Workflow`); a run that is
+  running otherwise is reset only with `terminate_running: true` (it is
+  terminated first, in the same durable write). A completed run, or one that
+  continued as new, cannot be reset.
+
+  History up to the point is copied into the new run, so its replay returns
+  the recorded results there (completed activities do not run again, timers
+  that fired do not wait again); from the point on the code runs live again.
+  Activities scheduled but not finished at the point run again. Signals the
+  old run received after the point are recorded again in the new one, so
+  none is lost (updates and cancellation requests after the point are not
+  carried over). The new run has the old one's type, input and options; its
+  `:execution_timeout` and `:run_timeout` count from the reset.
+
+  Options:
+
+    * `:to` (required) - the point: `:start` (only the start is kept: the
+      run starts over), `:last_completed_activity` (the old run's last
+      `:activity_completed` event), or an event `:seq` of the old run (see
+      `history/2`), from its `:workflow_started` up to its last event before
+      its ending.
+    * `:terminate_running` - `true` to reset a run that is running
+      (default `false`).
+
+  The lineage is recorded: the new run's `:workflow_started` event has
+  `:reset_from_run_id` and `:reset_from_seq`, and `describe/2` shows
+  `reset_from: %{run_id: ..., seq: ...}` (also on each of its `:runs`).
+  The old run's ending, when the reset terminated it, is `:terminated` with
+  reason `:reset`; `await/3` callers wait for the new run's ending instead.
+  Children started before the point and still running are the new run's;
+  see `Aion.Workflow` for child workflows.
+
+  Errors (nothing is recorded): `:not_found` (no such workflow),
+  `:reset_refused` (its latest run completed or continued as new, or runs
+  and `terminate_running: true` was not given), `:invalid_option` (a bad
+  option, a `:to` seq outside the run, or `:last_completed_activity` for a
+  run without one), `:invalid_workflow_id`.
+
+  ## Examples
+
+      # an activity failed for good; after fixing its cause:
+      {:ok, new_run_id} = Aion.reset(MyApp.Aion, "order-42", to: :last_completed_activity)
+      {:ok, result} = Aion.await(MyApp.Aion, "order-42")
+
+      # start over, from the same input
+      {:ok, _run_id} = Aion.reset(MyApp.Aion, "order-42", to: :start)
+
+      # a running workflow, from event 7 of its history
+      {:ok, _run_id} = Aion.reset(MyApp.Aion, "order-43", to: 7, terminate_running: true)
+  """
+  @spec reset(name(), workflow_id(), keyword()) :: {:ok, String.t()} | {:error, Aion.Error.t()}
+  def reset(name, workflow_id, opts), do: Reset.reset(name, workflow_id, opts)
 
   @doc """
   Waits up to `timeout` milliseconds for a workflow to finish.

@@ -193,6 +193,7 @@ mod tests {
                 run_timeout_ms: None,
                 search_attributes: Default::default(),
                 parent: None,
+                reset_from: None,
             },
             Event::TimerStarted {
                 command: 2,

@@ -144,6 +144,17 @@ impl ParentRef {
 /// as a [`ParentRef`]).
 pub type SenderRef = ParentRef;
 
+/// Where a run started by a reset comes from: the event (`seq`, in the
+/// history of the same workflow) of run `run_id` up to which the source's
+/// history was copied into the new run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetPoint {
+    /// The run that was reset.
+    pub run_id: RunId,
+    /// The last event of that run copied into the new one.
+    pub seq: u64,
+}
+
 /// What happens to a child workflow still running when its parent's run
 /// ends (Temporal's parent close policy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +227,11 @@ pub enum Event {
         /// child, if one did; kept by every run the child continues as new.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentRef>,
+        /// The run and event this run was reset from ([`ResetPoint`]), if
+        /// it was started by a reset: the source's events up to that point
+        /// were copied into this run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reset_from: Option<ResetPoint>,
     },
     /// The run returned a result.
     WorkflowCompleted {
@@ -673,6 +689,15 @@ impl Event {
         }
     }
 
+    /// Where the run this event opens was reset from, for a
+    /// `workflow_started` written by a reset.
+    pub fn reset_from(&self) -> Option<ResetPoint> {
+        match self {
+            Event::WorkflowStarted { reset_from, .. } => *reset_from,
+            _ => None,
+        }
+    }
+
     /// Whether the event ends its run segment.
     pub fn is_terminal(&self) -> bool {
         matches!(
@@ -727,6 +752,7 @@ impl Event {
                 run_timeout_ms,
                 search_attributes,
                 parent,
+                reset_from,
             } => {
                 let mut fields = vec![
                     ("run_id", Run(Some(*run_id))),
@@ -742,6 +768,10 @@ impl Event {
                     fields.push(("parent_workflow_id", Text(parent.workflow_id.as_str())));
                     fields.push(("parent_workflow_run_id", Run(Some(parent.run_id))));
                     fields.push(("parent_command", Unsigned(u64::from(parent.command))));
+                }
+                if let Some(point) = reset_from {
+                    fields.push(("reset_from_run_id", Run(Some(point.run_id))));
+                    fields.push(("reset_from_seq", Unsigned(point.seq)));
                 }
                 fields
             }

@@ -124,6 +124,7 @@ mod tests {
             run_timeout_ms: None,
             search_attributes: Default::default(),
             parent: None,
+            reset_from: None,
         }
     }
 

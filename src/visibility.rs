@@ -354,6 +354,7 @@ mod tests {
             run_timeout_ms: None,
             search_attributes: attributes,
             parent: None,
+            reset_from: None,
         }
     }
 

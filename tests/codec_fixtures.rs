@@ -35,6 +35,7 @@ fn corpus() -> Vec<Event> {
             run_timeout_ms: None,
             search_attributes: Default::default(),
             parent: None,
+            reset_from: None,
         },
         Event::WorkflowCompleted { result: p(2) },
         Event::WorkflowFailed { error: p(3) },
@@ -270,6 +271,7 @@ fn search_attribute_fields_are_optional_and_round_trip() {
             run_timeout_ms: None,
             search_attributes: attributes.clone(),
             parent: None,
+            reset_from: None,
         },
         Event::SearchAttributesUpdated {
             command: Some(4),

@@ -23,7 +23,9 @@ defmodule Aion.Error do
       another kind than its name already has in the store), `:invalid_filter`
       (`Aion.list/3`, `Aion.count/2`);
     * workflows: `:already_started`, `:not_found`, `:not_running` (also: no such
-      instance, or it stopped), `:timeout` (a wait ran out), `:nondeterminism`;
+      instance, or it stopped), `:timeout` (a wait ran out), `:nondeterminism`,
+      `:reset_refused` (`Aion.reset/3` of a run that completed, continued as
+      new, or runs without `terminate_running: true`);
     * queries (`Aion.query/5`): `:unknown_query` (no handler by that name;
       `details.known` lists the registered ones), `:query_failed` (the
       handler raised, exited, threw or tried to issue a command), `:read_only`
@@ -53,6 +55,7 @@ defmodule Aion.Error do
           | :not_running
           | :timeout
           | :nondeterminism
+          | :reset_refused
           | :unknown_query
           | :query_failed
           | :read_only

@@ -85,11 +85,12 @@ defmodule Aion.Ownership do
   Stops, and waits for the end of, the activity executions of a workflow
   (only those of command `ordinal` of run `run_id`, when given): no two
   executions of one scheduled activity run at once on this node, and
-  activities die with their run.
+  activities die with their run. `{:run, run_id}` stops those of run
+  `run_id` (all of the workflow's when `run_id` is nil).
   """
   def stop_activities(name, workflow_id, which \\ :all) do
     for {pid, key} <- Registry.lookup(Aion.Activities, {name, workflow_id}),
-        which == :all or which == key,
+        stops?(which, key),
         pid != self(),
         not :ets.member(@grace, pid) do
       kill(pid)
@@ -97,6 +98,11 @@ defmodule Aion.Ownership do
 
     :ok
   end
+
+  defp stops?(:all, _key), do: true
+  defp stops?({:run, nil}, _key), do: true
+  defp stops?({:run, run_id}, {key_run_id, _ordinal}), do: run_id == key_run_id
+  defp stops?(which, key), do: which == key
 
   @doc "Kills `pid` and waits until it is gone."
   def kill(pid) do

@@ -95,6 +95,20 @@ impl Family {
     fn is_empty(&self) -> bool {
         self.parent.is_none() && self.children.is_empty()
     }
+
+    /// What a run ended by a reset must tell and close: not its parent (the
+    /// new run is its child now), and only the children `close` picks (not
+    /// those the new run keeps).
+    pub(super) fn for_reset(self, close: impl Fn(&ChildStarted) -> bool) -> Self {
+        Self {
+            parent: None,
+            children: self
+                .children
+                .into_iter()
+                .filter(|child| close(child))
+                .collect(),
+        }
+    }
 }
 
 impl RunHandle {
@@ -185,6 +199,11 @@ impl RunHandle {
             return Ok(());
         }
         let (_, segment) = self.read_own_run().await?;
+        if self.copied_by_reset(&segment, ordinal).await? {
+            // Its delivery happened (or was lost) in the run it was copied
+            // from, under that run's sender key.
+            return Ok(());
+        }
         let sender = self.sender(ordinal);
         let sent = segment.iter().find_map(|recorded| match &recorded.event {
             Event::SignalSent {
@@ -216,6 +235,40 @@ impl RunHandle {
         self.engine
             .deliver_sent(&target, &name, payload, &sender)
             .await
+    }
+
+    /// Whether command `ordinal` of this run (whose events are `segment`)
+    /// was copied from another run by a reset.
+    async fn copied_by_reset(
+        &self,
+        segment: &[crate::event::RecordedEvent],
+        ordinal: u32,
+    ) -> Result<bool> {
+        let Some(point) = segment
+            .first()
+            .and_then(|started| started.event.reset_from())
+        else {
+            return Ok(false);
+        };
+        let Some(opened) = segment
+            .iter()
+            .find(|recorded| recorded.event.command() == Some(ordinal))
+        else {
+            return Ok(false);
+        };
+        let chain = self
+            .engine
+            .inner
+            .store
+            .read_run_chain(&self.info.workflow_id)
+            .await?;
+        let Some(source) = chain.iter().find(|run| run.run_id == point.run_id) else {
+            return Ok(false);
+        };
+        // The copies follow the new run's start, one per event of the
+        // source after its own start, up to the point.
+        let copied_until = segment[0].seq() + (point.seq - source.first_seq);
+        Ok(opened.seq() <= copied_until)
     }
 
     async fn read_own_run(&self) -> Result<(RunSummary, Vec<crate::event::RecordedEvent>)> {
@@ -303,13 +356,16 @@ impl Engine {
             error: Payload::etf_atom("nil"),
             reason: Some(refused.to_owned()),
         };
-        self.record_in_parent(&parent, failed).await?;
+        self.record_in_parent(&parent, failed, None).await?;
         Ok(ChildStart::Resolved)
     }
 
     async fn ensure_child(&self, parent: ParentRef, child: &ChildStarted) -> Result<ChildStart> {
         let chain = self.inner.store.read_run_chain(&child.workflow_id).await?;
-        let Some(last) = lineage_end(&chain, child.run_id) else {
+        let Some(last) = self
+            .lineage_end(&child.workflow_id, &chain, child.run_id)
+            .await?
+        else {
             return self.start_recorded_child(parent, child).await;
         };
         if matches!(
@@ -320,7 +376,7 @@ impl Engine {
         }
         let terminal = self.run_terminal(&child.workflow_id, last.run_id).await?;
         if let Some(event) = child_ending(parent.command, &child.workflow_id, &terminal) {
-            self.record_in_parent(&parent, event).await?;
+            self.record_in_parent(&parent, event, None).await?;
         }
         Ok(ChildStart::Resolved)
     }
@@ -340,7 +396,9 @@ impl Engine {
         }
         if let Some(parent) = &family.parent
             && let Some(event) = child_ending(parent.command, workflow_id, terminal)
-            && let Err(error) = self.record_in_parent(parent, event).await
+            && let Err(error) = self
+                .record_in_parent(parent, event, Some(terminal.run_id))
+                .await
         {
             self.inner.listener.warning(&format!(
                 "the ending of child workflow {workflow_id} could not be recorded in its parent {} yet: {error}",
@@ -365,7 +423,10 @@ impl Engine {
             return Ok(());
         }
         let chain = self.inner.store.read_run_chain(&child.workflow_id).await?;
-        match lineage_end(&chain, child.run_id) {
+        match self
+            .lineage_end(&child.workflow_id, &chain, child.run_id)
+            .await?
+        {
             Some(run) if run.status == WorkflowStatus::Running => {}
             _ => return Ok(()),
         }
@@ -385,27 +446,48 @@ impl Engine {
     /// Appends `event` (the outcome of a child command) to the parent's
     /// run, if that run is still running and the command has no outcome
     /// yet; tells the parent's process, or wakes the run.
-    async fn record_in_parent(&self, parent: &ParentRef, event: Event) -> Result<()> {
+    ///
+    /// `ended`, the child's run that ended, when the parent's latest run may
+    /// be a reset of `parent.run_id` that kept the child: then the command
+    /// is the new run's if it is pending there with the same child, whose
+    /// lineage ended with `ended`.
+    async fn record_in_parent(
+        &self,
+        parent: &ParentRef,
+        event: Event,
+        ended: Option<RunId>,
+    ) -> Result<()> {
         let cell = self.cell(&parent.workflow_id);
         let mut recorder = cell.recorder.lock().await;
         let Some(latest) = self.latest_run(&parent.workflow_id).await? else {
             return Ok(());
         };
-        if latest.run_id != parent.run_id || latest.status != WorkflowStatus::Running {
+        let adopted = latest.run_id != parent.run_id;
+        if (adopted && ended.is_none()) || latest.status != WorkflowStatus::Running {
             return Ok(());
         }
-        let open = |resolver: &Resolver| {
-            matches!(
-                resolver.pending_at(parent.command),
-                Some(PendingWork::ChildWorkflow(_))
-            )
+        let child_id = match &event {
+            Event::ChildWorkflowCompleted {
+                child_workflow_id, ..
+            }
+            | Event::ChildWorkflowFailed {
+                child_workflow_id, ..
+            }
+            | Event::ChildWorkflowCancelled {
+                child_workflow_id, ..
+            } => Some(child_workflow_id.clone()),
+            _ => None,
+        };
+        let pending_child = |resolver: &Resolver| match resolver.pending_at(parent.command) {
+            Some(PendingWork::ChildWorkflow(child)) => Some(*child),
+            _ => None,
         };
         let live = lock(&cell.live)
             .as_ref()
-            .filter(|run| run.resolver.run_id() == parent.run_id)
-            .map(|run| open(&run.resolver));
-        let open = match live {
-            Some(open) => open,
+            .filter(|run| run.resolver.run_id() == latest.run_id)
+            .map(|run| pending_child(&run.resolver));
+        let pending = match live {
+            Some(pending) => pending,
             None => {
                 let Some((run, segment)) = self
                     .inner
@@ -415,11 +497,29 @@ impl Engine {
                 else {
                     return Ok(());
                 };
-                open(&Resolver::from_segment(run.run_id, &segment)?)
+                pending_child(&Resolver::from_segment(run.run_id, &segment)?)
             }
         };
-        if !open {
+        let Some(pending) = pending else {
             return Ok(());
+        };
+        if adopted {
+            // Kept by a reset: the same child (id and first run), and its
+            // lineage is the one that ended.
+            if child_id.as_ref() != Some(&pending.workflow_id) {
+                return Ok(());
+            }
+            let chain = self
+                .inner
+                .store
+                .read_run_chain(&pending.workflow_id)
+                .await?;
+            let end = self
+                .lineage_end(&pending.workflow_id, &chain, pending.run_id)
+                .await?;
+            if end.map(|run| run.run_id) != ended {
+                return Ok(());
+            }
         }
         recorder.set_head(latest.last_seq);
         cell.append(&mut recorder, vec![event]).await?;
@@ -448,6 +548,44 @@ impl Engine {
             run.run_id,
             &segment[..end],
         )?))
+    }
+}
+
+impl Engine {
+    /// The last run of the lineage that starts at `first` in `chain` (the
+    /// run history of `workflow_id`): as [`lineage_end`], also following
+    /// resets (a run reset from the lineage's end continues it).
+    async fn lineage_end<'c>(
+        &self,
+        workflow_id: &WorkflowId,
+        chain: &'c [RunSummary],
+        first: Option<RunId>,
+    ) -> Result<Option<&'c RunSummary>> {
+        let Some(mut end) = lineage_end(chain, first) else {
+            return Ok(None);
+        };
+        loop {
+            let Some(index) = chain.iter().position(|run| run.run_id == end.run_id) else {
+                return Ok(Some(end));
+            };
+            if !end.status.is_terminal() || index + 1 == chain.len() {
+                return Ok(Some(end));
+            }
+            // Only a run after a run that ended can be a reset of it: read
+            // its start.
+            let next = &chain[index + 1];
+            let started = self
+                .inner
+                .store
+                .read_from(workflow_id, next.first_seq)
+                .await?;
+            match started.first().and_then(|event| event.event.reset_from()) {
+                Some(point) if point.run_id == end.run_id => {
+                    end = lineage_end(&chain[index + 1..], Some(next.run_id)).unwrap_or(next);
+                }
+                _ => return Ok(Some(end)),
+            }
+        }
     }
 }
 

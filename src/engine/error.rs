@@ -99,6 +99,27 @@ pub enum EngineError {
     /// search attribute's, a range over text). Fix the filter.
     #[error(transparent)]
     InvalidFilter(#[from] FilterError),
+    /// A reset was refused because of where the workflow's latest run
+    /// stands: it completed or continued as new (nothing to redo), or it
+    /// runs and the reset did not say it may terminate it. Nothing was
+    /// recorded.
+    #[error("workflow {workflow_id} cannot be reset: {reason}")]
+    ResetRefused {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// Why.
+        reason: String,
+    },
+    /// A reset's point is not in the run (a seq outside it, or no completed
+    /// activity to reset to). Nothing was recorded. Pick a seq of the run
+    /// (see its history).
+    #[error("invalid reset point for workflow {workflow_id}: {reason}")]
+    InvalidResetPoint {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// What is wrong.
+        reason: String,
+    },
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -130,6 +151,8 @@ impl EngineError {
             EngineError::StoreInUse { .. } => "store_in_use",
             EngineError::ReadOnly { .. } => "read_only",
             EngineError::InvalidFilter(_) => "invalid_filter",
+            EngineError::ResetRefused { .. } => "reset_refused",
+            EngineError::InvalidResetPoint { .. } => "invalid_option",
         }
     }
 

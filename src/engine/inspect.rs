@@ -1,8 +1,8 @@
 //! Operators' reads: a workflow's whole history and its description, and
 //! listings of workflows (by type, status, times and search attributes).
 
-use crate::event::RecordedEvent;
-use crate::ids::WorkflowId;
+use crate::event::{RecordedEvent, ResetPoint};
+use crate::ids::{RunId, WorkflowId};
 use crate::replay::{PendingCommand, Resolver};
 use crate::status::{RunSummary, WorkflowSummary, current_run, run_chain};
 use crate::store::{ActivityAttempt, StoreError};
@@ -28,6 +28,10 @@ pub struct Description {
     pub attempts: Vec<ActivityAttempt>,
     /// The latest run's search attributes.
     pub search_attributes: SearchAttributes,
+    /// Where the latest run was reset from, if a reset started it.
+    pub reset_from: Option<ResetPoint>,
+    /// Every run a reset started, with where it was reset from.
+    pub resets: Vec<(RunId, ResetPoint)>,
 }
 
 impl Engine {
@@ -83,9 +87,26 @@ impl Engine {
                 attempt.state.retry_at = None;
             }
         }
+        let resets: Vec<(RunId, ResetPoint)> = history
+            .iter()
+            .filter_map(|recorded| match &recorded.event {
+                crate::event::Event::WorkflowStarted {
+                    run_id,
+                    reset_from: Some(point),
+                    ..
+                } => Some((*run_id, *point)),
+                _ => None,
+            })
+            .collect();
+        let reset_from = resets
+            .iter()
+            .find(|(run_id, _)| *run_id == summary.run_id)
+            .map(|(_, point)| *point);
         Ok(Description {
             summary,
             runs: run_chain(&history),
+            reset_from,
+            resets,
             pending,
             blocked,
             attempts,

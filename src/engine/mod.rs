@@ -19,6 +19,7 @@ mod messages;
 mod patch;
 mod query;
 mod recovery;
+mod reset;
 mod residency;
 mod run;
 mod start;
@@ -41,6 +42,7 @@ pub use inspect::Description;
 pub use messages::{Taken, UpdateState};
 pub use query::ReadOnlyRun;
 pub use recovery::RecoveryReport;
+pub use reset::{ResetDone, ResetRequest, ResetTo};
 pub use residency::{Blocked, RunnablePage};
 pub use run::{RecordCommand, Recorded, RunHandle};
 

@@ -85,6 +85,7 @@ impl Engine {
             run_timeout_ms: request.timeouts.run_ms,
             search_attributes: request.search_attributes,
             parent: lineage.parent,
+            reset_from: None,
         };
         let mut events = vec![started];
         events.extend(then);

@@ -1013,6 +1013,7 @@ async fn a_run_evicted_while_waiting_for_a_signal_is_left_alone_until_one_comes(
 }
 
 mod prefix_replay;
+mod reset;
 mod search;
 
 #[tokio::test]

@@ -155,6 +155,7 @@ mod tests {
             run_timeout_ms: None,
             search_attributes: Default::default(),
             parent: None,
+            reset_from: None,
         };
         let segment: Vec<_> = std::iter::once(started)
             .chain(events)

@@ -107,6 +107,7 @@ fn recorded(events: Vec<Event>) -> Vec<RecordedEvent> {
         run_timeout_ms: None,
         search_attributes: Default::default(),
         parent: None,
+        reset_from: None,
     })
     .chain(events)
     .zip(1..)

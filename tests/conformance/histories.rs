@@ -47,6 +47,7 @@ pub fn started(run_id: RunId, workflow_type: &str) -> Event {
         run_timeout_ms: None,
         search_attributes: Default::default(),
         parent: None,
+        reset_from: None,
     }
 }
 
@@ -62,6 +63,7 @@ pub fn started_after(run_id: RunId, parent: RunId, workflow_type: &str) -> Event
         run_timeout_ms: None,
         search_attributes: Default::default(),
         parent: None,
+        reset_from: None,
     }
 }
 
@@ -94,6 +96,7 @@ pub fn started_with(
         run_timeout_ms,
         search_attributes: attributes_of(attributes),
         parent: None,
+        reset_from: None,
     }
 }
 

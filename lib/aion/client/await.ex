@@ -55,6 +55,11 @@ defmodule Aion.Client.Await do
     left = if wait.deadline == :infinity, do: :infinity, else: max(wait.deadline - now(), 0)
 
     receive do
+      # A run terminated by a reset is followed by the reset's new run: ask
+      # which run is the latest, and wait for that one.
+      {:aion_done, ^name, ^id, {:terminated, _, _}} ->
+        check(wait)
+
       {:aion_done, ^name, ^id, terminal} ->
         result(terminal)
 

@@ -72,7 +72,8 @@ defmodule Aion.Run.Monitor do
         {:noreply, state}
 
       {run, runs} ->
-        Ownership.stop_activities(state.name, run.workflow_id)
+        # Only this run's: a reset's new run may already run its own.
+        Ownership.stop_activities(state.name, run.workflow_id, {:run, run.run_id})
         {:noreply, exited(run, reason, %{state | runs: runs})}
     end
   end

@@ -34,9 +34,9 @@ use query::AnyRun;
 use reply::{ok_reply, send_from_anywhere, spawn_reply, sync_reply};
 use terms::{
     AttributeTerm, BlockedTerm, CommandKindTerm, CursorTerm, Durability, InboxTerm, ListFilterTerm,
-    OpenConfig, OutcomeTerm, RecordTerm, ScopeTerm, StoreSpec, atoms, encode_description,
-    encode_event, encode_list_page, encode_recovery, encode_resolution, encode_runnable,
-    encode_settled, encode_taken, encode_terminal, encode_update_state,
+    OpenConfig, OutcomeTerm, RecordTerm, ResetToTerm, ScopeTerm, StoreSpec, atoms,
+    encode_description, encode_event, encode_list_page, encode_recovery, encode_resolution,
+    encode_runnable, encode_settled, encode_taken, encode_terminal, encode_update_state,
 };
 
 /// The runtime every engine of this VM shares.
@@ -693,6 +693,37 @@ fn terminate<'a>(
         reference,
         async move { engine.terminate(&workflow_id(&id)?, reason).await },
         |env, terminal| (atoms::ok(), encode_terminal(env, &terminal)).encode(env),
+    )
+}
+
+/// Answers `{:ok, new_run_id, workflow_type}`; `to` is `:start`,
+/// `:last_completed_activity` or `{:seq, n}`.
+#[rustler::nif]
+fn reset<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    to: ResetToTerm,
+    terminate_running: bool,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let request = aion::engine::ResetRequest {
+        to: to.into(),
+        terminate_running,
+    };
+    spawn_reply(
+        env,
+        reference,
+        async move { engine.reset(&workflow_id(&id)?, request).await },
+        |env, done| {
+            (
+                atoms::ok(),
+                done.run_id.to_string(),
+                done.workflow_type.as_str(),
+            )
+                .encode(env)
+        },
     )
 }
 

@@ -99,6 +99,42 @@ pub mod atoms {
         search_attributes,
         workflows,
         time,
+        reset_from,
+    }
+}
+
+/// A reset's point: `:start`, `:last_completed_activity` or `{:seq, n}`.
+#[derive(NifTaggedEnum)]
+pub enum ResetToTerm {
+    Start,
+    LastCompletedActivity,
+    Seq(u64),
+}
+
+impl From<ResetToTerm> for aion::engine::ResetTo {
+    fn from(to: ResetToTerm) -> Self {
+        match to {
+            ResetToTerm::Start => Self::Start,
+            ResetToTerm::LastCompletedActivity => Self::LastCompletedActivity,
+            ResetToTerm::Seq(seq) => Self::Seq(seq),
+        }
+    }
+}
+
+/// `nil`, or `%{run_id: ..., seq: ...}`.
+fn encode_reset_point<'a>(env: Env<'a>, point: Option<&aion::event::ResetPoint>) -> Term<'a> {
+    match point {
+        None => atoms::nil().encode(env),
+        Some(point) => map(
+            env,
+            vec![
+                (
+                    atoms::run_id().encode(env),
+                    point.run_id.to_string().encode(env),
+                ),
+                (atoms::seq().encode(env), point.seq.encode(env)),
+            ],
+        ),
     }
 }
 
@@ -728,6 +764,17 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
                     ),
                     (atoms::first_seq().encode(env), run.first_seq.encode(env)),
                     (atoms::last_seq().encode(env), run.last_seq.encode(env)),
+                    (
+                        atoms::reset_from().encode(env),
+                        encode_reset_point(
+                            env,
+                            description
+                                .resets
+                                .iter()
+                                .find(|(run_id, _)| *run_id == run.run_id)
+                                .map(|(_, point)| point),
+                        ),
+                    ),
                 ],
             )
         })
@@ -817,6 +864,10 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
                 summary.head_seq.encode(env),
             ),
             (atoms::runs().encode(env), runs.encode(env)),
+            (
+                atoms::reset_from().encode(env),
+                encode_reset_point(env, description.reset_from.as_ref()),
+            ),
             (atoms::pending().encode(env), pending.encode(env)),
             (
                 atoms::search_attributes().encode(env),
