@@ -100,3 +100,21 @@ defmodule Aion.Test.ResetSleeper do
     end
   end
 end
+
+defmodule Aion.Test.ResetSender do
+  @moduledoc false
+  # Signals :go to `target`, then a step that fails while its flag file
+  # says so.
+  use Aion.Workflow, name: "test.reset_sender"
+  alias Aion.Test.ResetActivities, as: A
+
+  @impl true
+  def run(%{log: log, flag: flag, target: target}) do
+    :ok = signal_workflow(target, :go, :from_sender)
+
+    case activity(A, :flaky, [log, "c", flag]) do
+      {:ok, c} -> {:ok, c}
+      {:error, reason} -> {:error, reason}
+    end
+  end
+end

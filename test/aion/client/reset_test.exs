@@ -6,12 +6,12 @@ defmodule Aion.Client.ResetTest do
   # SIGKILL of the VM after a reset; bad input.
   use Aion.Case, async: true
 
-  alias Aion.Test.{ChildVM, Doubler, Gated, Parent, GatedChanged, ResetActivities, ResetFlow, ResetSleeper, ResetSlow, ResetWaiter, Sleeper}
+  alias Aion.Test.{ChildVM, Doubler, Gated, Parent, GatedChanged, ResetActivities, ResetFlow, ResetSender, ResetSleeper, ResetSlow, ResetWaiter, Sleeper}
 
   @moduletag :tmp_dir
   @moduletag timeout: 120_000
 
-  @workflows [ResetFlow, ResetWaiter, ResetSlow, ResetSleeper, Sleeper, Parent, Doubler]
+  @workflows [ResetFlow, ResetSender, ResetWaiter, ResetSlow, ResetSleeper, Sleeper, Parent, Doubler]
 
   defp setup_files(dir) do
     {Path.join(dir, "ran.log"), Path.join(dir, "flag")}
@@ -207,6 +207,26 @@ defmodule Aion.Client.ResetTest do
     refute Enum.any?(events(aion, id), &(&1.type == :child_workflow_failed))
     :ok = Aion.signal(aion, "reset-kid", :go, 2)
     assert {:ok, [{:ok, 8}]} = Aion.await(aion, id, 10_000)
+  end
+
+  test "a signal sent by the old run, copied into the new one, is not delivered again", %{tmp_dir: dir} do
+    aion = instance(dir)
+    {log, flag} = setup_files(dir)
+    {:ok, target} = Aion.start_workflow(aion, ResetWaiter, %{log: log}, id: "target")
+    wait_for(aion, target, :activity_completed)
+    File.write!(flag, "fail")
+    {:ok, sender} = Aion.start_workflow(aion, ResetSender, %{log: log, flag: flag, target: target}, id: "sender")
+    assert {:error, :broken} = Aion.await(aion, sender)
+    wait_for(aion, target, :signal_received)
+
+    # To the send: it is the new run's last recorded command when it replays.
+    sent = events(aion, sender) |> Enum.find(&(&1.type == :signal_sent))
+    File.rm!(flag)
+    assert {:ok, _} = Aion.reset(aion, sender, to: sent.seq)
+    assert {:ok, "c"} = Aion.await(aion, sender)
+    :ok = Aion.signal(aion, target, :go, :from_test)
+    assert {:ok, ["a", :from_sender, :from_test]} = Aion.await(aion, target)
+    assert Enum.count(events(aion, target), &(&1.type == :signal_received)) == 2
   end
 
   test "the new run sleeps, is evicted and woken by its timer", %{tmp_dir: dir} do
