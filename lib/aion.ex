@@ -257,6 +257,10 @@ defmodule Aion do
       its ending.
     * `:terminate_running` - `true` to reset a run that is running
       (default `false`).
+    * `:run_id` - the run to reset, when not the latest (a run id from
+      `describe/2`'s `:runs`): an older run that failed, was cancelled,
+      terminated or timed out, for instance the one a reset started from.
+      The latest run, if it runs, is terminated as above.
 
   The lineage is recorded: the new run's `:workflow_started` event has
   `:reset_from_run_id` and `:reset_from_seq`, and `describe/2` shows
@@ -267,10 +271,11 @@ defmodule Aion do
   see `Aion.Workflow` for child workflows.
 
   Errors (nothing is recorded): `:not_found` (no such workflow),
-  `:reset_refused` (its latest run completed or continued as new, or runs
-  and `terminate_running: true` was not given), `:invalid_option` (a bad
-  option, a `:to` seq outside the run, or `:last_completed_activity` for a
-  run without one), `:invalid_workflow_id`.
+  `:reset_refused` (the run to reset completed or continued as new, or the
+  latest run runs and `terminate_running: true` was not given),
+  `:invalid_option` (a bad option, a `:to` seq outside the run,
+  `:last_completed_activity` for a run without one, a `:run_id` that is not
+  a run of the workflow), `:invalid_workflow_id`.
 
   ## Examples
 
@@ -283,6 +288,9 @@ defmodule Aion do
 
       # a running workflow, from event 7 of its history
       {:ok, _run_id} = Aion.reset(MyApp.Aion, "order-43", to: 7, terminate_running: true)
+
+      # an older run, again
+      {:ok, _run_id} = Aion.reset(MyApp.Aion, "order-42", run_id: first_run_id, to: :last_completed_activity)
   """
   @spec reset(name(), workflow_id(), keyword()) :: {:ok, String.t()} | {:error, Aion.Error.t()}
   def reset(name, workflow_id, opts), do: Reset.reset(name, workflow_id, opts)

@@ -32,8 +32,9 @@ defmodule Aion.Engine do
   def update_result(engine, id, update_id), do: call(&Native.update_result(engine, id, update_id, &1))
   def cancel(engine, id, reason), do: call(&Native.cancel(engine, id, reason, &1))
   def terminate(engine, id, reason), do: call(&Native.terminate(engine, id, reason, &1))
-  # `to` is :start, :last_completed_activity or {:seq, n}: {:ok, new_run_id, workflow_type}.
-  def reset(engine, id, to, terminate_running), do: call(&Native.reset(engine, id, to, terminate_running, &1))
+  # `run_id` nil (the latest run) or the run to reset; `to` is :start,
+  # :last_completed_activity or {:seq, n}: {:ok, new_run_id, workflow_type}.
+  def reset(engine, id, run_id, to, terminate_running), do: call(&Native.reset(engine, id, run_id, to, terminate_running, &1))
   def terminal(engine, id), do: call(&Native.terminal(engine, id, &1))
   def history(engine, id), do: call(&Native.history(engine, id, &1))
   def describe(engine, id), do: call(&Native.describe(engine, id, &1))

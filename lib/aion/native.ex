@@ -17,7 +17,7 @@ defmodule Aion.Native do
   def runnable(_engine, _after, _limit, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def start_workflow(_engine, _id, _type, _input, _options, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def terminate(_engine, _id, _reason, _ref), do: :erlang.nif_error(:nif_not_loaded)
-  def reset(_engine, _id, _to, _terminate_running, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def reset(_engine, _id, _run_id, _to, _terminate_running, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def load_run(_engine, _id, _tag, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def load_readonly(_engine, _id, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def run_info(_run), do: :erlang.nif_error(:nif_not_loaded)

@@ -41,7 +41,7 @@ use crate::event::{Event, RecordedEvent, ResetPoint};
 use crate::ids::{RunId, TimerId, WorkflowId};
 use crate::payload::Payload;
 use crate::replay::{PendingWork, Resolver};
-use crate::status::WorkflowStatus;
+use crate::status::{RunSummary, WorkflowStatus};
 use crate::store::{StoreError, TimerEntry, deadlines};
 
 use super::child::Family;
@@ -63,7 +63,12 @@ pub enum ResetTo {
 /// A reset to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResetRequest {
-    /// The point.
+    /// The run to reset (its events are copied): the latest when `None`.
+    /// An older run may be the source of a reset whatever the latest run
+    /// is (only the source's own status is checked); a latest run that
+    /// runs is terminated as usual.
+    pub run_id: Option<RunId>,
+    /// The point, in the source run.
     pub to: ResetTo,
     /// Whether a source that still runs may be terminated. A run suspended
     /// by non-determinism (blocked) is reset without it: no process runs it.
@@ -84,16 +89,18 @@ pub struct ResetDone {
 }
 
 impl Engine {
-    /// Starts a new run of `workflow_id` from a point of its latest run
-    /// (see the module's documentation), and returns it; the host then
+    /// Starts a new run of `workflow_id` from a point of its latest run (or
+    /// of [`ResetRequest::run_id`]; see the module's documentation), and
+    /// returns it; the host then
     /// gives the new run a process (the reconciler would, too).
     ///
     /// Refused, recording nothing: an unknown workflow
-    /// ([`EngineError::NotFound`]); a latest run that completed or continued
-    /// as new, or that runs (not blocked) without
+    /// ([`EngineError::NotFound`]); a source run that completed or continued
+    /// as new, or a latest run that runs (not blocked) without
     /// [`ResetRequest::terminate_running`] ([`EngineError::ResetRefused`]);
-    /// a point outside the run, or a run without a completed activity for
-    /// [`ResetTo::LastCompletedActivity`] ([`EngineError::InvalidResetPoint`]).
+    /// a point outside the run, a run without a completed activity for
+    /// [`ResetTo::LastCompletedActivity`], or a `run_id` that is not a run
+    /// of the workflow ([`EngineError::InvalidResetPoint`]).
     pub async fn reset(
         &self,
         workflow_id: &WorkflowId,
@@ -102,7 +109,8 @@ impl Engine {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
-        let Some((source, segment)) = self.inner.store.read_current_run(workflow_id).await? else {
+        let Some((latest, latest_segment)) = self.inner.store.read_current_run(workflow_id).await?
+        else {
             return Err(EngineError::NotFound {
                 workflow_id: workflow_id.clone(),
             });
@@ -111,11 +119,14 @@ impl Engine {
             workflow_id: workflow_id.clone(),
             reason,
         };
-        let running = source.status == WorkflowStatus::Running;
+        let (source, segment) = match request.run_id {
+            Some(run_id) if run_id != latest.run_id => self.older_run(workflow_id, run_id).await?,
+            _ => (latest.clone(), latest_segment),
+        };
         match source.status {
             WorkflowStatus::Completed | WorkflowStatus::ContinuedAsNew => {
                 return Err(refused(format!(
-                    "its latest run {} {}: only a run that failed, was cancelled, terminated or timed out, or runs, can be reset",
+                    "its run {} {}: only a run that failed, was cancelled, terminated or timed out, or runs, can be reset",
                     source.run_id,
                     if source.status == WorkflowStatus::Completed {
                         "completed"
@@ -124,22 +135,25 @@ impl Engine {
                     }
                 )));
             }
-            WorkflowStatus::Running if !request.terminate_running => {
-                let blocked = self
-                    .blocked(workflow_id)
-                    .is_some_and(|blocked| blocked.run_id == source.run_id);
-                if !blocked {
-                    return Err(refused(format!(
-                        "its run {} is running; pass terminate_running: true to terminate it and reset",
-                        source.run_id
-                    )));
-                }
-            }
             _ => {}
+        }
+        // The latest run ends first if it still runs (it is the source, or
+        // a newer run when an older one is the source).
+        let running = latest.status == WorkflowStatus::Running;
+        if running && !request.terminate_running {
+            let blocked = self
+                .blocked(workflow_id)
+                .is_some_and(|blocked| blocked.run_id == latest.run_id);
+            if !blocked {
+                return Err(refused(format!(
+                    "its run {} is running; pass terminate_running: true to terminate it and reset",
+                    latest.run_id
+                )));
+            }
         }
         let point = reset_point(workflow_id, &segment, request.to)?;
         let new_run_id = RunId::generate();
-        let head = source.last_seq;
+        let head = latest.last_seq;
         let ending = running.then(|| Event::WorkflowTerminated {
             reason: Payload::etf_atom("reset"),
         });
@@ -174,7 +188,7 @@ impl Engine {
         // replay state, which is dropped below.
         let recorded = recorder.append(events).await?;
         let released = if running {
-            release_if(&cell, |run| run.resolver.run_id() == source.run_id)
+            release_if(&cell, |run| run.resolver.run_id() == latest.run_id)
         } else {
             None
         };
@@ -207,7 +221,7 @@ impl Engine {
             // new run is its child now), nor the children the new run keeps.
             let family = match released {
                 Some(run) => Family::of(&run.resolver),
-                None => self.family_from_store(workflow_id, &source).await?,
+                None => self.family_from_store(workflow_id, &latest).await?,
             };
             let kept: Vec<_> = resolver
                 .open_children()
@@ -217,7 +231,7 @@ impl Engine {
             let family = family
                 .for_reset(|child| !kept.contains(&(child.workflow_id.clone(), child.run_id)));
             let terminal = Terminal {
-                run_id: source.run_id,
+                run_id: latest.run_id,
                 status: WorkflowStatus::Terminated,
                 value: Some(Payload::etf_atom("reset")),
             };
@@ -229,6 +243,30 @@ impl Engine {
             from,
             terminated: running,
         })
+    }
+}
+
+impl Engine {
+    /// Run `run_id` of `workflow_id` (not its latest) and its events.
+    async fn older_run(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<(RunSummary, Vec<RecordedEvent>)> {
+        let chain = self.inner.store.read_run_chain(workflow_id).await?;
+        let Some(run) = chain.into_iter().find(|run| run.run_id == run_id) else {
+            return Err(EngineError::InvalidResetPoint {
+                workflow_id: workflow_id.clone(),
+                reason: format!("it has no run {run_id}"),
+            });
+        };
+        let mut segment = self
+            .inner
+            .store
+            .read_from(workflow_id, run.first_seq)
+            .await?;
+        segment.retain(|recorded| recorded.seq() <= run.last_seq);
+        Ok((run, segment))
     }
 }
 

@@ -10,7 +10,7 @@ defmodule Aion.Client.Reset do
   import Aion.Client.Start, only: [check_id: 2]
 
   @entry "Aion.reset"
-  @known [:to, :terminate_running]
+  @known [:to, :terminate_running, :run_id]
   # How long the old run's process may take to stop before the new run is
   # left to the reconciler.
   @stop_wait 5_000
@@ -18,9 +18,9 @@ defmodule Aion.Client.Reset do
   def reset(name, workflow_id, opts) do
     with {:ok, instance} <- Instance.lookup(name),
          :ok <- check_id(workflow_id, @entry),
-         {:ok, to, terminate_running} <- options(opts),
+         {:ok, source, to, terminate_running} <- options(opts),
          old_owner = Ownership.run_owner(name, workflow_id),
-         {:ok, run_id, type} <- Engine.reset(instance.engine, workflow_id, to, terminate_running) do
+         {:ok, run_id, type} <- Engine.reset(instance.engine, workflow_id, source, to, terminate_running) do
       spawn_new_run(name, instance, workflow_id, type, old_owner)
       {:ok, run_id}
     end
@@ -32,12 +32,13 @@ defmodule Aion.Client.Reset do
         invalid("expected the options to be a keyword list, got: #{inspect(opts)}")
 
       (unknown = Keyword.keys(opts) -- @known) != [] ->
-        invalid("unknown option #{inspect(hd(unknown))} (known options: :to, :terminate_running)")
+        invalid("unknown option #{inspect(hd(unknown))} (known options: :to, :terminate_running, :run_id)")
 
       true ->
         with {:ok, to} <- to(Keyword.fetch(opts, :to)),
-             {:ok, terminate} <- terminate_running(Keyword.get(opts, :terminate_running, false)) do
-          {:ok, to, terminate}
+             {:ok, terminate} <- terminate_running(Keyword.get(opts, :terminate_running, false)),
+             {:ok, source} <- run_id(Keyword.get(opts, :run_id)) do
+          {:ok, source, to, terminate}
         end
     end
   end
@@ -49,6 +50,17 @@ defmodule Aion.Client.Reset do
 
   defp terminate_running(flag) when is_boolean(flag), do: {:ok, flag}
   defp terminate_running(other), do: invalid("expected :terminate_running to be a boolean, got: #{inspect(other)}")
+
+  defp run_id(nil), do: {:ok, nil}
+
+  defp run_id(run_id) when is_binary(run_id) do
+    if String.match?(run_id, ~r/\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\z/),
+      do: {:ok, String.downcase(run_id)},
+      else: run_id(:bad, run_id)
+  end
+
+  defp run_id(other), do: run_id(:bad, other)
+  defp run_id(:bad, value), do: invalid("expected :run_id to be a run id (a UUID string), got: #{inspect(value)}")
 
   defp invalid(message), do: {:error, Aion.Error.new(:invalid_option, "#{@entry}: #{message}")}
 

@@ -697,25 +697,31 @@ fn terminate<'a>(
 }
 
 /// Answers `{:ok, new_run_id, workflow_type}`; `to` is `:start`,
-/// `:last_completed_activity` or `{:seq, n}`.
+/// `:last_completed_activity` or `{:seq, n}`; `run_id` nil (the latest run)
+/// or the run to reset.
 #[rustler::nif]
 fn reset<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
     id: String,
+    source: Option<String>,
     to: ResetToTerm,
     terminate_running: bool,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
-    let request = aion::engine::ResetRequest {
-        to: to.into(),
-        terminate_running,
-    };
+    let to = to.into();
     spawn_reply(
         env,
         reference,
-        async move { engine.reset(&workflow_id(&id)?, request).await },
+        async move {
+            let request = aion::engine::ResetRequest {
+                run_id: source.as_deref().map(run_id).transpose()?,
+                to,
+                terminate_running,
+            };
+            engine.reset(&workflow_id(&id)?, request).await
+        },
         |env, done| {
             (
                 atoms::ok(),

@@ -20,6 +20,7 @@ use crate::status::WorkflowStatus;
 
 fn to(to: ResetTo) -> ResetRequest {
     ResetRequest {
+        run_id: None,
         to,
         terminate_running: false,
     }
@@ -182,6 +183,7 @@ async fn a_running_run_is_reset_only_when_it_may_be_terminated() {
         .reset(
             &id,
             ResetRequest {
+                run_id: None,
                 to: ResetTo::Seq(point),
                 terminate_running: true,
             },
@@ -324,4 +326,74 @@ async fn bad_resets_are_refused_and_record_nothing() {
     assert_eq!(engine.history(&id).await.unwrap(), before);
     // Its start is a point (the same as :start).
     engine.reset(&id, to(ResetTo::Seq(1))).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_older_run_may_be_the_source_and_a_running_latest_run_is_terminated() {
+    let engine = memory_engine().await;
+    let id = WorkflowId::new("older").unwrap();
+    let run = engine.start_workflow(start(Some("older"))).await.unwrap();
+    let first = run.info().run_id;
+    run_activity(&run, "A", payload(1)).await;
+    fail_activity(&run, "B").await;
+    engine
+        .complete_run(&id, first, RunOutcome::Failed(payload(0)))
+        .await
+        .unwrap();
+    // A reset that runs (it is the latest run).
+    let second = engine.reset(&id, to(ResetTo::Start)).await.unwrap();
+
+    let older = |run_id, terminate_running| ResetRequest {
+        run_id: Some(run_id),
+        to: ResetTo::LastCompletedActivity,
+        terminate_running,
+    };
+    assert!(matches!(
+        engine.reset(&id, older(first, false)).await,
+        Err(EngineError::ResetRefused { .. })
+    ));
+    let unknown = crate::ids::RunId::generate();
+    assert!(matches!(
+        engine.reset(&id, older(unknown, true)).await,
+        Err(EngineError::InvalidResetPoint { .. })
+    ));
+
+    let third = engine.reset(&id, older(first, true)).await.unwrap();
+    assert_eq!(
+        third.from,
+        ResetPoint {
+            run_id: first,
+            seq: 3
+        }
+    );
+    assert!(third.terminated);
+    let runs = engine.describe(&id).await.unwrap().runs;
+    let statuses: Vec<_> = runs.iter().map(|run| (run.run_id, run.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (first, WorkflowStatus::Failed),
+            (second.run_id, WorkflowStatus::Terminated),
+            (third.run_id, WorkflowStatus::Running)
+        ]
+    );
+    let again = engine.load_run(&id, None).await.unwrap();
+    assert_eq!(
+        again.resolve(&activity("A"), &Scope::default()).unwrap(),
+        Resolution::Replayed {
+            ordinal: 0,
+            outcome: Outcome::Completed(payload(1))
+        }
+    );
+
+    // An older run that completed is no source.
+    engine
+        .complete_run(&id, third.run_id, RunOutcome::Completed(payload(5)))
+        .await
+        .unwrap();
+    engine.reset(&id, older(first, false)).await.unwrap();
+    assert!(matches!(
+        engine.reset(&id, older(third.run_id, true)).await,
+        Err(EngineError::ResetRefused { .. })
+    ));
 }

@@ -92,6 +92,28 @@ defmodule Aion.Client.ResetTest do
     assert [:workflow_started, :activity_scheduled | _] = events(aion, "again") |> Enum.drop_while(&(&1[:run_id] != run)) |> Enum.map(& &1.type)
   end
 
+  test "run_id: resets an older run, such as the one a reset started from", %{tmp_dir: dir} do
+    aion = instance(dir)
+    {log, flag} = setup_files(dir)
+    failed_flow(aion, log, flag, "older")
+    first = run_id(aion, "older")
+    # A reset to the start that fails again.
+    {:ok, second} = Aion.reset(aion, "older", to: :start)
+    assert {:error, :broken} = Aion.await(aion, "older")
+
+    File.rm!(flag)
+    assert {:ok, third} = Aion.reset(aion, "older", run_id: first, to: :last_completed_activity)
+    assert {:ok, ["a", "b", "c"]} = Aion.await(aion, "older")
+    assert {:ok, %{run_id: ^third, reset_from: %{run_id: ^first}, runs: runs}} = Aion.describe(aion, "older")
+    assert [%{run_id: ^first}, %{run_id: ^second, reset_from: %{run_id: ^first}}, %{run_id: ^third}] = runs
+    # "a" and "b" ran twice (the first run, the reset to the start), not in the third run; "c" in each.
+    assert Enum.frequencies(ResetActivities.ran(log)) == %{"a" => 2, "b" => 2, "c" => 3}
+
+    assert {:error, %Aion.Error{reason: :invalid_option, message: message}} =
+             Aion.reset(aion, "older", run_id: "00000000-0000-4000-8000-000000000000", to: :start)
+    assert message =~ "no run"
+  end
+
   test "cancelled and terminated runs are reset and finish", %{tmp_dir: dir} do
     aion = instance(dir)
     {log, _flag} = setup_files(dir)
@@ -279,7 +301,7 @@ defmodule Aion.Client.ResetTest do
     history = events(aion, "bad")
     last = List.last(history).seq
 
-    for opts <- [[], [to: :middle], [to: 0], [to: -1], [to: "3"], [to: :start, terminate_running: :yes], [to: :start, run: 1], :start] do
+    for opts <- [[], [to: :middle], [to: 0], [to: -1], [to: "3"], [to: :start, terminate_running: :yes], [to: :start, run: 1], [to: :start, run_id: "nope"], [to: :start, run_id: 7], :start] do
       assert {:error, %Aion.Error{reason: :invalid_option, message: "Aion.reset: " <> _}} = Aion.reset(aion, "bad", opts)
     end
 
