@@ -1,9 +1,9 @@
 //! Resetting a workflow: a new run that starts from a point of an earlier
-//! one ([`Engine::reset`]).
+//! one, the latest by default ([`Engine::reset`]).
 //!
 //! **One append.** Everything a reset records is one append to the
-//! workflow's history, under its recorder lock: the source's ending when it
-//! still runs (`workflow_terminated`, reason `reset`), the new run's
+//! workflow's history, under its recorder lock: the latest run's ending when
+//! it still runs (`workflow_terminated`, reason `reset`), the new run's
 //! `workflow_started` (the source's, by struct update: same type, input,
 //! options, parent; a new run id; `reset_from` naming the source run and
 //! the point), copies of the source's events after its `workflow_started`
@@ -42,7 +42,7 @@ use crate::ids::{RunId, TimerId, WorkflowId};
 use crate::payload::Payload;
 use crate::replay::{PendingWork, Resolver};
 use crate::status::{RunSummary, WorkflowStatus};
-use crate::store::{StoreError, TimerEntry, deadlines};
+use crate::store::{AppendRequest, StoreError, TimerEntry, deadlines};
 
 use super::child::Family;
 use super::complete::release_if;
@@ -151,21 +151,23 @@ impl Engine {
                 )));
             }
         }
-        let point = reset_point(workflow_id, &segment, request.to)?;
+        let Some(Event::WorkflowStarted { workflow_type, .. }) =
+            segment.first().map(|started| &started.event)
+        else {
+            return Err(StoreError::Corrupt {
+                location: workflow_id.to_string(),
+                reason: format!("run {} does not open with workflow_started", source.run_id),
+            }
+            .into());
+        };
+        let workflow_type = workflow_type.clone();
+        let point = reset_point(workflow_id, &source, &segment, request.to)?;
         let new_run_id = RunId::generate();
         let head = latest.last_seq;
         let ending = running.then(|| Event::WorkflowTerminated {
             reason: Payload::etf_atom("reset"),
         });
         let first_new_seq = head + 1 + u64::from(ending.is_some());
-        let Event::WorkflowStarted { workflow_type, .. } = &segment[0].event else {
-            return Err(StoreError::Corrupt {
-                location: workflow_id.to_string(),
-                reason: "run segment does not open with workflow_started".into(),
-            }
-            .into());
-        };
-        let workflow_type = workflow_type.clone();
         let from = ResetPoint {
             run_id: source.run_id,
             seq: point,
@@ -175,7 +177,7 @@ impl Engine {
         // The new run's replay state, from its events as they will be
         // numbered: a copy that does not replay is refused before anything
         // is written.
-        let preview: Vec<RecordedEvent> = crate::store::AppendRequest::new(
+        let preview: Vec<RecordedEvent> = AppendRequest::new(
             workflow_id.clone(),
             head,
             self.inner.clock.now(),
@@ -270,9 +272,14 @@ impl Engine {
     }
 }
 
-/// The seq of the point `to` in `segment` (a run, from its
-/// `workflow_started` on).
-fn reset_point(workflow_id: &WorkflowId, segment: &[RecordedEvent], to: ResetTo) -> Result<u64> {
+/// The seq of the point `to` in `segment` (the events of run `run`, from
+/// its `workflow_started` on).
+fn reset_point(
+    workflow_id: &WorkflowId,
+    run: &RunSummary,
+    segment: &[RecordedEvent],
+    to: ResetTo,
+) -> Result<u64> {
     let invalid = |reason: String| EngineError::InvalidResetPoint {
         workflow_id: workflow_id.clone(),
         reason,
@@ -290,10 +297,11 @@ fn reset_point(workflow_id: &WorkflowId, segment: &[RecordedEvent], to: ResetTo)
             .rev()
             .find(|recorded| matches!(recorded.event, Event::ActivityCompleted { .. }))
             .map(RecordedEvent::seq)
-            .ok_or_else(|| invalid("its latest run has no completed activity".into())),
+            .ok_or_else(|| invalid(format!("its run {} has no completed activity", run.run_id))),
         ResetTo::Seq(seq) if (first..=last).contains(&seq) => Ok(seq),
         ResetTo::Seq(seq) => Err(invalid(format!(
-            "seq {seq} is not an event of its latest run before its ending (seqs {first} to {last})"
+            "seq {seq} is not an event of its run {} before its ending (seqs {first} to {last})",
+            run.run_id
         ))),
     }
 }
