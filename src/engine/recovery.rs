@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 
 use crate::event::{Event, RecordedEvent};
+use crate::faults::{self, Point};
 use crate::ids::WorkflowId;
 use crate::replay::{PendingWork, Resolver};
 use crate::status::{RunSummary, WorkflowStatus};
@@ -66,6 +67,10 @@ impl Engine {
                 None => break,
             }
         }
+
+        // Visibility is repaired; no timer has fired or been armed, no run
+        // has been resumed.
+        faults::hit(Point::Recovery);
 
         let now = inner.clock.now();
         let mut cursor = None;
