@@ -13,6 +13,9 @@
 //! Each step walks the store page by page. A workflow whose timer cannot
 //! fire, or whose history cannot be projected, is reported and skipped; it
 //! never blocks the others.
+//!
+//! The fault point [`crate::faults::Point::Recovery`] sits between steps 1
+//! and 2: a crash there must leave a store the next start recovers fully.
 
 use std::collections::HashSet;
 
