@@ -272,9 +272,15 @@ fn hit_armed(trigger: &Trigger, point: Point) {
 fn abort_at(point: Point, nth: u64) -> ! {
     // One write of the whole line, so that it is not interleaved with
     // another thread's output; stderr is unbuffered.
-    let line = format!("{VARIABLE}: aborting at {point} (reached {nth} times)\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(abort_line(point, nth).as_bytes());
     ABORT.get().copied().unwrap_or(std::process::abort)()
+}
+
+/// The line written to stderr just before aborting (tests wait for it).
+fn abort_line(point: Point, nth: u64) -> String {
+    format!("{VARIABLE}: aborting at {point} (reached {nth} times)\n")
 }
 
 #[cfg(test)]
@@ -395,6 +401,14 @@ mod tests {
             workers.into_iter().map(|w| w.join().unwrap()).sum()
         });
         assert_eq!(fired, 1);
+    }
+
+    #[test]
+    fn the_abort_line_names_the_point_as_tests_expect() {
+        assert_eq!(
+            abort_line(Point::CommitAfterFsync, 6),
+            "AION_FAULT: aborting at commit_after_fsync (reached 6 times)\n"
+        );
     }
 
     #[test]
