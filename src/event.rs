@@ -121,6 +121,65 @@ impl fmt::Display for AttributeKind {
     }
 }
 
+/// The command of a parent run that started a child workflow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The parent workflow.
+    pub workflow_id: WorkflowId,
+    /// The parent's run that started the child.
+    pub run_id: RunId,
+    /// The command that started it.
+    pub command: u32,
+}
+
+impl ParentRef {
+    /// The key a signal sent by this command carries (see
+    /// [`Event::SignalReceived`]'s `sent_by`).
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.workflow_id, self.run_id, self.command)
+    }
+}
+
+/// A command of a workflow that sent a signal (the same three coordinates
+/// as a [`ParentRef`]).
+pub type SenderRef = ParentRef;
+
+/// What happens to a child workflow still running when its parent's run
+/// ends (Temporal's parent close policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentClose {
+    /// The child is terminated.
+    #[default]
+    Terminate,
+    /// The child is asked to cancel.
+    RequestCancel,
+    /// The child runs on.
+    Abandon,
+}
+
+impl ParentClose {
+    /// The policy's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentClose::Terminate => "terminate",
+            ParentClose::RequestCancel => "request_cancel",
+            ParentClose::Abandon => "abandon",
+        }
+    }
+
+    /// Parses [`ParentClose::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            ParentClose::Terminate,
+            ParentClose::RequestCancel,
+            ParentClose::Abandon,
+        ]
+        .into_iter()
+        .find(|policy| policy.as_str() == name)
+    }
+}
+
 /// Everything that can happen in a workflow's history.
 ///
 /// The JSON form produced by serde (internally tagged by `type`, snake_case)
@@ -153,6 +212,10 @@ pub enum Event {
         /// upserts change them later).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         search_attributes: BTreeMap<String, SearchAttribute>,
+        /// The parent workflow's command that started this workflow as its
+        /// child, if one did; kept by every run the child continues as new.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentRef>,
     },
     /// The run returned a result.
     WorkflowCompleted {
@@ -269,6 +332,10 @@ pub enum Event {
         signal_name: String,
         /// Its payload.
         payload: Payload,
+        /// The sending workflow's command, when workflow code sent it
+        /// ([`SenderRef::key`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_by: Option<String>,
     },
     /// Workflow code took signal `received_seq` (the `signal_received` at
     /// that seq) with its command `command`: signals are consumed in the
@@ -313,7 +380,9 @@ pub enum Event {
         /// Why.
         reason: Payload,
     },
-    /// The workflow sent a signal to another workflow.
+    /// The workflow sent a signal to another workflow. Recorded before it
+    /// is delivered; the target's `signal_received` names the sender
+    /// (`sent_by`), so that a delivery repeated after a crash is recognised.
     SignalSent {
         /// Command ordinal in the run.
         command: u32,
@@ -323,8 +392,13 @@ pub enum Event {
         signal_name: String,
         /// Its payload.
         payload: Payload,
+        /// Why it was not delivered (`not_found`, `not_running`): the target
+        /// had no running run when it was sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<String>,
     },
-    /// A child workflow was started.
+    /// A child workflow was recorded, to be started right after (under
+    /// `run_id`, so that starting it again after a crash is idempotent).
     ChildWorkflowStarted {
         /// Command ordinal in the run.
         command: u32,
@@ -334,6 +408,24 @@ pub enum Event {
         workflow_type: String,
         /// The child's input.
         input: Payload,
+        /// The child's first run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<RunId>,
+        /// What happens to the child when this run ends first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_close: Option<ParentClose>,
+        /// The child's execution timeout, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution_timeout_ms: Option<u64>,
+        /// The child's run timeout, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_timeout_ms: Option<u64>,
+        /// The child's id reuse policy (`allow_duplicate`, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id_reuse: Option<String>,
+        /// The child's first search attributes.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        search_attributes: BTreeMap<String, SearchAttribute>,
     },
     /// A child workflow completed.
     ChildWorkflowCompleted {
@@ -344,14 +436,20 @@ pub enum Event {
         /// Its result.
         result: Payload,
     },
-    /// A child workflow failed.
+    /// A child workflow failed, or ended without its code (`reason`).
     ChildWorkflowFailed {
         /// Command ordinal in the run.
         command: u32,
         /// The child.
         child_workflow_id: WorkflowId,
-        /// Its failure.
+        /// Its failure (for a `reason`, the value that goes with it: a
+        /// termination's reason, or nil).
         error: Payload,
+        /// Set when the child did not fail by its code: `terminated`,
+        /// `timed_out`, or `already_started` (the id was taken: the child
+        /// never ran).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A child workflow was cancelled.
     ChildWorkflowCancelled {
@@ -628,16 +726,25 @@ impl Event {
                 execution_timeout_ms,
                 run_timeout_ms,
                 search_attributes,
-            } => vec![
-                ("run_id", Run(Some(*run_id))),
-                ("parent_run_id", Run(*parent_run_id)),
-                ("workflow_type", Text(workflow_type)),
-                ("input", Payload(input)),
-                ("package_version", MaybeText(package_version.as_deref())),
-                ("execution_timeout_ms", MaybeUnsigned(*execution_timeout_ms)),
-                ("run_timeout_ms", MaybeUnsigned(*run_timeout_ms)),
-                ("search_attributes", Attributes(search_attributes)),
-            ],
+                parent,
+            } => {
+                let mut fields = vec![
+                    ("run_id", Run(Some(*run_id))),
+                    ("parent_run_id", Run(*parent_run_id)),
+                    ("workflow_type", Text(workflow_type)),
+                    ("input", Payload(input)),
+                    ("package_version", MaybeText(package_version.as_deref())),
+                    ("execution_timeout_ms", MaybeUnsigned(*execution_timeout_ms)),
+                    ("run_timeout_ms", MaybeUnsigned(*run_timeout_ms)),
+                    ("search_attributes", Attributes(search_attributes)),
+                ];
+                if let Some(parent) = parent {
+                    fields.push(("parent_workflow_id", Text(parent.workflow_id.as_str())));
+                    fields.push(("parent_workflow_run_id", Run(Some(parent.run_id))));
+                    fields.push(("parent_command", Unsigned(u64::from(parent.command))));
+                }
+                fields
+            }
             Event::WorkflowCompleted { result } => vec![("result", Payload(result))],
             Event::WorkflowFailed { error } => vec![("error", Payload(error))],
             Event::WorkflowCancelled { reason } => vec![("reason", Payload(reason))],
@@ -710,10 +817,17 @@ impl Event {
             Event::SignalReceived {
                 signal_name,
                 payload,
-            } => vec![
-                ("signal_name", Text(signal_name)),
-                ("payload", Payload(payload)),
-            ],
+                sent_by,
+            } => {
+                let mut fields = vec![
+                    ("signal_name", Text(signal_name)),
+                    ("payload", Payload(payload)),
+                ];
+                if let Some(sent_by) = sent_by {
+                    fields.push(("sent_by", Text(sent_by)));
+                }
+                fields
+            }
             Event::SignalConsumed {
                 command,
                 signal_name,
@@ -756,22 +870,44 @@ impl Event {
                 target_workflow_id,
                 signal_name,
                 payload,
-            } => vec![
-                cmd(command),
-                ("target_workflow_id", Text(target_workflow_id.as_str())),
-                ("signal_name", Text(signal_name)),
-                ("payload", Payload(payload)),
-            ],
+                failed,
+            } => {
+                let mut fields = vec![
+                    cmd(command),
+                    ("target_workflow_id", Text(target_workflow_id.as_str())),
+                    ("signal_name", Text(signal_name)),
+                    ("payload", Payload(payload)),
+                ];
+                if let Some(failed) = failed {
+                    fields.push(("failed", Text(failed)));
+                }
+                fields
+            }
             Event::ChildWorkflowStarted {
                 command,
                 child_workflow_id,
                 workflow_type,
                 input,
+                run_id,
+                parent_close,
+                execution_timeout_ms,
+                run_timeout_ms,
+                id_reuse,
+                search_attributes,
             } => vec![
                 cmd(command),
                 ("child_workflow_id", Text(child_workflow_id.as_str())),
                 ("workflow_type", Text(workflow_type)),
                 ("input", Payload(input)),
+                ("run_id", Run(*run_id)),
+                (
+                    "parent_close",
+                    MaybeText(parent_close.map(ParentClose::as_str)),
+                ),
+                ("execution_timeout_ms", MaybeUnsigned(*execution_timeout_ms)),
+                ("run_timeout_ms", MaybeUnsigned(*run_timeout_ms)),
+                ("id_reuse", MaybeText(id_reuse.as_deref())),
+                ("search_attributes", Attributes(search_attributes)),
             ],
             Event::ChildWorkflowCompleted {
                 command,
@@ -786,11 +922,18 @@ impl Event {
                 command,
                 child_workflow_id,
                 error,
-            } => vec![
-                cmd(command),
-                ("child_workflow_id", Text(child_workflow_id.as_str())),
-                ("error", Payload(error)),
-            ],
+                reason,
+            } => {
+                let mut fields = vec![
+                    cmd(command),
+                    ("child_workflow_id", Text(child_workflow_id.as_str())),
+                    ("error", Payload(error)),
+                ];
+                if let Some(reason) = reason {
+                    fields.push(("reason", Text(reason)));
+                }
+                fields
+            }
             Event::ChildWorkflowCancelled {
                 command,
                 child_workflow_id,

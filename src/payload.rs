@@ -54,6 +54,19 @@ impl Payload {
             data: data.into(),
         }
     }
+
+    /// The atom `name` (at most 255 bytes of UTF-8) in Erlang's external
+    /// term format: for the few values the engine makes itself, such as
+    /// `nil` beside a child that timed out.
+    pub fn etf_atom(name: &str) -> Self {
+        const VERSION: u8 = 131;
+        const SMALL_ATOM_UTF8_EXT: u8 = 119;
+        let name = &name.as_bytes()[..name.len().min(255)];
+        let mut data = Vec::with_capacity(3 + name.len());
+        data.extend_from_slice(&[VERSION, SMALL_ATOM_UTF8_EXT, name.len() as u8]);
+        data.extend_from_slice(name);
+        Self::etf(data)
+    }
 }
 
 impl fmt::Debug for Payload {

@@ -325,6 +325,7 @@ mod tests {
             execution_timeout_ms: None,
             run_timeout_ms: None,
             search_attributes: Default::default(),
+            parent: None,
         }
     }
 

@@ -353,6 +353,7 @@ mod tests {
             execution_timeout_ms: None,
             run_timeout_ms: None,
             search_attributes: attributes,
+            parent: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn corpus() -> Vec<Event> {
             execution_timeout_ms: None,
             run_timeout_ms: None,
             search_attributes: Default::default(),
+            parent: None,
         },
         Event::WorkflowCompleted { result: p(2) },
         Event::WorkflowFailed { error: p(3) },
@@ -85,18 +86,26 @@ fn corpus() -> Vec<Event> {
         Event::SignalReceived {
             signal_name: "approve".into(),
             payload: p(9),
+            sent_by: None,
         },
         Event::SignalSent {
             command: 5,
             target_workflow_id: child.clone(),
             signal_name: "nudge".into(),
             payload: p(10),
+            failed: None,
         },
         Event::ChildWorkflowStarted {
             command: 6,
             child_workflow_id: child.clone(),
             workflow_type: "Shop.Refund".into(),
             input: p(11),
+            run_id: None,
+            parent_close: None,
+            execution_timeout_ms: None,
+            run_timeout_ms: None,
+            id_reuse: None,
+            search_attributes: Default::default(),
         },
         Event::ChildWorkflowCompleted {
             command: 6,
@@ -107,6 +116,7 @@ fn corpus() -> Vec<Event> {
             command: 6,
             child_workflow_id: child.clone(),
             error: p(13),
+            reason: None,
         },
         Event::ChildWorkflowCancelled {
             command: 6,
@@ -259,6 +269,7 @@ fn search_attribute_fields_are_optional_and_round_trip() {
             execution_timeout_ms: None,
             run_timeout_ms: None,
             search_attributes: attributes.clone(),
+            parent: None,
         },
         Event::SearchAttributesUpdated {
             command: Some(4),

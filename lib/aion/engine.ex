@@ -18,6 +18,11 @@ defmodule Aion.Engine do
   def load_readonly(engine, id), do: call(&Native.load_readonly(engine, id, &1))
   def record(run, command, scope \\ nil), do: call(&Native.record(run, command, scope, &1))
   def take_message(run, inbox, name, scope), do: call(&Native.take_message(run, inbox, name, scope, &1))
+  # `child` is {id, type, input, parent_close, options} to start it, or nil to
+  # bring a replayed pending child to where history says it is.
+  def start_child(run, ordinal, child, scope), do: call(&Native.start_child(run, ordinal, child, scope, &1))
+  # `send` is {target_id, name, payload} to send it, or nil to deliver a replayed one again if lost.
+  def signal_workflow(run, ordinal, send, scope), do: call(&Native.signal_workflow(run, ordinal, send, scope, &1))
   def cancel_pending(run, from, to), do: call(&Native.cancel_pending(run, from, to, &1))
   def activity_attempt(run, ordinal), do: call(&Native.activity_attempt(run, ordinal, &1))
   def save_activity_attempt(run, ordinal, attempt), do: call(&Native.save_activity_attempt(run, ordinal, attempt, &1))

@@ -107,7 +107,13 @@ defmodule Aion.Workflow do
           uuid: 0,
           patched?: 1,
           on_query: 2,
-          upsert_search_attributes: 1
+          upsert_search_attributes: 1,
+          start_child: 2,
+          start_child: 3,
+          execute_child: 2,
+          execute_child: 3,
+          cancel_child: 1,
+          signal_workflow: 3
         ]
 
       @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
@@ -319,9 +325,9 @@ defmodule Aion.Workflow do
       {:ok, _} = await(future)
   """
   @spec await(Aion.Future.t()) :: term()
-  def await(%Aion.Future{ordinal: ordinal, kind: kind}) do
+  def await(%Aion.Future{ordinal: ordinal} = future) do
     {^ordinal, outcome} = Wait.settle(RunProcess.context(), [ordinal])
-    result(kind, outcome)
+    result(future, outcome)
   end
 
   def await(other), do: raise(ArgumentError, "await/1 expects an Aion.Future, got: #{inspect(other)}")
@@ -346,7 +352,7 @@ defmodule Aion.Workflow do
     ordinals = Enum.map(futures, fn %Aion.Future{ordinal: ordinal} -> ordinal end)
     {ordinal, outcome} = Wait.settle(RunProcess.context(), ordinals)
     future = Enum.find(futures, &(&1.ordinal == ordinal))
-    {future, result(future.kind, outcome)}
+    {future, result(future, outcome)}
   end
 
   def await_any(other), do: raise(ArgumentError, "await_any/1 expects a non-empty list of futures, got: #{inspect(other)}")
@@ -657,15 +663,102 @@ defmodule Aion.Workflow do
   @spec upsert_search_attributes(%{(String.t() | atom()) => String.t() | integer() | float() | boolean() | DateTime.t()}) :: :ok
   defdelegate upsert_search_attributes(attributes), to: Aion.Workflow.SearchAttributes, as: :upsert
 
+  @doc """
+  Starts a child workflow: `module` (a workflow of this instance) with
+  `input`, and returns a future to pass to `await/1`, `await_all/1` or
+  `await_any/1` (its `workflow_id` field is the child's id). The future's
+  result is the child's: `{:ok, value}` when it completes, `{:error, reason}`
+  when it fails, and `{:error, %Aion.Error{}}` with reason `:cancelled`,
+  `:terminated` (`details.reason` holds the reason), `:timed_out`, or
+  `:already_started` when the id was taken by a running workflow (or a
+  finished one its `:id_reuse` refuses), in which case the child never ran.
+  A child that continues as new is awaited to the end of its last run.
+
+  The child is recorded in this workflow's history first, then started;
+  after a crash in between, the replay starts it (once: it runs under a
+  run id fixed in the record). Its ending is recorded in this workflow's
+  history exactly once, even if this workflow was evicted or the VM
+  restarted meanwhile, and wakes it.
+
+  Options:
+
+    * `:id` - the child's workflow id. Defaults to one derived from this
+      workflow's id, run and the command's position, so a replay finds the
+      same child.
+    * `:parent_close` - what happens to the child if this run ends first
+      (completes, fails, is cancelled, terminated or times out):
+      `:terminate` (the default), `:request_cancel` (the child is asked to
+      cancel, as `Aion.cancel/3` does) or `:abandon` (it runs on). Its own
+      children follow their policies in turn, so a cancellation or a
+      termination reaches grandchildren.
+    * `:execution_timeout`, `:run_timeout`, `:id_reuse`,
+      `:search_attributes` - as for `Aion.start_workflow/4`.
+
+  A module that is not one of the instance's `:workflows`, an input that
+  cannot be stored or a bad option raises `ArgumentError` before anything is
+  recorded.
+
+      orders = for order <- orders, do: start_child(MyApp.Fulfil, order, parent_close: :request_cancel)
+      results = await_all(orders)
+  """
+  @spec start_child(module(), term(), keyword()) :: Aion.Future.t()
+  defdelegate start_child(module, input, opts \\ []), to: Aion.Workflow.Child, as: :start
+
+  @doc """
+  Runs a child workflow and returns its result: the same as
+  `start_child(module, input, opts) |> await()` (see `start_child/3`).
+
+      {:ok, receipt} = execute_child(MyApp.Payment, %{order: id, amount: 42_00}, id: "payment-\#{id}")
+  """
+  @spec execute_child(module(), term(), keyword()) :: {:ok, term()} | {:error, term()}
+  def execute_child(module, input, opts \\ []), do: module |> start_child(input, opts) |> await()
+
+  @doc """
+  Asks the child workflow of `future` to cancel, as `Aion.cancel/3` does: its
+  code meets `Aion.CancelledError` at its next command. Awaiting the future
+  then returns how the child ended (`{:error, %Aion.Error{reason: :cancelled}}`
+  if it let the cancellation end it). A child that has ended is left alone.
+  Returns `:ok`.
+
+      payment = start_child(MyApp.Payment, order)
+      case await_any([payment, start_timer(:timer.minutes(10))]) do
+        {%Aion.Future{kind: :timer}, :ok} -> cancel_child(payment)
+        {_payment, result} -> result
+      end
+  """
+  @spec cancel_child(Aion.Future.t()) :: :ok
+  defdelegate cancel_child(future), to: Aion.Workflow.Child, as: :cancel
+
+  @doc """
+  Sends signal `signal_name` (an atom or a string) with `payload` to the
+  running workflow `workflow_id`, as `Aion.signal/4` does from outside.
+  Returns `:ok` once the signal is in the target's history, or
+  `{:error, %Aion.Error{reason: :not_found | :not_running}}` when the target
+  has no running run (nothing is delivered; the result is recorded, so a
+  replay returns the same).
+
+  The send is recorded in this workflow's history before it is delivered,
+  and delivered exactly once, also when this workflow's process or the VM
+  dies in between: the replay finds the send recorded and delivers it if
+  the target does not have it.
+
+      :ok = signal_workflow(order_id, :payment_received, %{amount: 42_00})
+  """
+  @spec signal_workflow(String.t(), atom() | String.t(), term()) :: :ok | {:error, Aion.Error.t()}
+  def signal_workflow(workflow_id, signal_name, payload) do
+    Aion.Workflow.Child.signal(workflow_id, message_name(signal_name, "signal_workflow"), payload)
+  end
+
   @doc "The id of the running workflow."
   @spec workflow_id() :: String.t()
   def workflow_id, do: RunProcess.context().workflow_id
 
 
-  defp result(:activity, {:completed, payload}), do: {:ok, Payload.decode(payload)}
-  defp result(:activity, {:failed, payload}), do: {:error, Payload.decode(payload)}
-  defp result(:timer, :fired), do: :ok
-  defp result(_kind, :cancelled), do: {:error, Aion.Error.new(:cancelled, "the work was cancelled")}
+  defp result(%Aion.Future{kind: :child} = future, outcome), do: Aion.Workflow.Child.result(outcome, future)
+  defp result(%Aion.Future{kind: :activity}, {:completed, payload}), do: {:ok, Payload.decode(payload)}
+  defp result(%Aion.Future{kind: :activity}, {:failed, payload}), do: {:error, Payload.decode(payload)}
+  defp result(%Aion.Future{kind: :timer}, :fired), do: :ok
+  defp result(_future, :cancelled), do: {:error, Aion.Error.new(:cancelled, "the work was cancelled")}
 
   # The queue of an activity, with its limit: {queue, limit}. Unknown, it
   # raises for a new activity; one recorded earlier runs on :default (the

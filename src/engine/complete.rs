@@ -7,6 +7,7 @@ use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::status::{RunSummary, WorkflowStatus};
 
+use super::child::Family;
 use super::{Engine, EngineError, LiveRun, Result, WorkflowCell, lock};
 
 /// How a run's process ended, as the host saw it.
@@ -47,7 +48,9 @@ impl Engine {
         let latest = self.existing_run(workflow_id).await?;
         // Without replay state (loaded elsewhere, or released), assume the
         // run may have armed timers.
-        let may_have_timers = release_if(&cell, |run| run.resolver.run_id() == run_id)
+        let released = release_if(&cell, |run| run.resolver.run_id() == run_id);
+        let may_have_timers = released
+            .as_ref()
             .is_none_or(|run| run.resolver.may_have_timers());
         if latest.run_id != run_id || latest.status != WorkflowStatus::Running {
             drop(recorder);
@@ -75,17 +78,24 @@ impl Engine {
         // Durable with its visibility row; the host, which wakes awaiters
         // once this returns, has not heard.
         faults::hit(Point::Terminal);
+        drop(recorder);
         if may_have_timers {
             // A timer left armed would fire as a no-op (its row is gone);
             // disarming frees it now. Most runs end with none pending, and
             // then the wheel is not woken at all.
             self.inner.wheel.disarm_workflow(workflow_id);
         }
-        Ok(Terminal {
+        let terminal = Terminal {
             run_id,
             status,
             value: Some(value),
-        })
+        };
+        let family = match released {
+            Some(run) => Family::of(&run.resolver),
+            None => self.family_from_store(workflow_id, &latest).await?,
+        };
+        self.after_ending(workflow_id, &terminal, family).await;
+        Ok(terminal)
     }
 
     /// Drops the replay state of a run whose process stopped without an
@@ -133,7 +143,11 @@ impl Engine {
     }
 
     /// How run `run_id` ended (an older run's ending needs the history).
-    async fn run_terminal(&self, workflow_id: &WorkflowId, run_id: RunId) -> Result<Terminal> {
+    pub(super) async fn run_terminal(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<Terminal> {
         let run = self
             .inner
             .store

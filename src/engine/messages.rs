@@ -158,6 +158,18 @@ impl Engine {
         name: &str,
         payload: Payload,
     ) -> Result<()> {
+        self.signal_from(workflow_id, name, payload, None).await
+    }
+
+    /// [`Engine::signal`], naming the workflow command that sent it
+    /// (`sent_by`, see [`crate::event::ParentRef::key`]).
+    pub(super) async fn signal_from(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+        sent_by: Option<String>,
+    ) -> Result<()> {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
@@ -166,6 +178,7 @@ impl Engine {
         let received = Event::SignalReceived {
             signal_name: name.to_owned(),
             payload,
+            sent_by,
         };
         self.deliver(
             &cell,
@@ -191,6 +204,7 @@ impl Engine {
         let received = Event::SignalReceived {
             signal_name: name.to_owned(),
             payload: payload.clone(),
+            sent_by: None,
         };
         match self.start_with(request.clone(), vec![received]).await {
             Ok(run) => Ok((run.info().workflow_id.clone(), Some(run))),
@@ -347,7 +361,7 @@ impl Engine {
     }
 
     /// Tells the run's owner, or wakes the run if it has none.
-    fn tell(&self, cell: &WorkflowCell, latest: &RunSummary, notice: Notice) {
+    pub(super) fn tell(&self, cell: &WorkflowCell, latest: &RunSummary, notice: Notice) {
         match cell.owner() {
             Some(owner) => owner.notify(notice),
             None => {

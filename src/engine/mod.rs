@@ -11,6 +11,7 @@
 //! lock orders events from the workflow's process and from the timer wheel;
 //! the run's [`Resolver`] is fed every appended event under the same lock.
 
+mod child;
 mod complete;
 mod error;
 mod inspect;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
+pub use child::{ChildStart, SignalSend};
 pub use complete::{RunOutcome, Terminal};
 pub use error::EngineError;
 pub use inspect::Description;

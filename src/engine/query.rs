@@ -191,6 +191,17 @@ impl ReadOnlyRun {
         Err(self.refused(format!("recording {command:?} is refused")))
     }
 
+    /// Always refused: a read-only run starts no child (it only resolves
+    /// what history decided).
+    pub fn start_child(&self, ordinal: u32) -> Result<super::ChildStart> {
+        Err(self.refused(format!("starting child command #{ordinal} is refused")))
+    }
+
+    /// Always refused: a read-only run sends nothing.
+    pub fn signal_workflow(&self, ordinal: u32) -> Result<super::SignalSend> {
+        Err(self.refused(format!("sending signal command #{ordinal} is refused")))
+    }
+
     /// Always refused: a read-only run has no residency to end.
     pub fn evict(&self) -> Result<bool> {
         Err(self.refused("evicting it is refused".to_owned()))

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use crate::event::{Event, RecordedEvent};
 use crate::faults::{self, Point};
 use crate::ids::WorkflowId;
-use crate::replay::{PendingWork, Resolver};
+use crate::replay::Resolver;
 use crate::status::{RunSummary, WorkflowStatus};
 use crate::store::{DEADLINE_COMMAND, DEFAULT_PAGE, ReconcileReport, TimerEntry};
 
@@ -137,7 +137,8 @@ impl Engine {
     /// reaches it for what was recorded before the crash: it is asleep only
     /// if the last thing it recorded is the start of a timer (so nothing
     /// came after that it has not seen), and it has no activity in flight
-    /// (to dispatch again), no message waiting to be taken, and no
+    /// (to dispatch again), no child without an outcome (whose ending may
+    /// have been lost with the VM), no message waiting to be taken, and no
     /// cancellation request (which interrupts the wait). Otherwise it needs
     /// its process now; if it turns out idle it is evicted again.
     ///
@@ -163,12 +164,8 @@ impl Engine {
             segment.last().map(|recorded| &recorded.event),
             Some(Event::TimerStarted { .. })
         );
-        let activity_in_flight = resolver
-            .pending()
-            .iter()
-            .any(|command| matches!(command.work, PendingWork::Activity { .. }));
         let asleep = last_started_a_timer
-            && !activity_in_flight
+            && !resolver.has_work_in_flight()
             && !resolver.has_messages()
             && !resolver.cancel_requested();
         if !asleep {

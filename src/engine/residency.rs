@@ -125,10 +125,12 @@ impl Engine {
 
 impl RunHandle {
     /// Ends this handle's residency while the run's code waits, with
-    /// nothing to do until a timer fires or a message arrives: on commands
-    /// `ordinals` (durable timers) under `scope`, or on the message wait it
-    /// registered (`message`). Its replay state is dropped, and the firing or
-    /// the arrival wakes the run (see [`super::EngineListener::wake`]).
+    /// nothing to do until a timer fires, a child ends or a message arrives:
+    /// on commands `ordinals` (durable timers, children) under `scope`, or
+    /// on the message wait it registered (`message`). Its replay state is
+    /// dropped, and the firing, the ending or the arrival wakes the run (see
+    /// [`super::EngineListener::wake`]); a run waiting on no timer is parked
+    /// meanwhile.
     ///
     /// Returns `false`, changing nothing, if what the code waits for has
     /// happened (its notice is on its way to the process, which must take
@@ -154,8 +156,15 @@ impl RunHandle {
                 if !idle || in_flight || resolver.interrupt(scope, u64::MAX).is_some() {
                     return Ok(false);
                 }
+                // A child's ending, like a message, arrives with a wake-up.
+                let on_child = ordinals.iter().any(|&ordinal| {
+                    matches!(
+                        resolver.pending_at(ordinal),
+                        Some(PendingWork::ChildWorkflow(_))
+                    )
+                });
                 *live = None;
-                if message {
+                if message || on_child {
                     // Under the live lock: an arrival that finds no owner
                     // (and so unparks and wakes the run) comes after this.
                     lock(&self.engine.inner.parked)

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use crate::event::Event;
-use crate::ids::TimerId;
+use crate::ids::{TimerId, WorkflowId};
 use crate::payload::Payload;
-use crate::replay::{CommandSpec, Interrupt, PendingWork, Resolution, Resolver, Scope, Settled};
+use crate::replay::{
+    ChildStarted, CommandSpec, Interrupt, PendingWork, Resolution, Resolver, Scope, Settled,
+};
 use crate::store::{ActivityAttempt, AttemptState, StoreError, TimerEntry};
 use crate::visibility::{SearchAttributes, check_attribute};
 
@@ -69,6 +71,27 @@ pub enum RecordCommand {
         /// The reply.
         reply: Payload,
     },
+    /// A child workflow is about to start (see [`RunHandle::start_child`]).
+    ChildWorkflowStarted {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The child.
+        child: ChildStarted,
+    },
+    /// A signal to another workflow is about to be delivered (or, `failed`,
+    /// could not be: see [`RunHandle::signal_workflow`]).
+    SignalSent {
+        /// The command's ordinal.
+        ordinal: u32,
+        /// The receiver.
+        target: WorkflowId,
+        /// The signal's name.
+        name: String,
+        /// Its payload.
+        payload: Payload,
+        /// Why it is not delivered, if it is not.
+        failed: Option<String>,
+    },
     /// The workflow's code upserted search attributes. A value whose kind
     /// differs from its name's kind in the store is refused, recording
     /// nothing ([`crate::store::StoreError::InvalidSearchAttribute`]).
@@ -98,6 +121,8 @@ impl RecordCommand {
             | RecordCommand::TimerStarted { ordinal, .. }
             | RecordCommand::Marker { ordinal, .. }
             | RecordCommand::UpdateCompleted { ordinal, .. }
+            | RecordCommand::ChildWorkflowStarted { ordinal, .. }
+            | RecordCommand::SignalSent { ordinal, .. }
             | RecordCommand::SearchAttributes { ordinal, .. } => Some(*ordinal),
             RecordCommand::ActivityCompleted { .. } | RecordCommand::ActivityFailed { .. } => None,
         }
@@ -286,7 +311,7 @@ impl RunHandle {
                     command: command.ordinal,
                     timer_id,
                 }),
-                PendingWork::ChildWorkflow => None,
+                PendingWork::ChildWorkflow(_) => None,
             })
             .collect();
         if !events.is_empty() {
@@ -423,6 +448,43 @@ impl RunHandle {
                         command: ordinal,
                         update_id,
                         reply,
+                    }],
+                    None,
+                )
+            }
+            RecordCommand::ChildWorkflowStarted { ordinal, child } => {
+                opening(ordinal)?;
+                (
+                    vec![Event::ChildWorkflowStarted {
+                        command: ordinal,
+                        child_workflow_id: child.workflow_id,
+                        workflow_type: child.workflow_type,
+                        input: child.input,
+                        run_id: child.run_id,
+                        parent_close: Some(child.parent_close),
+                        execution_timeout_ms: child.execution_timeout_ms,
+                        run_timeout_ms: child.run_timeout_ms,
+                        id_reuse: child.id_reuse,
+                        search_attributes: child.search_attributes,
+                    }],
+                    None,
+                )
+            }
+            RecordCommand::SignalSent {
+                ordinal,
+                target,
+                name,
+                payload,
+                failed,
+            } => {
+                opening(ordinal)?;
+                (
+                    vec![Event::SignalSent {
+                        command: ordinal,
+                        target_workflow_id: target,
+                        signal_name: name,
+                        payload,
+                        failed,
                     }],
                     None,
                 )

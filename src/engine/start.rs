@@ -2,13 +2,23 @@
 
 use std::sync::Arc;
 
-use crate::event::{Event, RecordedEvent};
+use crate::event::{Event, ParentRef, RecordedEvent};
 use crate::ids::{RunId, WorkflowId};
 use crate::replay::Resolver;
 use crate::status::WorkflowStatus;
 use crate::store::{StoreError, deadlines};
 
 use super::{Engine, EngineError, Result, RunHandle, RunInfo, RunOwner, StartRequest};
+
+/// Where a new run comes from, when not from a plain start.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Lineage {
+    /// The run id to use (fixed earlier, so that a start repeated after a
+    /// crash is recognised); a fresh one when `None`.
+    pub(super) run_id: Option<RunId>,
+    /// The parent command, for a child workflow.
+    pub(super) parent: Option<ParentRef>,
+}
 
 impl Engine {
     /// Records `workflow_started` for a new run and returns its handle.
@@ -27,6 +37,17 @@ impl Engine {
         &self,
         request: StartRequest,
         then: Vec<Event>,
+    ) -> Result<RunHandle> {
+        self.start_as(request, then, Lineage::default()).await
+    }
+
+    /// Starts a run as [`Engine::start_with`] does, under `lineage`'s run id
+    /// and parent (a child workflow's first run).
+    pub(super) async fn start_as(
+        &self,
+        request: StartRequest,
+        then: Vec<Event>,
+        lineage: Lineage,
     ) -> Result<RunHandle> {
         self.ensure_open()?;
         let generated = request.workflow_id.is_none();
@@ -53,7 +74,7 @@ impl Engine {
         } else {
             recorder.set_head(0);
         }
-        let run_id = RunId::generate();
+        let run_id = lineage.run_id.unwrap_or_else(RunId::generate);
         let started = Event::WorkflowStarted {
             run_id,
             parent_run_id: None,
@@ -63,6 +84,7 @@ impl Engine {
             execution_timeout_ms: request.timeouts.execution_ms,
             run_timeout_ms: request.timeouts.run_ms,
             search_attributes: request.search_attributes,
+            parent: lineage.parent,
         };
         let mut events = vec![started];
         events.extend(then);

@@ -11,6 +11,7 @@ use crate::recorder::RecorderGuard;
 use crate::status::{RunSummary, WorkflowStatus};
 use crate::store::TimerEntry;
 
+use super::child::Family;
 use super::complete::{ending_value, release_if};
 use super::{Engine, EngineError, Notice, Result, Terminal, WorkflowCell};
 
@@ -82,6 +83,7 @@ impl Engine {
         let value = ending_value(ended);
         // The run's code may not record anything after its ending.
         let released = release_if(cell, |run| run.resolver.run_id() == latest.run_id);
+        let released_family = released.as_ref().map(|run| Family::of(&run.resolver));
         drop(recorder);
         self.unpark(workflow_id);
         self.inner.wheel.disarm_workflow(workflow_id);
@@ -94,6 +96,11 @@ impl Engine {
             value,
         };
         self.inner.listener.ended(workflow_id, &terminal);
+        let family = match released_family {
+            Some(family) => family,
+            None => self.family_from_store(workflow_id, latest).await?,
+        };
+        self.after_ending(workflow_id, &terminal, family).await;
         Ok(terminal)
     }
 }

@@ -22,7 +22,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::event::{Event, RecordedEvent};
+use crate::event::{Event, ParentRef, RecordedEvent};
 use crate::ids::{RunId, TimerId};
 use crate::payload::Payload;
 use crate::time::Timestamp;
@@ -33,6 +33,7 @@ use marker::MarkerMachine;
 use patch::PatchMemo;
 use timer::TimerMachine;
 
+pub use child::ChildStarted;
 pub use patch::{PATCH_MARKER_PREFIX, PatchResolution, patch_spec};
 
 /// The kinds of durable commands workflow code can issue.
@@ -150,6 +151,16 @@ pub enum Outcome {
     /// A command without a value (an upsert of search attributes) was
     /// recorded.
     Applied,
+    /// The command failed with an error the engine names: a child that was
+    /// `terminated`, `timed_out` or never ran (`already_started`), a signal
+    /// whose target was `not_found` or `not_running`; with the value that
+    /// goes with it (a termination's reason, else nil).
+    Error {
+        /// The error's reason.
+        reason: String,
+        /// Its value.
+        value: Payload,
+    },
 }
 
 /// A recorded command still waiting for its outcome.
@@ -177,7 +188,7 @@ pub enum PendingWork {
         fire_at: Timestamp,
     },
     /// A started child workflow that has not finished.
-    ChildWorkflow,
+    ChildWorkflow(Box<ChildStarted>),
 }
 
 /// The answer to one command.
@@ -379,9 +390,8 @@ impl Machine {
             Machine::Timer(machine) => machine.pending(),
             Machine::Marker(_) => None,
             Machine::Child(machine) => machine
-                .outcome()
-                .is_none()
-                .then_some(PendingWork::ChildWorkflow),
+                .started()
+                .map(|child| PendingWork::ChildWorkflow(Box::new(child.clone()))),
         }
     }
 }
@@ -419,11 +429,18 @@ fn opened_by(recorded: &RecordedEvent) -> Option<(CommandSpec, Machine)> {
         Event::SignalSent {
             signal_name,
             payload,
+            failed,
             ..
         } => (
             CommandSpec::new(CommandKind::SignalSend, signal_name.clone()),
             Machine::Marker(MarkerMachine {
-                outcome: Outcome::Recorded(payload.clone()),
+                outcome: match failed {
+                    None => Outcome::Recorded(payload.clone()),
+                    Some(reason) => Outcome::Error {
+                        reason: reason.clone(),
+                        value: payload.clone(),
+                    },
+                },
             }),
         ),
         Event::WithTimeoutCompleted { timed_out, .. } => (
@@ -436,7 +453,9 @@ fn opened_by(recorded: &RecordedEvent) -> Option<(CommandSpec, Machine)> {
         ),
         Event::ChildWorkflowStarted { workflow_type, .. } => (
             CommandSpec::new(CommandKind::ChildWorkflow, workflow_type.clone()),
-            Machine::Child(ChildMachine::Started),
+            Machine::Child(ChildMachine::Started(Box::new(ChildStarted::of(
+                &recorded.event,
+            )?))),
         ),
         Event::SearchAttributesUpdated { attributes, .. } => (
             search_attributes_spec(attributes.keys()),
@@ -493,6 +512,8 @@ pub struct Resolver {
     cancel_delivered: bool,
     /// Whether the run has deadlines (execution or run timeout) armed.
     deadlines: bool,
+    /// The parent command that started the workflow, if it is a child.
+    parent: Option<ParentRef>,
     patches: PatchMemo,
 }
 
@@ -507,6 +528,7 @@ impl Resolver {
             cancel: None,
             cancel_delivered: false,
             deadlines: false,
+            parent: None,
             patches: PatchMemo::default(),
         }
     }
@@ -626,6 +648,7 @@ impl Resolver {
             Event::SignalReceived {
                 signal_name,
                 payload,
+                ..
             } => {
                 self.inboxes.signals.insert(
                     seq,
@@ -659,8 +682,12 @@ impl Resolver {
             Event::WorkflowStarted {
                 execution_timeout_ms,
                 run_timeout_ms,
+                parent,
                 ..
-            } => self.deadlines = execution_timeout_ms.is_some() || run_timeout_ms.is_some(),
+            } => {
+                self.deadlines = execution_timeout_ms.is_some() || run_timeout_ms.is_some();
+                self.parent = parent.clone();
+            }
             _ => {}
         }
     }
@@ -697,6 +724,35 @@ impl Resolver {
     /// The id of the update command `ordinal` took, if it took one.
     pub fn update_id_at(&self, ordinal: u32) -> Option<&str> {
         self.inboxes.delivered.get(&ordinal).map(String::as_str)
+    }
+
+    /// The parent command that started the workflow, if it is a child.
+    pub fn parent(&self) -> Option<&ParentRef> {
+        self.parent.as_ref()
+    }
+
+    /// The children started by the run that have not ended (as the run's
+    /// history says), by command.
+    pub fn open_children(&self) -> Vec<(u32, &ChildStarted)> {
+        self.commands
+            .iter()
+            .enumerate()
+            .filter_map(|(ordinal, entry)| match &entry.machine {
+                Machine::Child(machine) => machine.started().map(|child| (ordinal as u32, child)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether a child or an activity waits for its outcome: the run has
+    /// work in flight that is not a timer's.
+    pub fn has_work_in_flight(&self) -> bool {
+        self.commands.iter().any(|entry| {
+            matches!(
+                entry.machine.pending(),
+                Some(PendingWork::Activity { .. } | PendingWork::ChildWorkflow(_))
+            )
+        })
     }
 
     /// Whether a cancellation was requested.

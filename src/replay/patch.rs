@@ -154,6 +154,7 @@ mod tests {
             execution_timeout_ms: None,
             run_timeout_ms: None,
             search_attributes: Default::default(),
+            parent: None,
         };
         let segment: Vec<_> = std::iter::once(started)
             .chain(events)

@@ -106,6 +106,7 @@ fn recorded(events: Vec<Event>) -> Vec<RecordedEvent> {
         execution_timeout_ms: None,
         run_timeout_ms: None,
         search_attributes: Default::default(),
+        parent: None,
     })
     .chain(events)
     .zip(1..)
@@ -415,6 +416,7 @@ fn a_wait_interrupted_before_it_was_recorded_replays_interrupted_not_as_the_next
         Event::SignalReceived {
             signal_name: "item".into(),
             payload: Payload::etf(vec![]),
+            sent_by: None,
         },
         Event::SignalConsumed {
             command: 1,

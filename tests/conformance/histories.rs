@@ -46,6 +46,7 @@ pub fn started(run_id: RunId, workflow_type: &str) -> Event {
         execution_timeout_ms: None,
         run_timeout_ms: None,
         search_attributes: Default::default(),
+        parent: None,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn started_after(run_id: RunId, parent: RunId, workflow_type: &str) -> Event
         execution_timeout_ms: None,
         run_timeout_ms: None,
         search_attributes: Default::default(),
+        parent: None,
     }
 }
 
@@ -91,6 +93,7 @@ pub fn started_with(
         execution_timeout_ms,
         run_timeout_ms,
         search_attributes: attributes_of(attributes),
+        parent: None,
     }
 }
 

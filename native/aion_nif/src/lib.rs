@@ -15,12 +15,14 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Blocked, Engine, EngineConfig, EngineError, EngineListener, IdReuse, Notice, RecordCommand,
-    Recorded, RunHandle, RunOutcome, RunOwner, StartRequest, StoreConfig, Terminal, Timeouts,
+    Blocked, ChildStart, Engine, EngineConfig, EngineError, EngineListener, IdReuse, Notice,
+    RecordCommand, Recorded, RunHandle, RunOutcome, RunOwner, SignalSend, StartRequest,
+    StoreConfig, Terminal, Timeouts,
 };
+use aion::event::ParentClose;
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;
-use aion::replay::{CommandSpec, PatchResolution, Scope};
+use aion::replay::{ChildStarted, CommandSpec, PatchResolution, Scope};
 use aion::store::sqlite::SqliteOptions;
 use aion::store::{AttemptState, StoreError};
 use aion::time::Timestamp;
@@ -378,6 +380,97 @@ fn record<'a>(
         |env, recorded| match recorded {
             Recorded::Done => atoms::ok().encode(env),
             Recorded::Interrupted(interrupt) => terms::encode_interrupt(env, &interrupt),
+        },
+    )
+}
+
+/// A child as workflow code starts it: `{id, workflow_type, input,
+/// parent_close, options}` with `options` as `start_workflow`'s.
+type ChildTerm<'a> = (String, String, Binary<'a>, String, StartOptions);
+
+/// Starts the child of live command `ordinal` (`child`), or, with `nil`,
+/// brings the replayed pending child command `ordinal` to where history
+/// says it is. Answers `{:ok, {:started, run, child_id}}`, `{:ok, :running}`,
+/// `{:ok, :resolved}` or an interrupt.
+#[rustler::nif]
+fn start_child<'a>(
+    env: Env<'a>,
+    run: AnyRun,
+    ordinal: u32,
+    child: Option<ChildTerm<'a>>,
+    scope: ScopeTerm,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let child = child
+        .map(|(id, workflow_type, input, parent_close, options)| {
+            let parent_close = ParentClose::parse(&parent_close).ok_or(rustler::Error::BadArg)?;
+            let request = start_request(workflow_type, payload(input), options)?;
+            Ok((id, request, parent_close))
+        })
+        .transpose()?;
+    let scope: Scope = scope.into();
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let child = match child {
+                Some((id, request, parent_close)) => Some(ChildStarted {
+                    workflow_id: workflow_id(&id)?,
+                    workflow_type: request.workflow_type,
+                    input: request.input,
+                    run_id: None,
+                    parent_close,
+                    execution_timeout_ms: request.timeouts.execution_ms,
+                    run_timeout_ms: request.timeouts.run_ms,
+                    id_reuse: Some(request.id_reuse.as_str().to_owned()),
+                    search_attributes: request.search_attributes,
+                }),
+                None => None,
+            };
+            run.start_child(ordinal, child, &scope).await
+        },
+        |env, start| match start {
+            ChildStart::Started(child) => {
+                let id = child.info().workflow_id.to_string();
+                let resource = ResourceArc::new(RunResource { run: child });
+                (atoms::ok(), (atoms::started(), resource, id)).encode(env)
+            }
+            ChildStart::Running => (atoms::ok(), atoms::running()).encode(env),
+            ChildStart::Resolved => (atoms::ok(), atoms::resolved()).encode(env),
+            ChildStart::Interrupted(interrupt) => terms::encode_interrupt(env, &interrupt),
+        },
+    )
+}
+
+/// Sends signal `{target, name, payload}` for live command `ordinal`, or,
+/// with `nil`, delivers the replayed command `ordinal`'s signal again if a
+/// crash may have lost it. Answers `{:ok, :sent}`, `{:ok, {:failed,
+/// reason}}` or an interrupt.
+#[rustler::nif]
+fn signal_workflow<'a>(
+    env: Env<'a>,
+    run: AnyRun,
+    ordinal: u32,
+    send: Option<(String, String, Binary<'a>)>,
+    scope: ScopeTerm,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let send = send.map(|(target, name, input)| (target, name, payload(input)));
+    let scope: Scope = scope.into();
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let send = match send {
+                Some((target, name, payload)) => Some((workflow_id(&target)?, name, payload)),
+                None => None,
+            };
+            run.signal_workflow(ordinal, send, &scope).await
+        },
+        |env, sent| match sent {
+            SignalSend::Sent => (atoms::ok(), atoms::sent()).encode(env),
+            SignalSend::Failed(reason) => (atoms::ok(), (atoms::failed(), reason)).encode(env),
+            SignalSend::Interrupted(interrupt) => terms::encode_interrupt(env, &interrupt),
         },
     )
 }

@@ -4,8 +4,12 @@
 //! same way against both. A read-only run refuses, in the core, everything
 //! that would record or wait.
 
-use aion::engine::{EngineError, ReadOnlyRun, RecordCommand, Recorded, Taken};
-use aion::replay::{CommandSpec, Inbox, PatchResolution, Resolution, Scope, Settled};
+use aion::engine::{
+    ChildStart, EngineError, ReadOnlyRun, RecordCommand, Recorded, SignalSend, Taken,
+};
+use aion::ids::WorkflowId;
+use aion::payload::Payload;
+use aion::replay::{ChildStarted, CommandSpec, Inbox, PatchResolution, Resolution, Scope, Settled};
 use rustler::types::atom::Atom;
 use rustler::{Decoder, Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -115,6 +119,41 @@ impl AnyRun {
         match self {
             AnyRun::Live(run) => run.run.evict(ordinals, scope, message),
             AnyRun::ReadOnly(run) => run.run.evict(),
+        }
+    }
+
+    pub async fn start_child(
+        &self,
+        ordinal: u32,
+        child: Option<ChildStarted>,
+        scope: &Scope,
+    ) -> Result<ChildStart, EngineError> {
+        match (self, child) {
+            (AnyRun::Live(run), Some(child)) => run.run.start_child(ordinal, child, scope).await,
+            (AnyRun::Live(run), None) => run.run.ensure_child(ordinal).await,
+            (AnyRun::ReadOnly(run), _) => run.run.start_child(ordinal),
+        }
+    }
+
+    pub async fn signal_workflow(
+        &self,
+        ordinal: u32,
+        send: Option<(WorkflowId, String, Payload)>,
+        scope: &Scope,
+    ) -> Result<SignalSend, EngineError> {
+        match (self, send) {
+            (AnyRun::Live(run), Some((target, name, payload))) => {
+                run.run
+                    .signal_workflow(ordinal, target, name, payload, scope)
+                    .await
+            }
+            (AnyRun::Live(run), None) => {
+                run.run.ensure_signal(ordinal).await?;
+                Ok(SignalSend::Sent)
+            }
+            // A query's replay only reads what was sent.
+            (AnyRun::ReadOnly(_), None) => Ok(SignalSend::Sent),
+            (AnyRun::ReadOnly(run), Some(_)) => run.run.signal_workflow(ordinal),
         }
     }
 

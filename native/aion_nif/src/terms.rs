@@ -60,6 +60,9 @@ pub mod atoms {
         activity,
         timer,
         child_workflow,
+        started,
+        sent,
+        aion_error,
         undecodable,
         // map keys
         seq,
@@ -467,6 +470,12 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
         Outcome::Recorded(payload) => (atoms::recorded(), payload_bytes(env, payload)).encode(env),
         Outcome::Decided { timed_out } => (atoms::decided(), *timed_out).encode(env),
         Outcome::Applied => atoms::applied().encode(env),
+        Outcome::Error { reason, value } => (
+            atoms::aion_error(),
+            reason.as_str(),
+            payload_bytes(env, value),
+        )
+            .encode(env),
     }
 }
 
@@ -486,7 +495,9 @@ fn encode_work<'a>(env: Env<'a>, work: &PendingWork) -> Term<'a> {
         )
             .encode(env),
         PendingWork::Timer { fire_at, .. } => (atoms::timer(), time(*fire_at)).encode(env),
-        PendingWork::ChildWorkflow => atoms::child_workflow().encode(env),
+        PendingWork::ChildWorkflow(child) => {
+            (atoms::child_workflow(), child.workflow_id.as_str()).encode(env)
+        }
     }
 }
 
@@ -755,7 +766,16 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
                     entries.push((atoms::timer_id().encode(env), timer_id.as_str().encode(env)));
                     entries.push((atoms::fire_at().encode(env), time(*fire_at).encode(env)));
                 }
-                PendingWork::ChildWorkflow => {}
+                PendingWork::ChildWorkflow(child) => {
+                    entries.push((
+                        atom(env, "child_workflow_id"),
+                        child.workflow_id.as_str().encode(env),
+                    ));
+                    entries.push((
+                        atom(env, "parent_close"),
+                        atom(env, child.parent_close.as_str()),
+                    ));
+                }
             }
             map(env, entries)
         })

@@ -821,6 +821,7 @@ impl Driver {
                 Event::SignalReceived {
                     signal_name,
                     payload,
+                    ..
                 } => self.engine.signal(id, &signal_name, payload).await?,
                 Event::UpdateAccepted {
                     update_id,
