@@ -42,15 +42,17 @@ pub const VARIABLE: &str = "AION_FAULT";
 #[non_exhaustive]
 pub enum Point {
     /// `child_started`: a parent's `child_workflow_started` is durable, the
-    /// child's own `workflow_started` is not yet recorded. (Not wired yet:
-    /// child workflows call it when they land.)
+    /// child's own `workflow_started` is not yet recorded
+    /// (`RunHandle::start_child`).
     ChildStarted,
     /// `continued_as_new`: a run's `workflow_continued_as_new` is durable,
     /// the successor's `workflow_started` is not yet recorded. (Not wired
     /// yet: continue-as-new calls it when it lands.)
     ContinuedAsNew,
     /// `child_ended`: a child's ending is durable in its own history, the
-    /// parent has not recorded it yet. (Not wired yet.)
+    /// parent's `child_workflow_*` is not yet recorded (the engine's
+    /// `after_ending`, after [`Point::Terminal`]; reached only by runs with
+    /// a parent).
     ChildEnded,
     /// `terminal`: a run's ending (`workflow_completed`, `_failed`,
     /// `_cancelled`, `_terminated`, `_timed_out`) is durable, and with it
@@ -63,8 +65,8 @@ pub enum Point {
     /// evicted run is not woken.
     TimerFired,
     /// `signal_sent`: a workflow's `signal_sent` is durable, the target's
-    /// `signal_received` is not yet recorded. (Not wired yet:
-    /// `signal_workflow` calls it when it lands.)
+    /// `signal_received` is not yet recorded (`RunHandle::signal_workflow`;
+    /// a send recorded as failed reaches no point).
     SignalSent,
     /// `commit_before_fsync`: inside a group commit, every request of the
     /// batch has been written into the SQLite transaction, which is not

@@ -10,9 +10,9 @@ defmodule Aion.FaultsTest do
   # awaiter of the restarted VM is answered, and no activity ran again once
   # its result was durable.
   #
-  # The points of child workflows, continue-as-new and signal_workflow
-  # (child_started, continued_as_new, child_ended, signal_sent) get their
-  # workloads (Aion.Test.FaultWorkloads) and tests with those features.
+  # Histories are compared as counts of each event type (children and
+  # signals interleave differently from run to run). continued_as_new gets
+  # its workload (Aion.Test.FaultWorkloads) and test with continue-as-new.
   use Aion.Case, async: true
 
   alias Aion.Test.ChildVM
@@ -21,7 +21,7 @@ defmodule Aion.FaultsTest do
   @moduletag timeout: 300_000
 
   @killed 128 + 9
-  @workloads ["steps"]
+  @workloads ["steps", "family"]
 
   setup_all do
     # An uninterrupted run of each workload: what every crashed one must end as.
@@ -61,6 +61,21 @@ defmodule Aion.FaultsTest do
     crash(dir, "steps", 2, "recovery")
     refute Enum.any?(executions(dir), fn {_key, generations} -> 2 in generations end)
     assert_as_uninterrupted(context, "steps", finish(dir, "steps", 3))
+  end
+
+  test "child_started: a child recorded in its parent but never started starts once", %{tmp_dir: dir} = context do
+    crash(dir, "family", 1, "child_started:2")
+    assert_as_uninterrupted(context, "family", finish(dir, "family", 2))
+  end
+
+  test "child_ended: a child's ending its parent never recorded is recorded once", %{tmp_dir: dir} = context do
+    crash(dir, "family", 1, "child_ended:2")
+    assert_as_uninterrupted(context, "family", finish(dir, "family", 2))
+  end
+
+  test "signal_sent: a signal recorded as sent but never delivered is delivered once", %{tmp_dir: dir} = context do
+    crash(dir, "family", 1, "signal_sent:2")
+    assert_as_uninterrupted(context, "family", finish(dir, "family", 2))
   end
 
   test "an AION_FAULT naming no point refuses to start the instance, saying which points exist", %{tmp_dir: dir} do

@@ -32,6 +32,48 @@ defmodule Aion.Test.FaultSteps do
   end
 end
 
+defmodule Aion.Test.FaultParent do
+  @moduledoc false
+  # Three children, then a signal to the inbox: {:ok, {child results, :ok}}.
+  use Aion.Workflow
+
+  @impl true
+  def run(n) do
+    futures = for k <- 1..3, do: start_child(Aion.Test.FaultChild, {n, k}, id: "family-#{n}-#{k}")
+    results = await_all(futures)
+    {:ok, {results, signal_workflow("family-inbox", :item, n)}}
+  end
+end
+
+defmodule Aion.Test.FaultChild do
+  @moduledoc false
+  # One activity: 2 * (10n + k).
+  use Aion.Workflow
+
+  @impl true
+  def run({n, k}) do
+    {:ok, result} = activity(Aion.Test.FaultActivities, :run, ["family-#{n}-#{k}", 10 * n + k])
+    {:ok, 2 * result.value}
+  end
+end
+
+defmodule Aion.Test.FaultInbox do
+  @moduledoc false
+  # Takes `count` :item signals; returns them sorted (senders race).
+  use Aion.Workflow
+
+  @impl true
+  def run(count) do
+    items =
+      for _ <- 1..count do
+        {:ok, item} = await_signal(:item)
+        item
+      end
+
+    {:ok, Enum.sort(items)}
+  end
+end
+
 defmodule Aion.Test.FaultWorkloads do
   @moduledoc false
   # The workloads of the fault injection test (test/aion/faults_test.exs), by
@@ -42,13 +84,28 @@ defmodule Aion.Test.FaultWorkloads do
   # to await), its activities through Aion.Test.FaultActivities.run/2 so that
   # re-executions are checked, and a test in faults_test.exs.
 
-  alias Aion.Test.FaultSteps
+  alias Aion.Test.{FaultChild, FaultInbox, FaultParent, FaultSteps}
+
+  @parents 4
 
   @doc "The workflow types the instance registers for `workload`."
   def types("steps"), do: [FaultSteps]
+  def types("family"), do: [FaultParent, FaultChild, FaultInbox]
 
-  @doc "Starts the workload's workflows that do not exist yet; returns every id to await."
+  @doc """
+  Starts the workload's workflows that do not exist yet; returns every id to
+  await, in an order in which each exists once those before it ended.
+  """
+  # steps: 6 workflows of three activities with a sleep between each.
   def start("steps", instance), do: for(n <- 1..6, do: start_once(instance, FaultSteps, n, "steps-#{n}"))
+
+  # family: an inbox, then 4 parents with 3 children each (one activity
+  # each); each parent signals the inbox once its children ended.
+  def start("family", instance) do
+    inbox = start_once(instance, FaultInbox, @parents, "family-inbox")
+    parents = for n <- 1..@parents, do: start_once(instance, FaultParent, n, "family-#{n}")
+    parents ++ for(n <- 1..@parents, k <- 1..3, do: "family-#{n}-#{k}") ++ [inbox]
+  end
 
   @doc "Starts workflow `id` unless it exists (running or ended); returns `id`."
   def start_once(instance, type, input, id) do

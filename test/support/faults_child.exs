@@ -4,7 +4,7 @@
 # Starts an instance on DB (recovering whatever earlier generations left),
 # starts WORKLOAD's workflows that do not exist yet (Aion.Test.FaultWorkloads),
 # awaits each, then prints how each ended:
-#   END <id> <result> <event types of its history, comma-separated>
+#   END <id> <result> <type>=<count>,... (its history's events by type)
 #   RECORDED <key> <generation>    for each activity result in its history
 # and ALL_DONE. An instance that does not start prints START_FAILED <error>.
 # With AION_FAULT set, the engine aborts this VM at the fault point; its last
@@ -33,7 +33,9 @@ IO.puts("READY")
 for id <- ids do
   result = Aion.await(:faults, id, :infinity)
   {:ok, history} = Aion.history(:faults, id)
-  IO.puts("END #{id} #{inspect(result)} #{Enum.map_join(history, ",", & &1.type)}")
+  # Counted, not ordered: concurrent children and signals interleave.
+  counts = history |> Enum.frequencies_by(& &1.type) |> Enum.sort() |> Enum.map_join(",", fn {type, n} -> "#{type}=#{n}" end)
+  IO.puts("END #{id} #{inspect(result)} #{counts}")
 
   for %{type: :activity_completed, result: %{key: key, generation: recorded_in}} <- history do
     IO.puts("RECORDED #{key} #{recorded_in}")
