@@ -40,6 +40,8 @@
 #      then p50/p99 of Aion.list/3 (a page of 100: type + status + a range
 #      on one search attribute) and of Aion.count/2 (the same filter), over
 #      BENCH_LIST_QUERIES calls each, filters varying. Target: p50 <= 20 ms.
+#   6. Children: a parent starts BENCH_CHILDREN child workflows and awaits
+#      them all; time from its start to its result, 3 times.
 #
 # Environment:
 #
@@ -57,6 +59,7 @@
 #   BENCH_TRACE_NIFS     1 (default): time every NIF call in 4. by call tracing; 0: don't
 #   BENCH_LIST           workflows listed in 5. (default 100000; 0 skips 5.)
 #   BENCH_LIST_QUERIES   list and count calls measured in 5. (default 200 each)
+#   BENCH_CHILDREN       children of the parent in 6. (default 1000; 0 skips 6.)
 #   BENCH_TMPDIR         parent of the temp directory (default System.tmp_dir!())
 #   BENCH_KEEP=1         keep the temp directory (SQLite files) afterwards
 
@@ -885,6 +888,33 @@ list_result =
   end
 
 # ---------------------------------------------------------------------------
+# 6. Children: a parent fanning out and awaiting all
+# ---------------------------------------------------------------------------
+
+children_n = Bench.env_int("BENCH_CHILDREN", 1000)
+
+children_result =
+  if children_n > 0 do
+    IO.puts("-- 6. Children: a parent fans out #{children_n} children and awaits them all (3 runs)")
+    children_pid = Bench.start_instance!(name: :bench_children, store: db.("children.db"), durability: durability, workflows: [Aion.Bench.FanOut, Aion.Bench.FanOut.Child])
+
+    runs_us =
+      for run <- 1..3 do
+        {us, {:ok, ^children_n}} =
+          Bench.timed(fn ->
+            {:ok, id} = Aion.start_workflow(:bench_children, Aion.Bench.FanOut, children_n, id: "fan-#{run}")
+            Aion.await(:bench_children, id, :infinity)
+          end)
+
+        IO.puts("   run #{run}: #{Bench.fmt_s(us)} (#{Bench.fmt(children_n / (us / 1_000_000), 0)} children/s)")
+        us
+      end
+
+    Bench.stop_instance!(children_pid)
+    %{n: children_n, median_us: Enum.at(Enum.sort(runs_us), 1)}
+  end
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 
@@ -962,6 +992,19 @@ end
        """}
   end
 
+{children_report, children_keys} =
+  case children_result do
+    nil ->
+      {"", ""}
+
+    r ->
+      {"    #{String.pad_trailing("fan-out #{r.n}:", 19)} median #{Bench.fmt_s(r.median_us)} to all complete (#{Bench.fmt(r.n / (r.median_us / 1_000_000), 0)} children/s)\n",
+       """
+       children_fan_out=#{r.n}
+       children_fan_out_ms=#{Bench.fmt(Bench.ms(r.median_us), 3)}
+       """}
+  end
+
 machine = Enum.map_join(Bench.machine(), "\n", fn {k, v} -> "  #{String.pad_trailing(k <> ":", 19)} #{v}" end)
 
 IO.write(
@@ -987,7 +1030,7 @@ IO.write(
     update round trip:  p50 #{Bench.fmt_ms(up50)}  p99 #{Bench.fmt_ms(up99)}
     #{String.pad_trailing("replay #{event_count} ev:", 19)} min #{Bench.fmt_ms(replay_min)}  median #{Bench.fmt_ms(replay_median)}
     live build of it:   #{Bench.fmt_s(build_us)}
-  #{sleepers_report}#{list_report}  bench wall time:    #{Bench.fmt_s(total_us)}
+  #{sleepers_report}#{list_report}#{children_report}  bench wall time:    #{Bench.fmt_s(total_us)}
 
   Ratio-friendly (one key=value per line; same units in every run)
   durability=#{durability}
@@ -1011,5 +1054,5 @@ IO.write(
   replay_us_per_event=#{Bench.fmt(replay_median / max(event_count, 1), 3)}
   live_build_ms=#{Bench.fmt(Bench.ms(build_us), 3)}
   live_build_us_per_event=#{Bench.fmt(build_us / max(event_count, 1), 3)}
-  """ <> sleepers_keys <> list_keys <> "\n"
+  """ <> sleepers_keys <> list_keys <> children_keys <> "\n"
 )

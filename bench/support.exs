@@ -114,6 +114,26 @@ defmodule Aion.Bench.Sleeper do
   end
 end
 
+defmodule Aion.Bench.FanOut do
+  @moduledoc false
+  # A parent starting `n` children (Aion.Bench.FanOut.Child) and awaiting them all.
+  use Aion.Workflow
+
+  @impl true
+  def run(n) do
+    results = for(i <- 1..n, do: start_child(Aion.Bench.FanOut.Child, i)) |> await_all()
+    {:ok, length(results)}
+  end
+
+  defmodule Child do
+    @moduledoc false
+    use Aion.Workflow
+
+    @impl true
+    def run(i), do: {:ok, i}
+  end
+end
+
 defmodule Aion.Bench.Listed do
   @moduledoc false
   # The listing bench's workflows (three types, see Aion.Bench.Listed.A/B/C):

@@ -130,6 +130,10 @@ pub struct ParentRef {
     pub run_id: RunId,
     /// The command that started it.
     pub command: u32,
+    /// What happens to the child when that run ends first (`None`: nothing
+    /// recorded, as for the sender of a signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_close: Option<ParentClose>,
 }
 
 impl ParentRef {

@@ -104,6 +104,7 @@ impl RunHandle {
             workflow_id: self.info.workflow_id.clone(),
             run_id: self.info.run_id,
             command: ordinal,
+            parent_close: None,
         }
     }
 
@@ -287,7 +288,10 @@ impl Engine {
         };
         let lineage = Lineage {
             run_id: child.run_id,
-            parent: Some(parent.clone()),
+            parent: Some(ParentRef {
+                parent_close: Some(child.parent_close),
+                ..parent.clone()
+            }),
         };
         let refused = match self.start_as(request, Vec::new(), lineage).await {
             Ok(run) => return Ok(ChildStart::Started(run)),
@@ -385,6 +389,44 @@ impl Engine {
         };
         match closed {
             // It ended meanwhile.
+            Err(EngineError::NotRunning { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The policy that closes the run of a child (`parent` names its
+    /// parent's command) now, if its parent's run ended without closing it
+    /// (a crash between the parent's ending and its closing of its
+    /// children): terminate, or request cancellation (unless
+    /// `cancel_requested` already).
+    pub(super) async fn orphaned(
+        &self,
+        parent: &ParentRef,
+        cancel_requested: bool,
+    ) -> Result<Option<ParentClose>> {
+        let policy = match parent.parent_close {
+            None | Some(ParentClose::Abandon) => return Ok(None),
+            Some(ParentClose::RequestCancel) if cancel_requested => return Ok(None),
+            Some(policy) => policy,
+        };
+        let parent_runs = self
+            .latest_run(&parent.workflow_id)
+            .await?
+            .is_some_and(|run| {
+                run.run_id == parent.run_id && run.status == WorkflowStatus::Running
+            });
+        Ok((!parent_runs).then_some(policy))
+    }
+
+    /// Closes the running run of `child` by `policy` (see [`Engine::orphaned`]).
+    pub(super) async fn close_orphan(&self, child: &WorkflowId, policy: ParentClose) -> Result<()> {
+        let reason = Payload::etf_atom("parent_closed");
+        let closed = match policy {
+            ParentClose::Terminate => self.terminate(child, reason).await.map(drop),
+            ParentClose::RequestCancel => self.cancel(child, reason).await,
+            ParentClose::Abandon => Ok(()),
+        };
+        match closed {
             Err(EngineError::NotRunning { .. }) => Ok(()),
             other => other,
         }

@@ -1012,6 +1012,7 @@ async fn a_run_evicted_while_waiting_for_a_signal_is_left_alone_until_one_comes(
     assert!(!engine.is_parked(&id));
 }
 
+mod children;
 mod prefix_replay;
 mod search;
 

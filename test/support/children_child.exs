@@ -15,6 +15,10 @@ case mode do
   "one_child" ->
     {:ok, _} = Aion.start_workflow(:children, Parent, %{children: [{%{n: 7}, [id: "k-child"]}]}, id: "k-parent")
 
+  "orphan" ->
+    children = [{%{n: 1, wait: true}, [id: "k-terminated"]}, {%{n: 2, wait: true}, [id: "k-cancelled", parent_close: :request_cancel]}]
+    {:ok, _} = Aion.start_workflow(:children, Parent, %{children: children, then: :return}, id: "k-parent")
+
   "signal" ->
     {:ok, _} = Aion.start_workflow(:children, Collector, %{n: 1}, id: "k-target")
     {:ok, _} = Aion.start_workflow(:children, Signaller, %{sends: [{"k-target", :item, :hello}]}, id: "k-sender")

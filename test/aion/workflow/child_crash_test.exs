@@ -60,6 +60,18 @@ defmodule Aion.Workflow.ChildCrashTest do
     assert count(aion, "k-child", :workflow_started) == 1
   end
 
+  test "killed after the parent ended, before it closed its children: recovery closes them by their policies", %{tmp_dir: dir} do
+    aion =
+      run_until_killed(dir, "orphan", [{"AION_FAULT_KILL_AFTER", "workflow_completed:1"}], fn aion ->
+        assert {:ok, %{status: :completed}} = Aion.describe(aion, "k-parent")
+        assert {:ok, %{status: :running}} = Aion.describe(aion, "k-terminated")
+        assert {:ok, %{status: :running}} = Aion.describe(aion, "k-cancelled")
+      end)
+
+    assert {:error, %Aion.Error{reason: :terminated}} = Aion.await(aion, "k-terminated", 10_000)
+    assert {:error, %Aion.Error{reason: :cancelled}} = Aion.await(aion, "k-cancelled", 10_000)
+  end
+
   test "killed after a signal is recorded as sent, before delivery: recovery delivers it once", %{tmp_dir: dir} do
     aion =
       run_until_killed(dir, "signal", [{"AION_FAULT_KILL_AFTER", "signal_sent:1"}], fn aion ->
