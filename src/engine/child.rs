@@ -30,6 +30,7 @@
 //! the target does not hold it.
 
 use crate::event::{Event, ParentClose, ParentRef};
+use crate::faults::{self, Point};
 use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::replay::{ChildStarted, Interrupt, PendingWork, Resolver, Scope};
@@ -123,6 +124,8 @@ impl RunHandle {
         if let Recorded::Interrupted(interrupt) = self.record(command, Some(scope)).await? {
             return Ok(ChildStart::Interrupted(interrupt));
         }
+        // Recorded in the parent; the child's history is still empty.
+        faults::hit(Point::ChildStarted);
         self.engine
             .start_recorded_child(self.sender(ordinal), &child)
             .await
@@ -171,6 +174,8 @@ impl RunHandle {
         if let Some(reason) = failed {
             return Ok(SignalSend::Failed(reason));
         }
+        // Recorded as sent; the target holds nothing yet.
+        faults::hit(Point::SignalSent);
         self.engine
             .deliver_sent(&target, &name, payload, &self.sender(ordinal))
             .await?;
@@ -344,12 +349,15 @@ impl Engine {
         }
         if let Some(parent) = &family.parent
             && let Some(event) = child_ending(parent.command, workflow_id, terminal)
-            && let Err(error) = self.record_in_parent(parent, event).await
         {
-            self.inner.listener.warning(&format!(
-                "the ending of child workflow {workflow_id} could not be recorded in its parent {} yet: {error}",
-                parent.workflow_id
-            ));
+            // The child's ending is durable; its parent holds nothing yet.
+            faults::hit(Point::ChildEnded);
+            if let Err(error) = self.record_in_parent(parent, event).await {
+                self.inner.listener.warning(&format!(
+                    "the ending of child workflow {workflow_id} could not be recorded in its parent {} yet: {error}",
+                    parent.workflow_id
+                ));
+            }
         }
         for child in family.children {
             if let Err(error) = Box::pin(self.close_child(&child)).await {

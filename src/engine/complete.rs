@@ -2,6 +2,7 @@
 //! and reading how a run ended.
 
 use crate::event::Event;
+use crate::faults::{self, Point};
 use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::status::{RunSummary, WorkflowStatus};
@@ -74,6 +75,9 @@ impl Engine {
             ),
         };
         cell.append(&mut recorder, vec![event]).await?;
+        // Durable with its visibility row; the host, which wakes awaiters
+        // once this returns, has not heard.
+        faults::hit(Point::Terminal);
         drop(recorder);
         if may_have_timers {
             // A timer left armed would fire as a no-op (its row is gone);

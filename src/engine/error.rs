@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::faults::FaultError;
 use crate::ids::{IdError, RunId, WorkflowId};
 use crate::replay::ReplayError;
 use crate::status::WorkflowStatus;
@@ -99,6 +100,11 @@ pub enum EngineError {
     /// search attribute's, a range over text). Fix the filter.
     #[error(transparent)]
     InvalidFilter(#[from] FilterError),
+    /// `AION_FAULT` is set to something that names no fault point: no
+    /// engine opens in this OS process. Fix or unset the variable (see
+    /// [`crate::faults`]).
+    #[error(transparent)]
+    InvalidFault(#[from] FaultError),
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -130,6 +136,7 @@ impl EngineError {
             EngineError::StoreInUse { .. } => "store_in_use",
             EngineError::ReadOnly { .. } => "read_only",
             EngineError::InvalidFilter(_) => "invalid_filter",
+            EngineError::InvalidFault(_) => "invalid_fault",
         }
     }
 

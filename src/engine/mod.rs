@@ -47,6 +47,7 @@ pub use run::{RecordCommand, Recorded, RunHandle};
 use timer_fire::timer_sink;
 
 use crate::event::{Event, RecordedEvent};
+use crate::faults;
 use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::recorder::{Recorder, RecorderGuard};
@@ -391,11 +392,15 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 impl Engine {
     /// Opens the store (creating or migrating its schema) and starts the
     /// writer and timer tasks on `runtime`. Call [`Engine::recover`] next.
+    ///
+    /// Arms the fault `AION_FAULT` names, if set ([`faults::arm_from_env`]);
+    /// a value that names none fails with [`EngineError::InvalidFault`].
     pub async fn open(
         config: EngineConfig,
         listener: Arc<dyn EngineListener>,
         runtime: Handle,
     ) -> Result<Engine> {
+        let fault = faults::arm_from_env()?;
         let store = open_store(&config.store).await?;
         let (writer, writer_task) =
             GroupCommitWriter::spawn(Arc::clone(&store), config.writer.clone(), &runtime);
@@ -419,6 +424,14 @@ impl Engine {
         });
         let engine = Engine { inner };
         engine.supervise_tasks();
+        if let Some(fault) = fault {
+            engine.inner.listener.warning(&format!(
+                "{}={fault} is set: this OS process aborts once the engine has reached {} {} time(s); never set it in production",
+                faults::VARIABLE,
+                fault.point,
+                fault.nth
+            ));
+        }
         Ok(engine)
     }
 

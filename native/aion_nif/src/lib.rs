@@ -181,6 +181,7 @@ fn engine_open<'a>(env: Env<'a>, config: OpenConfig, listener: LocalPid) -> Term
         },
     };
     let mut engine_config = EngineConfig::new(store);
+    faults::install();
     engine_config.writer.after_commit = faults::from_env();
     let opened = runtime().block_on(Engine::open(
         engine_config,

@@ -62,6 +62,7 @@ use super::{
 };
 use crate::codec;
 use crate::event::{AttributeKind, RecordedEvent};
+use crate::faults::{self, Point};
 use crate::ids::{TimerId, WorkflowId};
 use crate::status::{RunSummary, WorkflowSummary, run_chain};
 use crate::time::Timestamp;
@@ -874,6 +875,7 @@ impl EventLog for SqliteStore {
             let events = encoded.pop().unwrap_or_else(|| Ok(Vec::new()));
             return match try_request(&mut tx, request, events).await {
                 Ok(()) => {
+                    faults::hit(Point::CommitBeforeFsync);
                     tx.commit().await.map_err(backend)?;
                     Ok(vec![Ok(())])
                 }
@@ -894,6 +896,7 @@ impl EventLog for SqliteStore {
         for (request, events) in batch.iter().zip(encoded) {
             results.push(apply_request(&mut tx, request, events).await?);
         }
+        faults::hit(Point::CommitBeforeFsync);
         tx.commit().await.map_err(backend)?;
         Ok(results)
     }
