@@ -25,6 +25,7 @@ use thiserror::Error;
 use crate::event::{Event, RecordedEvent};
 use crate::ids::{RunId, TimerId};
 use crate::payload::Payload;
+use crate::status::HistorySize;
 use crate::time::Timestamp;
 
 use activity::ActivityMachine;
@@ -457,6 +458,8 @@ struct Entry {
     opened_seq: u64,
     /// Seq of the event that gave it its outcome.
     outcome_seq: Option<u64>,
+    /// The run's history up to and including the event that opened it.
+    size_at_open: HistorySize,
 }
 
 /// Signals and updates recorded for the run and not yet taken, and every
@@ -494,6 +497,9 @@ pub struct Resolver {
     /// Whether the run has deadlines (execution or run timeout) armed.
     deadlines: bool,
     patches: PatchMemo,
+    /// The size of every event applied, and of the first one alone.
+    size: HistorySize,
+    started_size: HistorySize,
 }
 
 impl Resolver {
@@ -508,6 +514,8 @@ impl Resolver {
             cancel_delivered: false,
             deadlines: false,
             patches: PatchMemo::default(),
+            size: HistorySize::default(),
+            started_size: HistorySize::default(),
         }
     }
 
@@ -543,6 +551,10 @@ impl Resolver {
     pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ReplayError> {
         let event = &recorded.event;
         let seq = recorded.seq();
+        self.size.add(event);
+        if self.size.events == 1 {
+            self.started_size = self.size;
+        }
         let Some(ordinal) = event.command() else {
             self.receive(seq, event);
             return Ok(());
@@ -616,6 +628,7 @@ impl Resolver {
             machine,
             opened_seq: seq,
             outcome_seq,
+            size_at_open: self.size,
         });
         Ok(())
     }
@@ -678,6 +691,30 @@ impl Resolver {
             Inbox::Update => &self.inboxes.updates,
         };
         queue.values().find(|message| message.name == name)
+    }
+
+    /// Signals recorded for the run and not yet taken, in the order they
+    /// were recorded (a continue-as-new hands them to the next run).
+    pub fn waiting_signals(&self) -> impl Iterator<Item = &Message> {
+        self.inboxes.signals.values()
+    }
+
+    /// The size of the run's history as the code has seen it: up to the
+    /// event that opened the last command it issued (its `workflow_started`
+    /// before its first command). Events recorded after that (outcomes not
+    /// yet taken, messages waiting) are left out, so a replay gives the
+    /// code the same size at the same point, and code that decides on it
+    /// (to continue as new) decides the same way.
+    pub fn history_size(&self) -> HistorySize {
+        match self.cursor.checked_sub(1) {
+            Some(last) => self.commands[last as usize].size_at_open,
+            None => self.started_size,
+        }
+    }
+
+    /// The size of every event of the run applied so far.
+    pub fn total_size(&self) -> HistorySize {
+        self.size
     }
 
     /// Whether a signal or an update waits in an inbox, not yet taken.

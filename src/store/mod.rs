@@ -541,6 +541,24 @@ pub trait EventLog: Send + Sync {
         from_seq: u64,
     ) -> Result<Vec<RecordedEvent>>;
 
+    /// The events of `workflow_id` with `from_seq <= seq <= to_seq`, in
+    /// order: one run of a history with many.
+    ///
+    /// # Contract
+    /// Backends read that range only, so that reading one run costs its
+    /// own events, however long the history. An empty range, or one beyond
+    /// the head, gives an empty list.
+    async fn read_range(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let mut events = self.read_from(workflow_id, from_seq).await?;
+        events.retain(|recorded| recorded.seq() <= to_seq);
+        Ok(events)
+    }
+
     /// The whole history of `workflow_id`.
     async fn read_history(&self, workflow_id: &WorkflowId) -> Result<Vec<RecordedEvent>> {
         self.read_from(workflow_id, 1).await

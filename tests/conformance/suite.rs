@@ -108,6 +108,31 @@ pub async fn read_from_a_seq(store: Arc<dyn Store>) {
     assert_eq!(store.read_history(&wf("unknown")).await.unwrap(), vec![]);
 }
 
+pub async fn read_a_range_of_seqs(store: Arc<dyn Store>) {
+    let appended = seed(&store, "order-1", at(0), order_fulfilled(run(1))).await;
+    let id = wf("order-1");
+
+    assert_eq!(store.read_range(&id, 1, 5).await.unwrap(), appended.events);
+    assert_eq!(
+        store.read_range(&id, 2, 3).await.unwrap(),
+        appended.events[1..3].to_vec()
+    );
+    assert_eq!(
+        store.read_range(&id, 4, u64::MAX).await.unwrap(),
+        appended.events[3..].to_vec()
+    );
+    assert_eq!(
+        store.read_range(&id, 5, 5).await.unwrap(),
+        appended.events[4..].to_vec()
+    );
+    assert_eq!(store.read_range(&id, 4, 3).await.unwrap(), vec![]);
+    assert_eq!(store.read_range(&id, 6, 9).await.unwrap(), vec![]);
+    assert_eq!(
+        store.read_range(&wf("unknown"), 1, 9).await.unwrap(),
+        vec![]
+    );
+}
+
 pub async fn appends_across_batches_chain(store: Arc<dyn Store>) {
     let id = wf("counter");
     let first = request(&id, 0, at(0), vec![started(run(1), "Counter")]);

@@ -911,6 +911,35 @@ impl EventLog for SqliteStore {
         read_events(&mut conn, workflow_id, from_seq).await
     }
 
+    async fn read_range(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        let (Ok(from_seq), to_seq) = (
+            i64::try_from(from_seq),
+            i64::try_from(to_seq).unwrap_or(i64::MAX),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        let rows = sqlx::query(
+            "SELECT seq, recorded_at, format, body FROM events
+             WHERE workflow_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+        )
+        .bind(workflow_id.as_str())
+        .bind(from_seq)
+        .bind(to_seq)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| event_from_row(workflow_id, row))
+            .collect()
+    }
+
     async fn head(&self, workflow_id: &WorkflowId) -> Result<u64> {
         self.ensure_open()?;
         let mut conn = self.readers.acquire().await.map_err(backend)?;
