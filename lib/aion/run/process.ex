@@ -12,6 +12,9 @@ defmodule Aion.Run.Process do
   #                                             exit or throw out of run/1, or
   #                                             non-determinism with on_nondeterminism: :fail)
   #   {:shutdown, {:aion_cancelled, payload}}   the code let a cancellation end it
+  #   {:shutdown, {:aion_continued, type, payload}}  the code continued as new
+  #                                             (continue_as_new/2): a successor
+  #                                             of `type` with input `payload`
   #   {:shutdown, :aion_evicted}                idle, waiting on a timer or a message, evicted
   #   {:shutdown, :aion_blocked}                non-determinism, suspended
   #   {:shutdown, :aion_not_running}            the run had ended already
