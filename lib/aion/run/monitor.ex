@@ -43,9 +43,9 @@ defmodule Aion.Run.Monitor do
   end
 
   @doc false
-  # Called by a run process once its run is loaded.
-  def loaded(instance, workflow_id, run_id, generation) do
-    send(GenServer.whereis(Instance.monitor(instance, workflow_id)), {:loaded, self(), run_id, generation})
+  # Called by a run process once its run is loaded (of workflow type `type`).
+  def loaded(instance, workflow_id, run_id, generation, type) do
+    send(GenServer.whereis(Instance.monitor(instance, workflow_id)), {:loaded, self(), run_id, generation, type})
     :ok
   end
 
@@ -62,9 +62,9 @@ defmodule Aion.Run.Monitor do
     {:noreply, put_in(state.runs[pid], %{workflow_id: workflow_id, type: type, run_id: nil, generation: nil})}
   end
 
-  def handle_info({:loaded, pid, run_id, generation}, state) do
+  def handle_info({:loaded, pid, run_id, generation, type}, state) do
     case state.runs do
-      %{^pid => run} -> {:noreply, put_in(state.runs[pid], %{run | run_id: run_id, generation: generation})}
+      %{^pid => run} -> {:noreply, put_in(state.runs[pid], %{run | run_id: run_id, generation: generation, type: type})}
       _ -> {:noreply, state}
     end
   end
