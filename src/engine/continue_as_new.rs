@@ -211,15 +211,16 @@ impl Engine {
         workflow_id: &WorkflowId,
         run_id: RunId,
     ) -> Result<RunSummary> {
-        self.runs(workflow_id)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|run| run.run_id == run_id)
-            .ok_or_else(|| EngineError::RunNotFound {
+        match self.inner.store.read_run(workflow_id, run_id).await? {
+            Some(run) => Ok(run),
+            None if self.latest_run(workflow_id).await?.is_none() => Err(EngineError::NotFound {
+                workflow_id: workflow_id.clone(),
+            }),
+            None => Err(EngineError::RunNotFound {
                 workflow_id: workflow_id.clone(),
                 run_id,
-            })
+            }),
+        }
     }
 
     /// A run of `workflow_id` and its events (its segment of the history):

@@ -475,6 +475,38 @@ pub async fn run_chain_spans_continue_as_new(store: Arc<dyn Store>) {
         (run(3), WorkflowStatus::Running, 6)
     );
     assert_eq!(store.read_run_chain(&wf("unknown")).await.unwrap(), vec![]);
+
+    // One run by id: the same row as in the chain.
+    for expected in &chain {
+        assert_eq!(
+            store
+                .read_run(&wf("counter"), expected.run_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(expected)
+        );
+    }
+    assert_eq!(store.read_run(&wf("counter"), run(9)).await.unwrap(), None);
+    assert_eq!(store.read_run(&wf("unknown"), run(1)).await.unwrap(), None);
+    // The running run ends at the head as the history grows.
+    store
+        .append(request(
+            &wf("counter"),
+            6,
+            at(1),
+            vec![Event::ActivityCancelled { command: 0 }],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_run(&wf("counter"), run(3))
+            .await
+            .unwrap()
+            .map(|run| run.last_seq),
+        Some(7)
+    );
 }
 
 fn timer_entry(id: &str, run_id: u128, command: u32, fire_at: aion::time::Timestamp) -> TimerEntry {

@@ -15,8 +15,9 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Blocked, ContinueAsNew, Continued, Engine, EngineConfig, EngineError, EngineListener, IdReuse, Notice, RecordCommand,
-    Recorded, RunHandle, RunOutcome, RunOwner, StartRequest, StoreConfig, Terminal, Timeouts,
+    Blocked, ContinueAsNew, Continued, Engine, EngineConfig, EngineError, EngineListener, IdReuse,
+    Notice, RecordCommand, Recorded, RunHandle, RunOutcome, RunOwner, StartRequest, StoreConfig,
+    Terminal, Timeouts,
 };
 use aion::ids::{RunId, WorkflowId};
 use aion::payload::Payload;

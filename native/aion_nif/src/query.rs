@@ -5,8 +5,8 @@
 //! that would record or wait.
 
 use aion::engine::{EngineError, ReadOnlyRun, RecordCommand, Recorded, Taken};
-use aion::status::HistorySize;
 use aion::replay::{CommandSpec, Inbox, PatchResolution, Resolution, Scope, Settled};
+use aion::status::HistorySize;
 use rustler::types::atom::Atom;
 use rustler::{Decoder, Encoder, Env, NifResult, ResourceArc, Term};
 

@@ -5,11 +5,11 @@ use aion::engine::{
     Terminal, UpdateState,
 };
 use aion::event::{Field, RecordedEvent, SearchAttribute};
+use aion::ids::RunId;
 use aion::payload::Payload;
 use aion::replay::{
     CommandKind, Inbox, Interrupt, Outcome, PendingWork, Resolution, Scope, Settled,
 };
-use aion::ids::RunId;
 use aion::status::{HistorySize, RunSummary, WorkflowStatus};
 use aion::store::AttemptState;
 use aion::time::Timestamp;
@@ -730,7 +730,10 @@ pub fn encode_history_size<'a>(env: Env<'a>, size: HistorySize) -> Term<'a> {
 }
 
 fn maybe_run<'a>(env: Env<'a>, run: Option<RunId>) -> Term<'a> {
-    run.map_or_else(|| atoms::nil().encode(env), |run| run.to_string().encode(env))
+    run.map_or_else(
+        || atoms::nil().encode(env),
+        |run| run.to_string().encode(env),
+    )
 }
 
 pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'a> {

@@ -62,8 +62,8 @@ use super::{
 };
 use crate::codec;
 use crate::event::{AttributeKind, RecordedEvent};
-use crate::ids::{TimerId, WorkflowId};
-use crate::status::{RunSummary, WorkflowSummary, run_chain};
+use crate::ids::{RunId, TimerId, WorkflowId};
+use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary, run_chain};
 use crate::time::Timestamp;
 use crate::visibility::{ListCursor, ListFilter, ListPage, SearchAttributes, project_attributes};
 
@@ -967,6 +967,55 @@ impl EventLog for SqliteStore {
         // the store's back): the history is the truth. Reconciliation
         // rewrites the index.
         Ok(run_chain(&read_events(&mut tx, workflow_id, 1).await?))
+    }
+
+    async fn read_run(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<Option<RunSummary>> {
+        self.ensure_open()?;
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let sql = format!(
+            "SELECT {} FROM runs WHERE workflow_id = ?1 AND run_id = ?2",
+            runs::RUN_COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(workflow_id.as_str())
+            .bind(run_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let run = match row.map(|row| run_from_row(workflow_id, &row)).transpose() {
+            Ok(run) => run,
+            // A row that does not decode: the chain (rebuilt from history if
+            // need be) says.
+            Err(_) => {
+                drop(tx);
+                return Ok(self
+                    .read_run_chain(workflow_id)
+                    .await?
+                    .into_iter()
+                    .find(|run| run.run_id == run_id));
+            }
+        };
+        match run {
+            // A running run's row may lag the head (see `at_head`).
+            Some(run) if run.status == WorkflowStatus::Running => {
+                let head_seq = stored_head(&mut tx, workflow_id).await?;
+                Ok(Some(runs::at_head(run, head_seq)))
+            }
+            Some(run) => Ok(Some(run)),
+            // Not in the index: maybe an index that lags history.
+            None => {
+                drop(tx);
+                Ok(self
+                    .read_run_chain(workflow_id)
+                    .await?
+                    .into_iter()
+                    .find(|run| run.run_id == run_id))
+            }
+        }
     }
 
     async fn history_head(&self, workflow_id: &WorkflowId) -> Result<HistoryHead> {
