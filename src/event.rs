@@ -690,6 +690,18 @@ impl Event {
         )
     }
 
+    /// The size of the payloads the event carries (inputs, results,
+    /// arguments, values), in bytes: what makes a history large.
+    pub fn payload_bytes(&self) -> u64 {
+        self.fields()
+            .iter()
+            .map(|(_, field)| match field {
+                Field::Payload(payload) => payload.data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The ordinal of the command this event belongs to, if any.
     pub fn command(&self) -> Option<u32> {
         match self {

@@ -77,8 +77,8 @@ pub enum SignalSend {
 /// its ending must tell and close.
 #[derive(Default)]
 pub(super) struct Family {
-    parent: Option<ParentRef>,
-    children: Vec<ChildStarted>,
+    pub(super) parent: Option<ParentRef>,
+    pub(super) children: Vec<ChildStarted>,
 }
 
 impl Family {

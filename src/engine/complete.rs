@@ -148,20 +148,11 @@ impl Engine {
         workflow_id: &WorkflowId,
         run_id: RunId,
     ) -> Result<Terminal> {
-        let run = self
-            .inner
-            .store
-            .read_run_chain(workflow_id)
-            .await?
-            .into_iter()
-            .find(|run| run.run_id == run_id)
-            .ok_or_else(|| EngineError::NotFound {
-                workflow_id: workflow_id.clone(),
-            })?;
+        let run = self.find_run(workflow_id, run_id).await?;
         let last = self
             .inner
             .store
-            .read_from(workflow_id, run.last_seq)
+            .read_range(workflow_id, run.last_seq, run.last_seq)
             .await?;
         Ok(Terminal {
             run_id,

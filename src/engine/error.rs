@@ -45,6 +45,15 @@ pub enum EngineError {
         /// The id asked for.
         workflow_id: WorkflowId,
     },
+    /// The workflow has no run with this id. Check the run id (see
+    /// [`super::Engine::runs`]).
+    #[error("workflow {workflow_id} has no run {run_id}")]
+    RunNotFound {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The run asked for.
+        run_id: RunId,
+    },
     /// The workflow's latest run has ended; there is nothing to resume.
     #[error("workflow {workflow_id} is not running (status: {status})")]
     NotRunning {
@@ -127,7 +136,7 @@ impl EngineError {
             EngineError::AlreadyStarted { .. } | EngineError::IdReuseRefused { .. } => {
                 "already_started"
             }
-            EngineError::NotFound { .. } => "not_found",
+            EngineError::NotFound { .. } | EngineError::RunNotFound { .. } => "not_found",
             EngineError::NotRunning { .. } => "not_running",
             EngineError::Replay(_) => "nondeterminism",
             EngineError::InvalidId(_) => "invalid_workflow_id",

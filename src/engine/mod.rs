@@ -13,6 +13,7 @@
 
 mod child;
 mod complete;
+mod continue_as_new;
 mod error;
 mod inspect;
 mod messages;
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 
 pub use child::{ChildStart, SignalSend};
 pub use complete::{RunOutcome, Terminal};
+pub use continue_as_new::{ContinueAsNew, Continued};
 pub use error::EngineError;
 pub use inspect::Description;
 pub use messages::{Taken, UpdateState};
@@ -355,6 +357,21 @@ impl WorkflowCell {
         events: Vec<Event>,
     ) -> Result<Vec<RecordedEvent>> {
         let recorded = recorder.append(events).await?;
+        self.feed(recorded)
+    }
+
+    /// [`WorkflowCell::append`] with the events stamped `at`.
+    async fn append_at(
+        &self,
+        recorder: &mut RecorderGuard<'_>,
+        events: Vec<Event>,
+        at: Timestamp,
+    ) -> Result<Vec<RecordedEvent>> {
+        let recorded = recorder.append_at(events, at).await?;
+        self.feed(recorded)
+    }
+
+    fn feed(&self, recorded: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
         let mut live = lock(&self.live);
         if let Some(run) = live.as_mut()
             && let Some(event) = recorded.iter().find_map(|r| run.resolver.apply(r).err())
