@@ -45,9 +45,10 @@ pub enum Point {
     /// child's own `workflow_started` is not yet recorded
     /// (`RunHandle::start_child`).
     ChildStarted,
-    /// `continued_as_new`: a run's `workflow_continued_as_new` is durable,
-    /// the successor's `workflow_started` is not yet recorded. (Not wired
-    /// yet: continue-as-new calls it when it lands.)
+    /// `continued_as_new`: a run's `workflow_continued_as_new` is durable
+    /// (with its successor's `workflow_started`, in the same append: there
+    /// is no moment between the two), the successor has no process yet and
+    /// the ended run's children are not closed (`Engine::continue_as_new`).
     ContinuedAsNew,
     /// `child_ended`: a child's ending is durable in its own history, the
     /// parent's `child_workflow_*` is not yet recorded (the engine's

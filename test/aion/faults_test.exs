@@ -21,7 +21,7 @@ defmodule Aion.FaultsTest do
   @moduletag timeout: 300_000
 
   @killed 128 + 9
-  @workloads ["steps", "family"]
+  @workloads ["steps", "family", "chain"]
 
   setup_all do
     # An uninterrupted run of each workload: what every crashed one must end as.
@@ -71,6 +71,11 @@ defmodule Aion.FaultsTest do
   test "child_ended: a child's ending its parent never recorded is recorded once", %{tmp_dir: dir} = context do
     crash(dir, "family", 1, "child_ended:2")
     assert_as_uninterrupted(context, "family", finish(dir, "family", 2))
+  end
+
+  test "continued_as_new: a run continued as new whose successor never ran runs it once", %{tmp_dir: dir} = context do
+    crash(dir, "chain", 1, "continued_as_new:3")
+    assert_as_uninterrupted(context, "chain", finish(dir, "chain", 2))
   end
 
   test "signal_sent: a signal recorded as sent but never delivered is delivered once", %{tmp_dir: dir} = context do

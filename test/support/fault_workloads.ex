@@ -74,6 +74,30 @@ defmodule Aion.Test.FaultInbox do
   end
 end
 
+defmodule Aion.Test.FaultChain do
+  @moduledoc false
+  # An activity per run, then continue-as-new until `left` is 0: the sum of
+  # the activities' values.
+  use Aion.Workflow
+
+  @impl true
+  def run({name, 0, acc}), do: {:ok, {name, acc}}
+
+  def run({name, left, acc}) do
+    {:ok, result} = activity(Aion.Test.FaultActivities, :run, ["#{name}/#{left}", left])
+    continue_as_new({name, left - 1, acc + result.value})
+  end
+end
+
+defmodule Aion.Test.FaultChainParent do
+  @moduledoc false
+  # A child that continues as new: the parent gets its last run's result.
+  use Aion.Workflow
+
+  @impl true
+  def run(n), do: execute_child(Aion.Test.FaultChain, {"chain-child-#{n}", 4, 0}, id: "chain-child-#{n}")
+end
+
 defmodule Aion.Test.FaultWorkloads do
   @moduledoc false
   # The workloads of the fault injection test (test/aion/faults_test.exs), by
@@ -84,13 +108,14 @@ defmodule Aion.Test.FaultWorkloads do
   # to await), its activities through Aion.Test.FaultActivities.run/2 so that
   # re-executions are checked, and a test in faults_test.exs.
 
-  alias Aion.Test.{FaultChild, FaultInbox, FaultParent, FaultSteps}
+  alias Aion.Test.{FaultChain, FaultChainParent, FaultChild, FaultInbox, FaultParent, FaultSteps}
 
   @parents 4
 
   @doc "The workflow types the instance registers for `workload`."
   def types("steps"), do: [FaultSteps]
   def types("family"), do: [FaultParent, FaultChild, FaultInbox]
+  def types("chain"), do: [FaultChain, FaultChainParent]
 
   @doc """
   Starts the workload's workflows that do not exist yet; returns every id to
@@ -105,6 +130,13 @@ defmodule Aion.Test.FaultWorkloads do
     inbox = start_once(instance, FaultInbox, @parents, "family-inbox")
     parents = for n <- 1..@parents, do: start_once(instance, FaultParent, n, "family-#{n}")
     parents ++ for(n <- 1..@parents, k <- 1..3, do: "family-#{n}-#{k}") ++ [inbox]
+  end
+
+  # chain: 3 workflows continuing as new 5 times, and a parent awaiting a
+  # child that continues as new 4 times.
+  def start("chain", instance) do
+    chains = for n <- 1..3, do: start_once(instance, FaultChain, {"chain-#{n}", 5, 0}, "chain-#{n}")
+    chains ++ [start_once(instance, FaultChainParent, 1, "chain-parent-1"), "chain-child-1"]
   end
 
   @doc "Starts workflow `id` unless it exists (running or ended); returns `id`."
