@@ -1,5 +1,5 @@
 # Shortcuts for the scripts in scripts/ (each installs what is missing).
-.PHONY: demo test bench
+.PHONY: demo test bench soak
 
 demo:
 	./scripts/demo.sh
@@ -9,3 +9,6 @@ test:
 
 bench:
 	./scripts/bench.sh
+
+soak:
+	./scripts/soak.sh

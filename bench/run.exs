@@ -40,6 +40,15 @@
 #      then p50/p99 of Aion.list/3 (a page of 100: type + status + a range
 #      on one search attribute) and of Aion.count/2 (the same filter), over
 #      BENCH_LIST_QUERIES calls each, filters varying. Target: p50 <= 20 ms.
+#   6. Continue-as-new: one workflow continues as new BENCH_CHAIN times in a
+#      row (each run carries a counter in its input); time per
+#      continue-as-new, and the time to load the latest run (Aion.describe/3,
+#      and Aion.query/5 with run_id:, which replays it read-only from the
+#      store) when the chain has 1 run and when it has BENCH_CHAIN + 1: it
+#      must not grow with the chain (only the run's own events are read).
+#      Also Aion.runs/2 of the whole chain.
+#   7. Children: a parent starts BENCH_CHILDREN child workflows and awaits
+#      them all; time from its start to its result, 3 times.
 #
 # Environment:
 #
@@ -57,13 +66,15 @@
 #   BENCH_TRACE_NIFS     1 (default): time every NIF call in 4. by call tracing; 0: don't
 #   BENCH_LIST           workflows listed in 5. (default 100000; 0 skips 5.)
 #   BENCH_LIST_QUERIES   list and count calls measured in 5. (default 200 each)
+#   BENCH_CHAIN          continue-as-new runs in 6. (default 10000; 0 skips 6.)
+#   BENCH_CHILDREN       children of the parent in 7. (default 1000; 0 skips 7.)
 #   BENCH_TMPDIR         parent of the temp directory (default System.tmp_dir!())
 #   BENCH_KEEP=1         keep the temp directory (SQLite files) afterwards
 
 Code.require_file("support.exs", __DIR__)
 
 alias Aion.Bench
-alias Aion.Bench.{Chatty, LongSchedules, Long, NifTimes, Sleeper, W1, W1Retry}
+alias Aion.Bench.{Chain, Chatty, LongSchedules, Long, NifTimes, Sleeper, W1, W1Retry}
 
 # Aion logs warnings (none expected); keep the report readable otherwise.
 Logger.configure(level: :warning)
@@ -885,6 +896,99 @@ list_result =
   end
 
 # ---------------------------------------------------------------------------
+# 6. Continue-as-new: a chain of BENCH_CHAIN runs
+# ---------------------------------------------------------------------------
+
+chain_n = Bench.env_int("BENCH_CHAIN", 10_000)
+
+chain_result =
+  if chain_n > 0 do
+    IO.puts("-- 6. Continue-as-new: one workflow continuing as new #{chain_n} times")
+    chain_name = :bench_chain
+    chain_pid = Bench.start_instance!(name: chain_name, store: db.("chain.db"), workflows: [Chain], durability: durability)
+    loads = 50
+
+    # p50 of describe (latest run) and of a query answered by a read-only
+    # replay of the latest run, `loads` calls each after 5 warm-up calls.
+    measure_loads = fn ->
+      {:ok, runs} = Aion.runs(chain_name, "bench-chain")
+      latest = List.last(runs).run_id
+
+      timed = fn fun ->
+        for _ <- 1..5, do: fun.()
+        us = for _ <- 1..loads, do: elem(Bench.timed(fun), 0)
+        Bench.percentile(us, 50)
+      end
+
+      describe = timed.(fn -> {:ok, %{status: :running}} = Aion.describe(chain_name, "bench-chain") end)
+      query = timed.(fn -> {:ok, %{left: _}} = Aion.query(chain_name, "bench-chain", :state, nil, run_id: latest) end)
+      {:ok, %{history_size: size}} = Aion.describe(chain_name, "bench-chain")
+      %{describe: describe, query: query, runs: length(runs), size: size}
+    end
+
+    {:ok, _} = Aion.start_workflow(chain_name, Chain, %{left: chain_n, count: 0, listener: listener, first: true}, id: "bench-chain")
+    Bench.wait_until(fn -> match?({:ok, %{pending: [], history_size: %{events: 1}}}, Aion.describe(chain_name, "bench-chain")) end)
+    at_start = measure_loads.()
+
+    cpu0 = Bench.cpu_snapshot()
+    t0 = Bench.now_us()
+    :ok = Aion.signal(chain_name, "bench-chain", :go, :go)
+
+    receive do
+      {:chain_end, _pid} -> :ok
+    after
+      1_800_000 -> raise "the chain did not reach its last run in 30 minutes"
+    end
+
+    chain_us = Bench.now_us() - t0
+    chain_cpu = Bench.cpu_report(cpu0, Bench.cpu_snapshot())
+    at_end = measure_loads.()
+    {runs_us, {:ok, runs}} = Bench.timed(fn -> Aion.runs(chain_name, "bench-chain") end)
+    :ok = Aion.signal(chain_name, "bench-chain", :finish, :now)
+    {:ok, ^chain_n} = Aion.await(chain_name, "bench-chain", 60_000)
+    Bench.stop_instance!(chain_pid)
+    per_us = chain_us / chain_n
+
+    IO.puts("""
+       #{chain_n} continue-as-new in #{Bench.fmt_s(chain_us)}: #{Bench.fmt_ms(per_us)} each (#{Bench.fmt(1_000_000 / per_us, 0)}/s)
+       #{chain_cpu}
+       load the latest run at #{at_start.runs} run(s):   describe p50 #{Bench.fmt_ms(at_start.describe)}  query by replay p50 #{Bench.fmt_ms(at_start.query)}  (run: #{at_start.size.events} events)
+       load the latest run at #{at_end.runs} runs: describe p50 #{Bench.fmt_ms(at_end.describe)}  query by replay p50 #{Bench.fmt_ms(at_end.query)}  (run: #{at_end.size.events} events)
+       end/start: describe #{Bench.fmt(at_end.describe / max(at_start.describe, 1), 2)}x  query #{Bench.fmt(at_end.query / max(at_start.query, 1), 2)}x  (flat: does not grow with the chain)
+       Aion.runs/2 of #{length(runs)} runs: #{Bench.fmt_ms(runs_us)}
+    """)
+
+    %{n: chain_n, per_us: per_us, start: at_start, end: at_end, runs_us: runs_us}
+  end
+
+# ---------------------------------------------------------------------------
+# 7. Children: a parent fanning out and awaiting all
+# ---------------------------------------------------------------------------
+
+children_n = Bench.env_int("BENCH_CHILDREN", 1000)
+
+children_result =
+  if children_n > 0 do
+    IO.puts("-- 7. Children: a parent fans out #{children_n} children and awaits them all (3 runs)")
+    children_pid = Bench.start_instance!(name: :bench_children, store: db.("children.db"), durability: durability, workflows: [Aion.Bench.FanOut, Aion.Bench.FanOut.Child])
+
+    runs_us =
+      for run <- 1..3 do
+        {us, {:ok, ^children_n}} =
+          Bench.timed(fn ->
+            {:ok, id} = Aion.start_workflow(:bench_children, Aion.Bench.FanOut, children_n, id: "fan-#{run}")
+            Aion.await(:bench_children, id, :infinity)
+          end)
+
+        IO.puts("   run #{run}: #{Bench.fmt_s(us)} (#{Bench.fmt(children_n / (us / 1_000_000), 0)} children/s)")
+        us
+      end
+
+    Bench.stop_instance!(children_pid)
+    %{n: children_n, median_us: Enum.at(Enum.sort(runs_us), 1)}
+  end
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 
@@ -962,6 +1066,40 @@ end
        """}
   end
 
+{chain_report, chain_keys} =
+  case chain_result do
+    nil ->
+      {"", ""}
+
+    r ->
+      {"""
+         continue-as-new:    #{Bench.fmt_ms(r.per_us)} each (#{r.n} in a row)
+         load latest run:    describe p50 #{Bench.fmt_ms(r.start.describe)} at 1 run, #{Bench.fmt_ms(r.end.describe)} at #{r.end.runs}; query replay #{Bench.fmt_ms(r.start.query)} / #{Bench.fmt_ms(r.end.query)}
+       """,
+       """
+       chain_runs=#{r.n}
+       continue_as_new_ms=#{Bench.fmt(Bench.ms(r.per_us), 3)}
+       chain_describe_start_p50_ms=#{Bench.fmt(Bench.ms(r.start.describe), 3)}
+       chain_describe_end_p50_ms=#{Bench.fmt(Bench.ms(r.end.describe), 3)}
+       chain_query_start_p50_ms=#{Bench.fmt(Bench.ms(r.start.query), 3)}
+       chain_query_end_p50_ms=#{Bench.fmt(Bench.ms(r.end.query), 3)}
+       chain_runs_list_ms=#{Bench.fmt(Bench.ms(r.runs_us), 3)}
+       """}
+  end
+
+{children_report, children_keys} =
+  case children_result do
+    nil ->
+      {"", ""}
+
+    r ->
+      {"    #{String.pad_trailing("fan-out #{r.n}:", 19)} median #{Bench.fmt_s(r.median_us)} to all complete (#{Bench.fmt(r.n / (r.median_us / 1_000_000), 0)} children/s)\n",
+       """
+       children_fan_out=#{r.n}
+       children_fan_out_ms=#{Bench.fmt(Bench.ms(r.median_us), 3)}
+       """}
+  end
+
 machine = Enum.map_join(Bench.machine(), "\n", fn {k, v} -> "  #{String.pad_trailing(k <> ":", 19)} #{v}" end)
 
 IO.write(
@@ -978,6 +1116,7 @@ IO.write(
     replay history:     #{event_count} events (#{activities} no-op activities + gate), #{restarts} restarts
     sleepers:           #{if sleepers > 0, do: "#{sleepers} per population (BENCH_SLEEPERS)", else: "skipped (BENCH_SLEEPERS=0)"}
     listing:            #{if list_n > 0, do: "#{list_n} workflows (BENCH_LIST)", else: "skipped (BENCH_LIST=0)"}
+    continue-as-new:    #{if chain_n > 0, do: "a chain of #{chain_n} runs (BENCH_CHAIN)", else: "skipped (BENCH_CHAIN=0)"}
   Results
     W1 throughput:      #{Bench.fmt(tp_wps)} workflows/s (#{n} in #{Bench.fmt_s(tp.total)})
     W1 retry:           #{Bench.fmt(rt_wps)} workflows/s (#{Bench.fmt(rt_wps / tp_wps * 100)}% of W1)
@@ -987,7 +1126,7 @@ IO.write(
     update round trip:  p50 #{Bench.fmt_ms(up50)}  p99 #{Bench.fmt_ms(up99)}
     #{String.pad_trailing("replay #{event_count} ev:", 19)} min #{Bench.fmt_ms(replay_min)}  median #{Bench.fmt_ms(replay_median)}
     live build of it:   #{Bench.fmt_s(build_us)}
-  #{sleepers_report}#{list_report}  bench wall time:    #{Bench.fmt_s(total_us)}
+  #{sleepers_report}#{list_report}#{chain_report}#{children_report}  bench wall time:    #{Bench.fmt_s(total_us)}
 
   Ratio-friendly (one key=value per line; same units in every run)
   durability=#{durability}
@@ -1011,5 +1150,5 @@ IO.write(
   replay_us_per_event=#{Bench.fmt(replay_median / max(event_count, 1), 3)}
   live_build_ms=#{Bench.fmt(Bench.ms(build_us), 3)}
   live_build_us_per_event=#{Bench.fmt(build_us / max(event_count, 1), 3)}
-  """ <> sleepers_keys <> list_keys <> "\n"
+  """ <> sleepers_keys <> list_keys <> chain_keys <> children_keys <> "\n"
 )

@@ -101,6 +101,29 @@ defmodule Aion.Bench.Long do
   end
 end
 
+defmodule Aion.Bench.Chain do
+  @moduledoc false
+  # A chain of runs that continue as new, carrying a counter. The first run
+  # (first: true) waits for signal :go; the last (left: 0) tells `listener`
+  # it is there, then waits for :finish and returns the count. Every run
+  # answers the query :state with its input.
+  use Aion.Workflow, name: "bench.chain"
+
+  @impl true
+  def run(%{left: left, count: count, listener: listener} = state) do
+    on_query(:state, fn _ -> state end)
+    if state[:first], do: {:ok, _} = await_signal(:go)
+
+    if left == 0 do
+      send(listener, {:chain_end, self()})
+      {:ok, _} = await_signal(:finish)
+      {:ok, count}
+    else
+      continue_as_new(%{left: left - 1, count: count + 1, listener: listener})
+    end
+  end
+end
+
 defmodule Aion.Bench.Sleeper do
   @moduledoc false
   # Sleeps `ms` milliseconds on a durable timer, then returns. While it
@@ -111,6 +134,26 @@ defmodule Aion.Bench.Sleeper do
   def run(ms) do
     sleep(ms)
     {:ok, :woke}
+  end
+end
+
+defmodule Aion.Bench.FanOut do
+  @moduledoc false
+  # A parent starting `n` children (Aion.Bench.FanOut.Child) and awaiting them all.
+  use Aion.Workflow
+
+  @impl true
+  def run(n) do
+    results = for(i <- 1..n, do: start_child(Aion.Bench.FanOut.Child, i)) |> await_all()
+    {:ok, length(results)}
+  end
+
+  defmodule Child do
+    @moduledoc false
+    use Aion.Workflow
+
+    @impl true
+    def run(i), do: {:ok, i}
   end
 end
 
@@ -364,6 +407,14 @@ defmodule Aion.Bench do
   def now_us, do: System.monotonic_time(:microsecond)
 
   @doc "Runs `fun` and returns {microseconds, result}."
+  @doc "Calls `check` every 5 ms until it returns true."
+  def wait_until(check) do
+    unless check.() do
+      Process.sleep(5)
+      wait_until(check)
+    end
+  end
+
   def timed(fun) do
     t0 = now_us()
     result = fun.()

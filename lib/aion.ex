@@ -36,7 +36,7 @@ defmodule Aion do
   use Supervisor
 
   alias Aion.{Config, Engine, Instance, Ownership, Payload}
-  alias Aion.Client.{Await, Messages, Query, Reset, Start}
+  alias Aion.Client.{Await, Messages, Query, Reset, Runs, Start}
   alias Aion.Client.List, as: Listing
 
   import Aion.Client.Start, only: [check_id: 2]
@@ -258,13 +258,13 @@ defmodule Aion do
     * `:terminate_running` - `true` to reset a run that is running
       (default `false`).
     * `:run_id` - the run to reset, when not the latest (a run id from
-      `describe/2`'s `:runs`): an older run that failed, was cancelled,
+      `runs/2`): an older run that failed, was cancelled,
       terminated or timed out, for instance the one a reset started from.
       The latest run, if it runs, is terminated as above.
 
   The lineage is recorded: the new run's `:workflow_started` event has
-  `:reset_from_run_id` and `:reset_from_seq`, and `describe/2` shows
-  `reset_from: %{run_id: ..., seq: ...}` (also on each of its `:runs`).
+  `:reset_from_run_id` and `:reset_from_seq`, and `describe/3` and `runs/2`
+  show `reset_from: %{run_id: ..., seq: ...}`.
   The old run's ending, when the reset terminated it, is `:terminated` with
   reason `:reset`; `await/3` callers wait for the new run's ending instead.
   Children started before the point and still running are the new run's;
@@ -274,8 +274,8 @@ defmodule Aion do
   `:reset_refused` (the run to reset completed or continued as new, or the
   latest run runs and `terminate_running: true` was not given),
   `:invalid_option` (a bad option, a `:to` seq outside the run,
-  `:last_completed_activity` for a run without one, a `:run_id` that is not
-  a run of the workflow), `:invalid_workflow_id`.
+  `:last_completed_activity` for a run without one), `:not_found` also for a
+  `:run_id` that is not a run of the workflow, `:invalid_workflow_id`.
 
   ## Examples
 
@@ -318,36 +318,73 @@ defmodule Aion do
   end
 
   @doc """
-  Describes a workflow: its status (`:running`, `:completed`, `:failed`,
-  `:cancelled`, `:terminated`, `:timed_out`, `:continued_as_new`), type, latest run id,
-  timestamps, its runs, the work its latest run is waiting for (`:pending`:
-  activities scheduled without a result, with their `:attempts` so far and,
-  once an attempt failed, its `:last_failure` and the `:retry_at` of the
-  next; timers not yet fired), whether it
-  is `:resident` (has a process on this node, its `:pid`) or evicted while it
-  sleeps, `:search_attributes` (its latest run's, as a map; times as
+  Describes a run of a workflow (its latest run, or the one given as
+  `run_id:`): its status (`:running`, `:completed`, `:failed`, `:cancelled`,
+  `:terminated`, `:timed_out`, `:continued_as_new`), type, `:run_id`,
+  `:parent_run_id` (the run it continues, see
+  `Aion.Workflow.continue_as_new/2`), `:reset_from` (`nil`, or
+  `%{run_id: ..., seq: ...}` when `reset/3` started the run from that event
+  of that run), timestamps, `:history_length` (the seq
+  of the run's last event in the workflow's history), `:history_size` (the
+  run's events and their payload bytes, `%{events: n, bytes: b}`, as
+  `Aion.Workflow.history_size/0` counts them), the work the run is waiting
+  for (`:pending`: activities scheduled without a result, with their
+  `:attempts` so far and, once an attempt failed, its `:last_failure` and
+  the `:retry_at` of the next; timers not yet fired), whether the workflow
+  is `:resident` (has a process on this node, its `:pid`) or evicted while
+  it sleeps, `:search_attributes` (the run's, as a map; times as
   `DateTime`s), and `:blocked`: `nil`, or why the run is suspended, as
   `%{reason: :nondeterminism, code: "AION-ND001", message: ...}` (see
   `Aion.Workflow`).
 
+  Only the run's own events are read, however many runs came before it;
+  `runs/2` lists the runs.
+
       {:ok, %{status: :running, pending: [%{kind: :timer, fire_at: at}]}} = Aion.describe(MyApp.Aion, id)
+      {:ok, %{status: :continued_as_new}} = Aion.describe(MyApp.Aion, id, run_id: first_run_id)
+
+  Errors: `:not_found` (no workflow has this id, or it has no run
+  `:run_id`), `:invalid_workflow_id`, `:invalid_option`.
   """
-  @spec describe(name(), workflow_id()) :: {:ok, map()} | {:error, Aion.Error.t()}
-  def describe(name, workflow_id) do
+  @spec describe(name(), workflow_id(), keyword()) :: {:ok, map()} | {:error, Aion.Error.t()}
+  def describe(name, workflow_id, opts \\ []) do
     with {:ok, instance} <- Instance.lookup(name),
          :ok <- check_id(workflow_id, "Aion.describe"),
-         {:ok, description} <- Engine.describe(instance.engine, workflow_id) do
+         {:ok, run_id} <- Runs.options(opts, "Aion.describe"),
+         {:ok, description} <- Engine.describe(instance.engine, workflow_id, run_id) do
       pid = Ownership.run_owner(name, workflow_id)
 
       {:ok,
        description
        |> Aion.History.times([:started_at, :closed_at, :updated_at])
-       |> Map.update!(:runs, fn runs -> Enum.map(runs, &Aion.History.times(&1, [:started_at, :closed_at])) end)
        |> Map.update!(:pending, fn pending -> Enum.map(pending, &(&1 |> Aion.History.decode_payloads() |> Aion.History.times([:fire_at, :retry_at]))) end)
        |> Map.update!(:blocked, fn blocked -> blocked && Map.delete(blocked, :code_version) end)
        |> Map.update!(:search_attributes, &Aion.SearchAttributes.decode/1)
        |> Map.merge(%{resident: pid != nil, pid: pid})}
     end
+  end
+
+  @doc """
+  The runs of a workflow, oldest first: `{:ok, [run]}`, each run a map
+  with `:run_id`, `:parent_run_id` (the run it continues, `nil` for a
+  run started by `start_workflow/4`), `:workflow_type`, `:status`
+  (`:continued_as_new` for every run but the last of a chain),
+  `:started_at`, `:closed_at` (`nil` while it runs) and `:reset_from`
+  (`nil`, or `%{run_id: ..., seq: ...}` for a run `reset/3` started). Read
+  from the store's index of runs; only the first event of a run that
+  follows a run ended otherwise than by continue-as-new is read, to find
+  its `:reset_from`.
+
+      {:ok, [%{status: :continued_as_new, run_id: first}, %{parent_run_id: first, status: :running}]} =
+        Aion.runs(MyApp.Aion, id)
+
+  Errors: `:not_found` (no workflow has this id), `:invalid_workflow_id`.
+  """
+  @spec runs(name(), workflow_id()) :: {:ok, [map()]} | {:error, Aion.Error.t()}
+  def runs(name, workflow_id) do
+    with {:ok, instance} <- Instance.lookup(name),
+         :ok <- check_id(workflow_id, "Aion.runs"),
+         do: Runs.runs(instance, workflow_id)
   end
 
   @doc """
@@ -370,9 +407,12 @@ defmodule Aion do
 
     * `:timeout` - milliseconds to wait for the answer (a non-negative
       integer or `:infinity`); defaults to `5_000`.
+    * `:run_id` - the run to ask (see `runs/2`); defaults to the latest
+      run. Another run is answered by a read-only replay of its history,
+      to the point where it ended.
 
   Errors (`{:error, %Aion.Error{reason: reason}}`): `:not_found` (no workflow
-  has this id), `:unknown_query` (no handler by that name; the message and
+  has this id, or it has no run `:run_id`), `:unknown_query` (no handler by that name; the message and
   `details.known` list the registered names), `:query_failed` (the handler
   raised, exited, threw or tried to issue a command; the workflow is not
   affected), `:timeout`, `:nondeterminism` (a replay found the code does not
@@ -393,8 +433,8 @@ defmodule Aion do
     with {:ok, instance} <- Instance.lookup(name),
          :ok <- check_id(workflow_id, "Aion.query"),
          {:ok, query_name} <- Query.name(query_name, "Aion.query"),
-         {:ok, timeout} <- Query.timeout(opts, "Aion.query") do
-      Query.query(name, instance, workflow_id, query_name, args, timeout)
+         {:ok, timeout, run_id} <- Query.options(opts, "Aion.query") do
+      Query.query(name, instance, workflow_id, query_name, args, timeout, run_id)
     end
   end
 

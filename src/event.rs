@@ -130,6 +130,10 @@ pub struct ParentRef {
     pub run_id: RunId,
     /// The command that started it.
     pub command: u32,
+    /// What happens to the child when that run ends first (`None`: nothing
+    /// recorded, as for the sender of a signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_close: Option<ParentClose>,
 }
 
 impl ParentRef {
@@ -709,6 +713,18 @@ impl Event {
                 | Event::WorkflowTimedOut { .. }
                 | Event::WorkflowContinuedAsNew { .. }
         )
+    }
+
+    /// The size of the payloads the event carries (inputs, results,
+    /// arguments, values), in bytes: what makes a history large.
+    pub fn payload_bytes(&self) -> u64 {
+        self.fields()
+            .iter()
+            .map(|(_, field)| match field {
+                Field::Payload(payload) => payload.data.len() as u64,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// The ordinal of the command this event belongs to, if any.

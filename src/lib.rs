@@ -12,12 +12,14 @@
 //! - [`timers`]: the durable timer wheel.
 //! - [`visibility`]: search attributes and the filters of workflow listings.
 //! - [`engine`]: the pieces put together, including recovery.
+//! - [`faults`]: crash injection at named points (`AION_FAULT`), for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod engine;
 pub mod event;
+pub mod faults;
 pub mod ids;
 pub mod payload;
 pub mod recorder;

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::event::{Event, RecordedEvent};
 use crate::ids::WorkflowId;
 use crate::store::{AppendRequest, Result, Store};
-use crate::time::Clock;
+use crate::time::{Clock, Timestamp};
 use crate::writer::GroupCommitWriter;
 
 /// Appends to one workflow's history.
@@ -79,14 +79,20 @@ impl RecorderGuard<'_> {
     /// Appends `events` after the head, stamped with the clock's time, and
     /// returns them once durable.
     pub async fn append(&mut self, events: Vec<Event>) -> Result<Vec<RecordedEvent>> {
+        let now = self.recorder.clock.now();
+        self.append_at(events, now).await
+    }
+
+    /// Appends `events` as [`RecorderGuard::append`] does, stamped `at`
+    /// (read from the clock by the caller, who computed something from it).
+    pub async fn append_at(
+        &mut self,
+        events: Vec<Event>,
+        at: Timestamp,
+    ) -> Result<Vec<RecordedEvent>> {
         let head = self.head().await?;
         let recorder = self.recorder;
-        let request = AppendRequest::new(
-            recorder.workflow_id.clone(),
-            head,
-            recorder.clock.now(),
-            events,
-        );
+        let request = AppendRequest::new(recorder.workflow_id.clone(), head, at, events);
         let new_head = request.new_head();
         match recorder.writer.append(request).await {
             Ok(recorded) => {
@@ -110,7 +116,7 @@ mod tests {
     use crate::payload::Payload;
     use crate::store::StoreError;
     use crate::store::memory::MemoryStore;
-    use crate::time::{ManualClock, Timestamp};
+    use crate::time::ManualClock;
     use crate::writer::WriterConfig;
 
     fn started() -> Event {

@@ -83,6 +83,34 @@ impl fmt::Display for WorkflowStatus {
     }
 }
 
+/// How large a run's history is: its events, and the bytes of their
+/// payloads ([`Event::payload_bytes`]; the fixed framing of each event is
+/// not counted). A workflow reads it to decide when to continue as new.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistorySize {
+    /// Events.
+    pub events: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+}
+
+impl HistorySize {
+    /// The size of `events` (a run segment, or part of one).
+    pub fn of(events: &[RecordedEvent]) -> Self {
+        let mut size = Self::default();
+        for recorded in events {
+            size.add(&recorded.event);
+        }
+        size
+    }
+
+    /// Counts one more event.
+    pub fn add(&mut self, event: &Event) {
+        self.events += 1;
+        self.bytes += event.payload_bytes();
+    }
+}
+
 /// The visibility row of one workflow: its latest run's identity and status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkflowSummary {

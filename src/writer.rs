@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::event::RecordedEvent;
+use crate::faults::{self, Point};
 use crate::store::{AppendRequest, EventLog, Result, Store, StoreError};
 
 /// Called after each batch commits, before any caller is answered, with the
@@ -126,7 +127,12 @@ async fn run(
         if requests.is_empty() {
             continue;
         }
-        let results = match store.append_batch(&requests).await {
+        let committed = store.append_batch(&requests).await;
+        if committed.is_ok() {
+            // Durable, and nobody told: see `faults::Point::CommitAfterFsync`.
+            faults::hit(Point::CommitAfterFsync);
+        }
+        let results = match committed {
             Ok(results) if results.len() == requests.len() => results,
             Ok(results) => {
                 // A backend bug; without this check `zip` below would drop

@@ -70,7 +70,10 @@ defmodule AionTest do
     assert {:ok, "order-1"} = Aion.start_workflow(aion, Returns, {:ok, 2}, id: "order-1")
     assert {:ok, 2} = Aion.await(aion, "order-1")
     {:ok, now} = Aion.describe(aion, "order-1")
-    assert length(now.runs) == 2
+    assert {:ok, [%{run_id: first, status: :completed}, %{run_id: second, parent_run_id: nil, status: :completed}]} =
+             Aion.runs(aion, "order-1")
+
+    assert {first, second} == {before.run_id, now.run_id}
     assert now.run_id != before.run_id
     assert now.workflow_type == "Aion.Test.Returns"
   end
@@ -100,7 +103,8 @@ defmodule AionTest do
              closed_at: nil,
              history_length: 2,
              pending: [%{command: 0, kind: :timer, fire_at: %DateTime{} = fire_at}],
-             runs: [%{status: :running, first_seq: 1}]
+             first_seq: 1,
+             parent_run_id: nil
            } = description
 
     # 60 s from when the code slept, shortly after the start (a busy

@@ -356,3 +356,86 @@ fn reset_from_is_optional_and_round_trips() {
         assert_eq!(codec::decode(format, &body).unwrap(), reset);
     }
 }
+
+/// Child and signal events written before children ran (the fixtures' own)
+/// decode with none of the fields added since, and events that carry them
+/// (a child's parent, its start options, a failure's reason, a signal's
+/// sender) round-trip in every format.
+#[test]
+fn child_and_signal_fields_are_optional_and_round_trip() {
+    use aion::event::{ParentClose, ParentRef};
+
+    let old = r#"{"type":"signal_received","signal_name":"go","payload":{"encoding":"etf","data":"g2EB"}}"#;
+    let decoded = codec::decode(1, old.as_bytes()).unwrap();
+    assert_eq!(
+        decoded,
+        Event::SignalReceived {
+            signal_name: "go".into(),
+            payload: Payload::etf(vec![131, 97, 1]),
+            sent_by: None,
+        }
+    );
+    assert_eq!(codec::encode_format(1, &decoded).unwrap(), old.as_bytes());
+
+    let run = RunId::from_u128(0x3333);
+    let child = WorkflowId::new("child-7").unwrap();
+    let p = Payload::etf(vec![131, 97, 4]);
+    let events = [
+        Event::WorkflowStarted {
+            run_id: run,
+            parent_run_id: None,
+            workflow_type: "Child".into(),
+            input: p.clone(),
+            package_version: None,
+            execution_timeout_ms: None,
+            run_timeout_ms: None,
+            search_attributes: BTreeMap::new(),
+            parent: Some(ParentRef {
+                workflow_id: WorkflowId::new("parent").unwrap(),
+                run_id: RunId::from_u128(0x4444),
+                command: 3,
+                parent_close: Some(ParentClose::RequestCancel),
+            }),
+            reset_from: None,
+        },
+        Event::ChildWorkflowStarted {
+            command: 3,
+            child_workflow_id: child.clone(),
+            workflow_type: "Child".into(),
+            input: p.clone(),
+            run_id: Some(run),
+            parent_close: Some(ParentClose::Abandon),
+            execution_timeout_ms: Some(60_000),
+            run_timeout_ms: Some(1_000),
+            id_reuse: Some("reject_duplicate".into()),
+            search_attributes: BTreeMap::from([(
+                "tier".to_owned(),
+                SearchAttribute::Text("gold".into()),
+            )]),
+        },
+        Event::ChildWorkflowFailed {
+            command: 3,
+            child_workflow_id: child.clone(),
+            error: Payload::etf_atom("nil"),
+            reason: Some("timed_out".into()),
+        },
+        Event::SignalSent {
+            command: 4,
+            target_workflow_id: child,
+            signal_name: "go".into(),
+            payload: p.clone(),
+            failed: Some("not_found".into()),
+        },
+        Event::SignalReceived {
+            signal_name: "go".into(),
+            payload: p,
+            sent_by: Some("parent/00000000-0000-0000-0000-000000004444/4".into()),
+        },
+    ];
+    for event in events {
+        for format in [1, 2] {
+            let body = codec::encode_format(format, &event).unwrap();
+            assert_eq!(codec::decode(format, &body).unwrap(), event);
+        }
+    }
+}

@@ -14,8 +14,8 @@ defmodule Aion.Engine do
   # `options` is {execution_timeout_ms | nil, run_timeout_ms | nil, id_reuse, search_attributes} (Aion.Client.Start.engine_options/2).
   def start_workflow(engine, id, type, input, options), do: call(&Native.start_workflow(engine, id, type, input, options, &1))
   def load_run(engine, id, tag), do: call(&Native.load_run(engine, id, tag, &1))
-  # {:ok, run, info, status}: the latest run, read-only (to answer a query).
-  def load_readonly(engine, id), do: call(&Native.load_readonly(engine, id, &1))
+  # {:ok, run, info, status}: run `run_id` (the latest when nil), read-only (to answer a query).
+  def load_readonly(engine, id, run_id \\ nil), do: call(&Native.load_readonly(engine, id, run_id, &1))
   def record(run, command, scope \\ nil), do: call(&Native.record(run, command, scope, &1))
   def take_message(run, inbox, name, scope), do: call(&Native.take_message(run, inbox, name, scope, &1))
   # `child` is {id, type, input, parent_close, options} to start it, or nil to
@@ -37,13 +37,18 @@ defmodule Aion.Engine do
   def reset(engine, id, run_id, to, terminate_running), do: call(&Native.reset(engine, id, run_id, to, terminate_running, &1))
   def terminal(engine, id), do: call(&Native.terminal(engine, id, &1))
   def history(engine, id), do: call(&Native.history(engine, id, &1))
-  def describe(engine, id), do: call(&Native.describe(engine, id, &1))
+  # Run `run_id` of the workflow, the latest when nil.
+  def describe(engine, id, run_id \\ nil), do: call(&Native.describe(engine, id, run_id, &1))
+  # {:ok, [run]}, oldest first, from the runs index.
+  def runs(engine, id), do: call(&Native.runs(engine, id, &1))
   # `filter` as Aion.Client.List builds it; `after` nil or {started_at_micros, workflow_id}.
   def list(engine, filter, after_cursor, limit), do: call(&Native.list(engine, filter, after_cursor, limit, &1))
   def count(engine, filter), do: call(&Native.count(engine, filter, &1))
 
   # Answered later as {ref, result} to the caller (a GenServer's handle_info).
   def complete_run_async(engine, id, run_id, outcome, ref), do: Native.complete_run(engine, id, run_id, outcome, ref)
+  # Answered {ref, {:ok, {:started, run, new_run_id} | {:already, new_run_id, type} | {:ended, terminal}}}.
+  def continue_as_new_async(engine, id, run_id, type, input, ref), do: Native.continue_as_new(engine, id, run_id, type, input, ref)
 
   def run_info(run), do: Native.run_info(run)
   def attach(run, tag), do: sync(Native.attach(run, tag))
@@ -54,6 +59,8 @@ defmodule Aion.Engine do
   def resolve_patch(run, change_id), do: sync(Native.resolve_patch(run, change_id))
   def timer_fired(run, ordinal), do: sync(Native.timer_fired(run, ordinal))
   def finish(run), do: sync(Native.finish(run))
+  # %{events: n, bytes: b}, as the run's code has seen it.
+  def history_size(run), do: sync(Native.history_size(run))
   def block(engine, id, blocked), do: sync(Native.block(engine, id, blocked))
   def release_run(engine, id, generation), do: Native.release_run(engine, id, generation)
 

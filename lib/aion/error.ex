@@ -40,7 +40,10 @@ defmodule Aion.Error do
     * the store and engine: `:store_open_failed`, `:store_in_use`,
       `:store_corrupt`, `:store_schema_too_new`, `:store_error` (transient:
       retry), `:sequence_conflict`, `:closed`, `:engine_timeout`, `:superseded`,
-      `:invalid_command`, `:panic` (a bug in Aion: please report it).
+      `:invalid_command`, `:panic` (a bug in Aion: please report it),
+      `:invalid_fault` (the `AION_FAULT` environment variable, for crash
+      tests only, names no fault point: no instance starts until it is fixed
+      or unset).
   """
   @type reason ::
           :invalid_option
@@ -80,6 +83,7 @@ defmodule Aion.Error do
           | :superseded
           | :invalid_command
           | :panic
+          | :invalid_fault
 
   @type t :: %__MODULE__{reason: reason(), message: String.t(), code: String.t() | nil, details: map() | nil}
 

@@ -113,7 +113,10 @@ defmodule Aion.Workflow do
           execute_child: 2,
           execute_child: 3,
           cancel_child: 1,
-          signal_workflow: 3
+          signal_workflow: 3,
+          continue_as_new: 1,
+          continue_as_new: 2,
+          history_size: 0
         ]
 
       @aion_workflow Aion.Workflow.__options__(__MODULE__, opts)
@@ -748,6 +751,59 @@ defmodule Aion.Workflow do
   def signal_workflow(workflow_id, signal_name, payload) do
     Aion.Workflow.Child.signal(workflow_id, message_name(signal_name, "signal_workflow"), payload)
   end
+
+  @doc """
+  Ends this run and starts a fresh run of the workflow with `input`: same
+  workflow id, a new run id, an empty history. Does not return.
+
+  A workflow that goes on for a long time (an entity, a poller, a loop over
+  many items) continues as new now and then, carrying its state in the
+  input, so that each run's history stays short: loading a run reads only
+  its own events, however many runs came before it.
+
+      def run(%{count: count, total: total}) do
+        {:ok, amount} = await_signal(:add)
+        state = %{count: count + 1, total: total + amount}
+        if history_size().events > 1_000, do: continue_as_new(state), else: run(state)
+      end
+
+  The ended run's status is `:continued_as_new`; `Aion.runs/2` lists the
+  runs, each new one with its `:parent_run_id`. Carried over to the new
+  run: signals received and not yet taken (recorded again, in their order,
+  each taken once), the search attributes as they are now, what is left of
+  the `:execution_timeout` (the `:run_timeout` applies to each run afresh).
+  Not carried over: activities and timers in flight (abandoned with the
+  run), updates not yet taken. Callers of `Aion.await/3` get the result of
+  the last run, never the continue.
+
+  Options:
+
+    * `:module` - the workflow module the new run executes (another type);
+      defaults to this workflow's module. It must be a workflow
+      (`use Aion.Workflow`) among the instance's `:workflows`.
+
+  Raises `ArgumentError`, recording nothing, if `input` cannot be stored
+  (it holds a pid, a reference, a port or a fun) or `:module` is not such
+  a workflow: the code may rescue it and go on.
+  """
+  @spec continue_as_new(term(), keyword()) :: no_return()
+  defdelegate continue_as_new(input, opts \\ []), to: Aion.Workflow.ContinueAsNew
+
+  @doc """
+  The size of this run's history, `%{events: events, bytes: bytes}`: how
+  many events it holds and how many bytes their payloads take (inputs,
+  results, signal payloads, recorded values; the fixed framing of each
+  event is not counted). Use it to decide when to `continue_as_new/2`.
+
+  It counts the history as the code has seen it: up to the last command
+  the code issued (its start, before the first one). Events recorded since
+  (an outcome not taken yet, a signal waiting) count from the next command
+  on. So a replay gives the same size at the same point, and code that
+  decides on it decides the same way. Reading it records nothing.
+  `Aion.describe/3` shows the whole run's size.
+  """
+  @spec history_size() :: %{events: non_neg_integer(), bytes: non_neg_integer()}
+  defdelegate history_size(), to: Aion.Workflow.ContinueAsNew
 
   @doc "The id of the running workflow."
   @spec workflow_id() :: String.t()

@@ -30,6 +30,7 @@
 //! the target does not hold it.
 
 use crate::event::{Event, ParentClose, ParentRef};
+use crate::faults::{self, Point};
 use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::replay::{ChildStarted, Interrupt, PendingWork, Resolver, Scope};
@@ -76,8 +77,8 @@ pub enum SignalSend {
 /// its ending must tell and close.
 #[derive(Default)]
 pub(super) struct Family {
-    parent: Option<ParentRef>,
-    children: Vec<ChildStarted>,
+    pub(super) parent: Option<ParentRef>,
+    pub(super) children: Vec<ChildStarted>,
 }
 
 impl Family {
@@ -117,6 +118,7 @@ impl RunHandle {
             workflow_id: self.info.workflow_id.clone(),
             run_id: self.info.run_id,
             command: ordinal,
+            parent_close: None,
         }
     }
 
@@ -136,6 +138,8 @@ impl RunHandle {
         if let Recorded::Interrupted(interrupt) = self.record(command, Some(scope)).await? {
             return Ok(ChildStart::Interrupted(interrupt));
         }
+        // Recorded in the parent; the child's history is still empty.
+        faults::hit(Point::ChildStarted);
         self.engine
             .start_recorded_child(self.sender(ordinal), &child)
             .await
@@ -184,6 +188,8 @@ impl RunHandle {
         if let Some(reason) = failed {
             return Ok(SignalSend::Failed(reason));
         }
+        // Recorded as sent; the target holds nothing yet.
+        faults::hit(Point::SignalSent);
         self.engine
             .deliver_sent(&target, &name, payload, &self.sender(ordinal))
             .await?;
@@ -335,7 +341,10 @@ impl Engine {
         };
         let lineage = Lineage {
             run_id: child.run_id,
-            parent: Some(parent.clone()),
+            parent: Some(ParentRef {
+                parent_close: Some(child.parent_close),
+                ..parent.clone()
+            }),
         };
         let refused = match self.start_as(request, Vec::new(), lineage).await {
             Ok(run) => return Ok(ChildStart::Started(run)),
@@ -396,14 +405,18 @@ impl Engine {
         }
         if let Some(parent) = &family.parent
             && let Some(event) = child_ending(parent.command, workflow_id, terminal)
-            && let Err(error) = self
+        {
+            // The child's ending is durable; its parent holds nothing yet.
+            faults::hit(Point::ChildEnded);
+            if let Err(error) = self
                 .record_in_parent(parent, event, Some(terminal.run_id))
                 .await
-        {
-            self.inner.listener.warning(&format!(
-                "the ending of child workflow {workflow_id} could not be recorded in its parent {} yet: {error}",
-                parent.workflow_id
-            ));
+            {
+                self.inner.listener.warning(&format!(
+                    "the ending of child workflow {workflow_id} could not be recorded in its parent {} yet: {error}",
+                    parent.workflow_id
+                ));
+            }
         }
         for child in family.children {
             if let Err(error) = Box::pin(self.close_child(&child)).await {
@@ -438,6 +451,44 @@ impl Engine {
         };
         match closed {
             // It ended meanwhile.
+            Err(EngineError::NotRunning { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The policy that closes the run of a child (`parent` names its
+    /// parent's command) now, if its parent's run ended without closing it
+    /// (a crash between the parent's ending and its closing of its
+    /// children): terminate, or request cancellation (unless
+    /// `cancel_requested` already).
+    pub(super) async fn orphaned(
+        &self,
+        parent: &ParentRef,
+        cancel_requested: bool,
+    ) -> Result<Option<ParentClose>> {
+        let policy = match parent.parent_close {
+            None | Some(ParentClose::Abandon) => return Ok(None),
+            Some(ParentClose::RequestCancel) if cancel_requested => return Ok(None),
+            Some(policy) => policy,
+        };
+        let parent_runs = self
+            .latest_run(&parent.workflow_id)
+            .await?
+            .is_some_and(|run| {
+                run.run_id == parent.run_id && run.status == WorkflowStatus::Running
+            });
+        Ok((!parent_runs).then_some(policy))
+    }
+
+    /// Closes the running run of `child` by `policy` (see [`Engine::orphaned`]).
+    pub(super) async fn close_orphan(&self, child: &WorkflowId, policy: ParentClose) -> Result<()> {
+        let reason = Payload::etf_atom("parent_closed");
+        let closed = match policy {
+            ParentClose::Terminate => self.terminate(child, reason).await.map(drop),
+            ParentClose::RequestCancel => self.cancel(child, reason).await,
+            ParentClose::Abandon => Ok(()),
+        };
+        match closed {
             Err(EngineError::NotRunning { .. }) => Ok(()),
             other => other,
         }

@@ -2,6 +2,7 @@
 //! and reading how a run ended.
 
 use crate::event::Event;
+use crate::faults::{self, Point};
 use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::status::{RunSummary, WorkflowStatus};
@@ -74,6 +75,9 @@ impl Engine {
             ),
         };
         cell.append(&mut recorder, vec![event]).await?;
+        // Durable with its visibility row; the host, which wakes awaiters
+        // once this returns, has not heard.
+        faults::hit(Point::Terminal);
         drop(recorder);
         if may_have_timers {
             // A timer left armed would fire as a no-op (its row is gone);
@@ -144,20 +148,11 @@ impl Engine {
         workflow_id: &WorkflowId,
         run_id: RunId,
     ) -> Result<Terminal> {
-        let run = self
-            .inner
-            .store
-            .read_run_chain(workflow_id)
-            .await?
-            .into_iter()
-            .find(|run| run.run_id == run_id)
-            .ok_or_else(|| EngineError::NotFound {
-                workflow_id: workflow_id.clone(),
-            })?;
+        let run = self.find_run(workflow_id, run_id).await?;
         let last = self
             .inner
             .store
-            .read_from(workflow_id, run.last_seq)
+            .read_range(workflow_id, run.last_seq, run.last_seq)
             .await?;
         Ok(Terminal {
             run_id,

@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::faults::FaultError;
 use crate::ids::{IdError, RunId, WorkflowId};
 use crate::replay::ReplayError;
 use crate::status::WorkflowStatus;
@@ -43,6 +44,15 @@ pub enum EngineError {
     NotFound {
         /// The id asked for.
         workflow_id: WorkflowId,
+    },
+    /// The workflow has no run with this id. Check the run id (see
+    /// [`super::Engine::runs`]).
+    #[error("workflow {workflow_id} has no run {run_id}")]
+    RunNotFound {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The run asked for.
+        run_id: RunId,
     },
     /// The workflow's latest run has ended; there is nothing to resume.
     #[error("workflow {workflow_id} is not running (status: {status})")]
@@ -120,6 +130,11 @@ pub enum EngineError {
         /// What is wrong.
         reason: String,
     },
+    /// `AION_FAULT` is set to something that names no fault point: no
+    /// engine opens in this OS process. Fix or unset the variable (see
+    /// [`crate::faults`]).
+    #[error(transparent)]
+    InvalidFault(#[from] FaultError),
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -142,7 +157,7 @@ impl EngineError {
             EngineError::AlreadyStarted { .. } | EngineError::IdReuseRefused { .. } => {
                 "already_started"
             }
-            EngineError::NotFound { .. } => "not_found",
+            EngineError::NotFound { .. } | EngineError::RunNotFound { .. } => "not_found",
             EngineError::NotRunning { .. } => "not_running",
             EngineError::Replay(_) => "nondeterminism",
             EngineError::InvalidId(_) => "invalid_workflow_id",
@@ -153,6 +168,7 @@ impl EngineError {
             EngineError::InvalidFilter(_) => "invalid_filter",
             EngineError::ResetRefused { .. } => "reset_refused",
             EngineError::InvalidResetPoint { .. } => "invalid_option",
+            EngineError::InvalidFault(_) => "invalid_fault",
         }
     }
 

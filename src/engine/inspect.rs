@@ -4,8 +4,8 @@
 use crate::event::{RecordedEvent, ResetPoint};
 use crate::ids::{RunId, WorkflowId};
 use crate::replay::{PendingCommand, Resolver};
-use crate::status::{RunSummary, WorkflowSummary, current_run, run_chain};
-use crate::store::{ActivityAttempt, StoreError};
+use crate::status::{HistorySize, RunSummary, WorkflowSummary};
+use crate::store::ActivityAttempt;
 use crate::visibility::{
     ListCursor, ListFilter, ListPage, MAX_LIST_LIMIT, SearchAttributes, project_attributes,
 };
@@ -15,23 +15,25 @@ use super::{Blocked, Engine, EngineError, Result};
 /// An operator's view of one workflow.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Description {
-    /// The visibility row (latest run).
+    /// The run as a visibility row would show it (a workflow's row shows
+    /// its latest run).
     pub summary: WorkflowSummary,
-    /// All runs, oldest first.
-    pub runs: Vec<RunSummary>,
-    /// Commands of the latest run waiting for an outcome.
+    /// The run's place in the history (its first and last seq, the run it
+    /// continues).
+    pub run: RunSummary,
+    /// The size of the run's history (all its events).
+    pub history_size: HistorySize,
+    /// The run's commands waiting for an outcome.
     pub pending: Vec<PendingCommand>,
-    /// Why the latest run is blocked, if it is.
+    /// Why the run is blocked, if it is.
     pub blocked: Option<Blocked>,
-    /// The retry state of the latest run's activities in flight that have
+    /// The retry state of the run's activities in flight that have
     /// one (an attempt failed, or one heartbeated), by command.
     pub attempts: Vec<ActivityAttempt>,
-    /// The latest run's search attributes.
+    /// The run's search attributes.
     pub search_attributes: SearchAttributes,
-    /// Where the latest run was reset from, if a reset started it.
+    /// Where the run was reset from, if a reset started it.
     pub reset_from: Option<ResetPoint>,
-    /// Every run a reset started, with where it was reset from.
-    pub resets: Vec<(RunId, ResetPoint)>,
 }
 
 impl Engine {
@@ -47,35 +49,35 @@ impl Engine {
         Ok(history)
     }
 
-    /// Status, runs and pending work of a workflow.
-    pub async fn describe(&self, workflow_id: &WorkflowId) -> Result<Description> {
-        let history = self.history(workflow_id).await?;
-        let summary = WorkflowSummary::project(None, &history)
-            .map_err(|error| StoreError::Corrupt {
-                location: workflow_id.to_string(),
-                reason: error.to_string(),
-            })?
-            .ok_or_else(|| EngineError::NotFound {
-                workflow_id: workflow_id.clone(),
-            })?;
-        let search_attributes = current_run(&history)
-            .map(|(_, segment)| project_attributes(segment))
-            .unwrap_or_default();
-        let pending = match current_run(&history) {
-            Some((run_id, segment)) if !summary.status.is_terminal() => {
-                Resolver::from_segment(run_id, segment)?.pending()
-            }
-            _ => Vec::new(),
+    /// Status and pending work of one run of a workflow: run `run_id`, or
+    /// the latest when `None`. Only that run's events are read (the runs
+    /// are listed by [`Engine::runs`]).
+    pub async fn describe(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: Option<RunId>,
+    ) -> Result<Description> {
+        let (run, segment) = self.read_run(workflow_id, run_id).await?;
+        let updated_at = segment
+            .last()
+            .map_or(run.started_at, |recorded| recorded.envelope.recorded_at);
+        let summary = WorkflowSummary::of_run(workflow_id.clone(), &run, updated_at);
+        let search_attributes = project_attributes(&segment);
+        let running = !run.status.is_terminal();
+        let pending = if running {
+            Resolver::from_segment(run.run_id, &segment)?.pending()
+        } else {
+            Vec::new()
         };
         let blocked = self
             .blocked(workflow_id)
-            .filter(|blocked| blocked.run_id == summary.run_id && !summary.status.is_terminal());
+            .filter(|blocked| blocked.run_id == run.run_id && running);
         let mut attempts = if pending.is_empty() {
             Vec::new()
         } else {
             self.inner
                 .store
-                .activity_attempts_of(workflow_id, summary.run_id)
+                .activity_attempts_of(workflow_id, run.run_id)
                 .await?
         };
         // A backoff that is over: the next attempt runs (its start is not
@@ -87,26 +89,13 @@ impl Engine {
                 attempt.state.retry_at = None;
             }
         }
-        let resets: Vec<(RunId, ResetPoint)> = history
-            .iter()
-            .filter_map(|recorded| match &recorded.event {
-                crate::event::Event::WorkflowStarted {
-                    run_id,
-                    reset_from: Some(point),
-                    ..
-                } => Some((*run_id, *point)),
-                _ => None,
-            })
-            .collect();
-        let reset_from = resets
-            .iter()
-            .find(|(run_id, _)| *run_id == summary.run_id)
-            .map(|(_, point)| *point);
         Ok(Description {
             summary,
-            runs: run_chain(&history),
-            reset_from,
-            resets,
+            history_size: HistorySize::of(&segment),
+            reset_from: segment
+                .first()
+                .and_then(|started| started.event.reset_from()),
+            run,
             pending,
             blocked,
             attempts,

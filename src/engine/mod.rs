@@ -13,6 +13,7 @@
 
 mod child;
 mod complete;
+mod continue_as_new;
 mod error;
 mod inspect;
 mod messages;
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 
 pub use child::{ChildStart, SignalSend};
 pub use complete::{RunOutcome, Terminal};
+pub use continue_as_new::{ContinueAsNew, Continued};
 pub use error::EngineError;
 pub use inspect::Description;
 pub use messages::{Taken, UpdateState};
@@ -49,6 +51,7 @@ pub use run::{RecordCommand, Recorded, RunHandle};
 use timer_fire::timer_sink;
 
 use crate::event::{Event, RecordedEvent};
+use crate::faults;
 use crate::ids::{RunId, WorkflowId};
 use crate::payload::Payload;
 use crate::recorder::{Recorder, RecorderGuard};
@@ -356,6 +359,21 @@ impl WorkflowCell {
         events: Vec<Event>,
     ) -> Result<Vec<RecordedEvent>> {
         let recorded = recorder.append(events).await?;
+        self.feed(recorded)
+    }
+
+    /// [`WorkflowCell::append`] with the events stamped `at`.
+    async fn append_at(
+        &self,
+        recorder: &mut RecorderGuard<'_>,
+        events: Vec<Event>,
+        at: Timestamp,
+    ) -> Result<Vec<RecordedEvent>> {
+        let recorded = recorder.append_at(events, at).await?;
+        self.feed(recorded)
+    }
+
+    fn feed(&self, recorded: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
         let mut live = lock(&self.live);
         if let Some(run) = live.as_mut()
             && let Some(event) = recorded.iter().find_map(|r| run.resolver.apply(r).err())
@@ -393,11 +411,15 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 impl Engine {
     /// Opens the store (creating or migrating its schema) and starts the
     /// writer and timer tasks on `runtime`. Call [`Engine::recover`] next.
+    ///
+    /// Arms the fault `AION_FAULT` names, if set ([`faults::arm_from_env`]);
+    /// a value that names none fails with [`EngineError::InvalidFault`].
     pub async fn open(
         config: EngineConfig,
         listener: Arc<dyn EngineListener>,
         runtime: Handle,
     ) -> Result<Engine> {
+        let fault = faults::arm_from_env()?;
         let store = open_store(&config.store).await?;
         let (writer, writer_task) =
             GroupCommitWriter::spawn(Arc::clone(&store), config.writer.clone(), &runtime);
@@ -421,6 +443,14 @@ impl Engine {
         });
         let engine = Engine { inner };
         engine.supervise_tasks();
+        if let Some(fault) = fault {
+            engine.inner.listener.warning(&format!(
+                "{}={fault} is set: this OS process aborts once the engine has reached {} {} time(s); never set it in production",
+                faults::VARIABLE,
+                fault.point,
+                fault.nth
+            ));
+        }
         Ok(engine)
     }
 

@@ -13,11 +13,11 @@
 use std::sync::Mutex;
 
 use crate::event::Event;
-use crate::ids::WorkflowId;
+use crate::ids::{RunId, WorkflowId};
 use crate::replay::{
     CommandKind, CommandSpec, Inbox, Outcome, PatchResolution, Resolution, Resolver, Scope, Settled,
 };
-use crate::status::WorkflowStatus;
+use crate::status::{HistorySize, WorkflowStatus};
 use crate::store::StoreError;
 
 use super::{Engine, EngineError, RecordCommand, Recorded, Result, RunInfo, Taken, lock};
@@ -31,15 +31,15 @@ pub struct ReadOnlyRun {
 }
 
 impl Engine {
-    /// Loads the latest run of `workflow_id`, running or finished, read-only:
-    /// nothing in the engine changes, whoever owns the run keeps it.
-    pub async fn load_readonly(&self, workflow_id: &WorkflowId) -> Result<ReadOnlyRun> {
-        self.ensure_open()?;
-        let Some((run, segment)) = self.inner.store.read_current_run(workflow_id).await? else {
-            return Err(EngineError::NotFound {
-                workflow_id: workflow_id.clone(),
-            });
-        };
+    /// Loads run `run_id` of `workflow_id` (the latest when `None`),
+    /// running or finished, read-only: nothing in the engine changes,
+    /// whoever owns the run keeps it.
+    pub async fn load_readonly(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: Option<RunId>,
+    ) -> Result<ReadOnlyRun> {
+        let (run, segment) = self.read_run(workflow_id, run_id).await?;
         let resolver = Resolver::from_segment(run.run_id, &segment)?;
         let Some(Event::WorkflowStarted {
             workflow_type,
@@ -184,6 +184,12 @@ impl ReadOnlyRun {
     /// Checks, when the code returned, that it issued every recorded command.
     pub fn finish(&self) -> Result<()> {
         Ok(lock(&self.resolver).finish()?)
+    }
+
+    /// The size of the run's history as its code has seen it at this point
+    /// of the replay (see [`super::RunHandle::history_size`]).
+    pub fn history_size(&self) -> HistorySize {
+        lock(&self.resolver).history_size()
     }
 
     /// Always refused: a read-only run records nothing.
@@ -331,7 +337,7 @@ mod tests {
         let live = sleeping(&engine, "order-1").await;
         let before = last_seq(&engine, &id("order-1")).await;
 
-        let read_only = engine.load_readonly(&id("order-1")).await.unwrap();
+        let read_only = engine.load_readonly(&id("order-1"), None).await.unwrap();
         assert_eq!(read_only.status(), WorkflowStatus::Running);
         assert_eq!(read_only.info().input, payload(1));
         assert_eq!(
@@ -404,7 +410,7 @@ mod tests {
             .unwrap();
         let before = last_seq(&engine, &id("order-2")).await;
 
-        let read_only = engine.load_readonly(&id("order-2")).await.unwrap();
+        let read_only = engine.load_readonly(&id("order-2"), None).await.unwrap();
         let refusal = read_only_error(read_only.take_message(Inbox::Signal, "more", &scope()));
         assert!(refusal.contains("has not taken a message yet"), "{refusal}");
         assert_eq!(last_seq(&engine, &id("order-2")).await, before);
@@ -425,7 +431,7 @@ mod tests {
             .await
             .unwrap();
 
-        let read_only = engine.load_readonly(&id("order-3")).await.unwrap();
+        let read_only = engine.load_readonly(&id("order-3"), None).await.unwrap();
         assert_eq!(read_only.status(), WorkflowStatus::Completed);
         read_only.resolve(&marker(), &scope()).unwrap();
         read_only
@@ -440,13 +446,13 @@ mod tests {
     async fn changed_code_is_non_determinism_and_unknown_ids_are_not_found() {
         let engine = engine().await;
         let _live = sleeping(&engine, "order-4").await;
-        let read_only = engine.load_readonly(&id("order-4")).await.unwrap();
+        let read_only = engine.load_readonly(&id("order-4"), None).await.unwrap();
         assert_eq!(
             read_only.resolve(&timer(), &scope()).unwrap_err().code(),
             Some("AION-ND001")
         );
         assert!(matches!(
-            engine.load_readonly(&id("nobody")).await,
+            engine.load_readonly(&id("nobody"), None).await,
             Err(EngineError::NotFound { .. })
         ));
     }

@@ -13,10 +13,14 @@
 //! Each step walks the store page by page. A workflow whose timer cannot
 //! fire, or whose history cannot be projected, is reported and skipped; it
 //! never blocks the others.
+//!
+//! The fault point [`crate::faults::Point::Recovery`] sits between steps 1
+//! and 2: a crash there must leave a store the next start recovers fully.
 
 use std::collections::HashSet;
 
 use crate::event::{Event, RecordedEvent};
+use crate::faults::{self, Point};
 use crate::ids::WorkflowId;
 use crate::replay::Resolver;
 use crate::status::{RunSummary, WorkflowStatus};
@@ -66,6 +70,10 @@ impl Engine {
                 None => break,
             }
         }
+
+        // Visibility is repaired; no timer has fired or been armed, no run
+        // has been resumed.
+        faults::hit(Point::Recovery);
 
         let now = inner.clock.now();
         let mut cursor = None;

@@ -38,6 +38,7 @@
 //! ending already keeps it.
 
 use crate::event::{Event, RecordedEvent, ResetPoint};
+use crate::faults::{self, Point};
 use crate::ids::{RunId, TimerId, WorkflowId};
 use crate::payload::Payload;
 use crate::replay::{PendingWork, Resolver};
@@ -99,8 +100,9 @@ impl Engine {
     /// as new, or a latest run that runs (not blocked) without
     /// [`ResetRequest::terminate_running`] ([`EngineError::ResetRefused`]);
     /// a point outside the run, a run without a completed activity for
-    /// [`ResetTo::LastCompletedActivity`], or a `run_id` that is not a run
-    /// of the workflow ([`EngineError::InvalidResetPoint`]).
+    /// [`ResetTo::LastCompletedActivity`] ([`EngineError::InvalidResetPoint`]);
+    /// a `run_id` that is not a run of the workflow
+    /// ([`EngineError::RunNotFound`]).
     pub async fn reset(
         &self,
         workflow_id: &WorkflowId,
@@ -120,7 +122,9 @@ impl Engine {
             reason,
         };
         let (source, segment) = match request.run_id {
-            Some(run_id) if run_id != latest.run_id => self.older_run(workflow_id, run_id).await?,
+            Some(run_id) if run_id != latest.run_id => {
+                self.read_run(workflow_id, Some(run_id)).await?
+            }
             _ => (latest.clone(), latest_segment),
         };
         match source.status {
@@ -189,6 +193,7 @@ impl Engine {
         // Not through the cell: the events must not feed the source's
         // replay state, which is dropped below.
         let recorded = recorder.append(events).await?;
+        faults::hit(Point::Reset);
         let released = if running {
             release_if(&cell, |run| run.resolver.run_id() == latest.run_id)
         } else {
@@ -249,26 +254,32 @@ impl Engine {
 }
 
 impl Engine {
-    /// Run `run_id` of `workflow_id` (not its latest) and its events.
-    async fn older_run(
+    /// The runs of `workflow_id` (as [`Engine::runs`]), each with where it
+    /// was reset from if a reset started it. Only the start of a run that
+    /// follows a run ended otherwise than by continue-as-new is read (a
+    /// reset, or a new start of the id): the runs of a continue-as-new
+    /// chain cost no read.
+    pub async fn runs_with_origins(
         &self,
         workflow_id: &WorkflowId,
-        run_id: RunId,
-    ) -> Result<(RunSummary, Vec<RecordedEvent>)> {
-        let chain = self.inner.store.read_run_chain(workflow_id).await?;
-        let Some(run) = chain.into_iter().find(|run| run.run_id == run_id) else {
-            return Err(EngineError::InvalidResetPoint {
-                workflow_id: workflow_id.clone(),
-                reason: format!("it has no run {run_id}"),
-            });
-        };
-        let mut segment = self
-            .inner
-            .store
-            .read_from(workflow_id, run.first_seq)
-            .await?;
-        segment.retain(|recorded| recorded.seq() <= run.last_seq);
-        Ok((run, segment))
+    ) -> Result<Vec<(RunSummary, Option<ResetPoint>)>> {
+        let runs = self.runs(workflow_id).await?;
+        let mut origins = Vec::with_capacity(runs.len());
+        for (index, run) in runs.iter().enumerate() {
+            let maybe_reset = index > 0 && runs[index - 1].status != WorkflowStatus::ContinuedAsNew;
+            let origin = if maybe_reset {
+                self.inner
+                    .store
+                    .read_range(workflow_id, run.first_seq, run.first_seq)
+                    .await?
+                    .first()
+                    .and_then(|started| started.event.reset_from())
+            } else {
+                None
+            };
+            origins.push(origin);
+        }
+        Ok(runs.into_iter().zip(origins).collect())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::payload::Payload;
 use crate::replay::{
     ChildStarted, CommandSpec, Interrupt, PendingWork, Resolution, Resolver, Scope, Settled,
 };
+use crate::status::HistorySize;
 use crate::store::{ActivityAttempt, AttemptState, StoreError, TimerEntry};
 use crate::visibility::{SearchAttributes, check_attribute};
 
@@ -199,6 +200,12 @@ impl RunHandle {
     /// Checks, when the code returned, that it issued every recorded command.
     pub fn finish(&self) -> Result<()> {
         self.with_live(|run| Ok(run.resolver.finish()?))
+    }
+
+    /// The size of the run's history as its code has seen it (see
+    /// [`Resolver::history_size`]): the same at the same point of a replay.
+    pub fn history_size(&self) -> Result<HistorySize> {
+        self.with_live(|run| Ok(run.resolver.history_size()))
     }
 
     /// The first outcome among the issued commands `ordinals`, in history

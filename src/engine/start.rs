@@ -167,6 +167,15 @@ impl Engine {
             input: input.clone(),
             started_at: segment[0].envelope.recorded_at,
         };
+        // A child left running by a crash of its parent's ending is closed
+        // now, by its policy, and loaded again (if it still runs).
+        if let Some(parent) = resolver.parent()
+            && let Some(policy) = self.orphaned(parent, resolver.cancel_requested()).await?
+        {
+            drop(recorder);
+            self.close_orphan(workflow_id, policy).await?;
+            return Box::pin(self.load_run(workflow_id, owner)).await;
+        }
         recorder.set_head(segment.last().map_or(0, RecordedEvent::seq));
         // Loading again is trying again: a blocked run blocks anew if its
         // code still does not replay.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::event::Event;
+use crate::faults::{self, Point};
 use crate::ids::WorkflowId;
 use crate::payload::Payload;
 use crate::recorder::RecorderGuard;
@@ -75,6 +76,8 @@ impl Engine {
         let workflow_id = &cell.workflow_id;
         recorder.set_head(latest.last_seq);
         let recorded = cell.append(&mut recorder, vec![ending]).await?;
+        // Durable with its visibility row; owner and listener not told.
+        faults::hit(Point::Terminal);
         let ended = &recorded[0].event;
         let status = WorkflowStatus::after(ended).unwrap_or(WorkflowStatus::Terminated);
         let value = ending_value(ended);

@@ -287,8 +287,9 @@ async fn a_running_id_cannot_start_twice_but_a_finished_one_starts_a_new_run() {
         .unwrap();
     let second = engine.start_workflow(start(Some("dup"))).await.unwrap();
     assert_ne!(second.info().run_id, run.info().run_id);
-    let described = engine.describe(&id).await.unwrap();
-    assert_eq!(described.runs.len(), 2);
+    let described = engine.describe(&id, None).await.unwrap();
+    assert_eq!(engine.runs(&id).await.unwrap().len(), 2);
+    assert_eq!(described.run.run_id, second.info().run_id);
     assert_eq!(described.summary.status, WorkflowStatus::Running);
 }
 
@@ -335,7 +336,7 @@ async fn a_timer_fires_records_and_tells_the_owner() {
     .await
     .unwrap();
     let description = engine
-        .describe(&WorkflowId::new("sleepy").unwrap())
+        .describe(&WorkflowId::new("sleepy").unwrap(), None)
         .await
         .unwrap();
     assert!(matches!(
@@ -740,7 +741,7 @@ async fn a_blocked_run_is_described_until_it_is_loaded_again() {
     };
     engine.block(&id, blocked.clone());
     assert_eq!(
-        engine.describe(&id).await.unwrap().blocked,
+        engine.describe(&id, None).await.unwrap().blocked,
         Some(blocked.clone())
     );
     let page = engine.runnable_page(None, 10).await.unwrap();
@@ -752,7 +753,7 @@ async fn a_blocked_run_is_described_until_it_is_loaded_again() {
         )]
     );
     engine.load_run(&id, None).await.unwrap();
-    assert_eq!(engine.describe(&id).await.unwrap().blocked, None);
+    assert_eq!(engine.describe(&id, None).await.unwrap().blocked, None);
 }
 
 #[tokio::test]
@@ -1012,6 +1013,8 @@ async fn a_run_evicted_while_waiting_for_a_signal_is_left_alone_until_one_comes(
     assert!(!engine.is_parked(&id));
 }
 
+mod children;
+mod continue_as_new;
 mod prefix_replay;
 mod reset;
 mod search;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::event::Event;
+use crate::faults::{self, Point};
 use crate::store::{DEADLINE_COMMAND, StoreError, TimerEntry};
 use crate::timers::TimerSink;
 
@@ -36,6 +37,8 @@ impl Engine {
             timer_id: entry.timer_id.clone(),
         };
         cell.append(&mut recorder, vec![fired]).await?;
+        // Durable; the owner is not told, an evicted run is not woken.
+        faults::hit(Point::TimerFired);
         drop(recorder);
         match cell.owner() {
             Some(owner) => owner.notify(Notice::TimerFired(entry.command)),

@@ -25,6 +25,7 @@ use thiserror::Error;
 use crate::event::{Event, ParentRef, RecordedEvent};
 use crate::ids::{RunId, TimerId};
 use crate::payload::Payload;
+use crate::status::HistorySize;
 use crate::time::Timestamp;
 
 use activity::ActivityMachine;
@@ -271,6 +272,8 @@ pub struct Message {
     pub seq: u64,
     /// The signal's or update's name.
     pub name: String,
+    /// The workflow command that sent the signal, if workflow code did.
+    pub sent_by: Option<String>,
     /// The update's id (empty for a signal).
     pub id: String,
     /// The payload or arguments.
@@ -476,6 +479,8 @@ struct Entry {
     opened_seq: u64,
     /// Seq of the event that gave it its outcome.
     outcome_seq: Option<u64>,
+    /// The run's history up to and including the event that opened it.
+    size_at_open: HistorySize,
 }
 
 /// Signals and updates recorded for the run and not yet taken, and every
@@ -515,6 +520,9 @@ pub struct Resolver {
     /// The parent command that started the workflow, if it is a child.
     parent: Option<ParentRef>,
     patches: PatchMemo,
+    /// The size of every event applied, and of the first one alone.
+    size: HistorySize,
+    started_size: HistorySize,
 }
 
 impl Resolver {
@@ -530,6 +538,8 @@ impl Resolver {
             deadlines: false,
             parent: None,
             patches: PatchMemo::default(),
+            size: HistorySize::default(),
+            started_size: HistorySize::default(),
         }
     }
 
@@ -565,6 +575,10 @@ impl Resolver {
     pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ReplayError> {
         let event = &recorded.event;
         let seq = recorded.seq();
+        self.size.add(event);
+        if self.size.events == 1 {
+            self.started_size = self.size;
+        }
         let Some(ordinal) = event.command() else {
             self.receive(seq, event);
             return Ok(());
@@ -638,6 +652,7 @@ impl Resolver {
             machine,
             opened_seq: seq,
             outcome_seq,
+            size_at_open: self.size,
         });
         Ok(())
     }
@@ -648,12 +663,13 @@ impl Resolver {
             Event::SignalReceived {
                 signal_name,
                 payload,
-                ..
+                sent_by,
             } => {
                 self.inboxes.signals.insert(
                     seq,
                     Message {
                         seq,
+                        sent_by: sent_by.clone(),
                         name: signal_name.clone(),
                         id: String::new(),
                         payload: payload.clone(),
@@ -670,6 +686,7 @@ impl Resolver {
                     seq,
                     Message {
                         seq,
+                        sent_by: None,
                         name: update_name.clone(),
                         id: update_id.clone(),
                         payload: args.clone(),
@@ -705,6 +722,30 @@ impl Resolver {
             Inbox::Update => &self.inboxes.updates,
         };
         queue.values().find(|message| message.name == name)
+    }
+
+    /// Signals recorded for the run and not yet taken, in the order they
+    /// were recorded (a continue-as-new hands them to the next run).
+    pub fn waiting_signals(&self) -> impl Iterator<Item = &Message> {
+        self.inboxes.signals.values()
+    }
+
+    /// The size of the run's history as the code has seen it: up to the
+    /// event that opened the last command it issued (its `workflow_started`
+    /// before its first command). Events recorded after that (outcomes not
+    /// yet taken, messages waiting) are left out, so a replay gives the
+    /// code the same size at the same point, and code that decides on it
+    /// (to continue as new) decides the same way.
+    pub fn history_size(&self) -> HistorySize {
+        match self.cursor.checked_sub(1) {
+            Some(last) => self.commands[last as usize].size_at_open,
+            None => self.started_size,
+        }
+    }
+
+    /// The size of every event of the run applied so far.
+    pub fn total_size(&self) -> HistorySize {
+        self.size
     }
 
     /// Whether a signal or an update waits in an inbox, not yet taken.

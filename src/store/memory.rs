@@ -149,6 +149,24 @@ impl EventLog for MemoryStore {
         Ok(history.iter().skip(skip).cloned().collect())
     }
 
+    async fn read_range(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let tables = self.tables()?;
+        let history = tables
+            .histories
+            .get(workflow_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let skip = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        let take = usize::try_from(to_seq.saturating_add(1).saturating_sub(from_seq.max(1)))
+            .unwrap_or(usize::MAX);
+        Ok(history.iter().skip(skip).take(take).cloned().collect())
+    }
+
     async fn head(&self, workflow_id: &WorkflowId) -> Result<u64> {
         Ok(self.tables()?.head(workflow_id).head_seq)
     }

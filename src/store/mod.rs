@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::codec::CodecError;
 use crate::event::{AttributeKind, Envelope, Event, RecordedEvent};
-use crate::ids::{TimerId, WorkflowId};
+use crate::ids::{RunId, TimerId, WorkflowId};
 use crate::status::{NotStarted, RunSummary, WorkflowSummary, current_run, run_chain};
 use crate::time::Timestamp;
 use crate::visibility::{
@@ -541,6 +541,24 @@ pub trait EventLog: Send + Sync {
         from_seq: u64,
     ) -> Result<Vec<RecordedEvent>>;
 
+    /// The events of `workflow_id` with `from_seq <= seq <= to_seq`, in
+    /// order: one run of a history with many.
+    ///
+    /// # Contract
+    /// Backends read that range only, so that reading one run costs its
+    /// own events, however long the history. An empty range, or one beyond
+    /// the head, gives an empty list.
+    async fn read_range(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let mut events = self.read_from(workflow_id, from_seq).await?;
+        events.retain(|recorded| recorded.seq() <= to_seq);
+        Ok(events)
+    }
+
     /// The whole history of `workflow_id`.
     async fn read_history(&self, workflow_id: &WorkflowId) -> Result<Vec<RecordedEvent>> {
         self.read_from(workflow_id, 1).await
@@ -583,6 +601,23 @@ pub trait EventLog: Send + Sync {
     /// history that does not begin with `workflow_started` has no runs.
     async fn read_run_chain(&self, workflow_id: &WorkflowId) -> Result<Vec<RunSummary>> {
         Ok(run_chain(&self.read_history(workflow_id).await?))
+    }
+
+    /// Run `run_id` of `workflow_id`, if the history has it.
+    ///
+    /// # Contract
+    /// Backends answer from their runs index by run id, without reading the
+    /// other runs; the latest run's `last_seq` is the history's head.
+    async fn read_run(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<Option<RunSummary>> {
+        Ok(self
+            .read_run_chain(workflow_id)
+            .await?
+            .into_iter()
+            .find(|run| run.run_id == run_id))
     }
 
     /// The latest run's summary and its events, from its `workflow_started`

@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
         conformance_suite!(@tests $backend, $fixture;
             append_and_read_round_trip,
             read_from_a_seq,
+            read_a_range_of_seqs,
             appends_across_batches_chain,
             one_batch_with_several_workflows_and_chained_requests,
             stale_expected_seq_writes_nothing,

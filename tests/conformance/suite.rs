@@ -108,6 +108,31 @@ pub async fn read_from_a_seq(store: Arc<dyn Store>) {
     assert_eq!(store.read_history(&wf("unknown")).await.unwrap(), vec![]);
 }
 
+pub async fn read_a_range_of_seqs(store: Arc<dyn Store>) {
+    let appended = seed(&store, "order-1", at(0), order_fulfilled(run(1))).await;
+    let id = wf("order-1");
+
+    assert_eq!(store.read_range(&id, 1, 5).await.unwrap(), appended.events);
+    assert_eq!(
+        store.read_range(&id, 2, 3).await.unwrap(),
+        appended.events[1..3].to_vec()
+    );
+    assert_eq!(
+        store.read_range(&id, 4, u64::MAX).await.unwrap(),
+        appended.events[3..].to_vec()
+    );
+    assert_eq!(
+        store.read_range(&id, 5, 5).await.unwrap(),
+        appended.events[4..].to_vec()
+    );
+    assert_eq!(store.read_range(&id, 4, 3).await.unwrap(), vec![]);
+    assert_eq!(store.read_range(&id, 6, 9).await.unwrap(), vec![]);
+    assert_eq!(
+        store.read_range(&wf("unknown"), 1, 9).await.unwrap(),
+        vec![]
+    );
+}
+
 pub async fn appends_across_batches_chain(store: Arc<dyn Store>) {
     let id = wf("counter");
     let first = request(&id, 0, at(0), vec![started(run(1), "Counter")]);
@@ -450,6 +475,38 @@ pub async fn run_chain_spans_continue_as_new(store: Arc<dyn Store>) {
         (run(3), WorkflowStatus::Running, 6)
     );
     assert_eq!(store.read_run_chain(&wf("unknown")).await.unwrap(), vec![]);
+
+    // One run by id: the same row as in the chain.
+    for expected in &chain {
+        assert_eq!(
+            store
+                .read_run(&wf("counter"), expected.run_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(expected)
+        );
+    }
+    assert_eq!(store.read_run(&wf("counter"), run(9)).await.unwrap(), None);
+    assert_eq!(store.read_run(&wf("unknown"), run(1)).await.unwrap(), None);
+    // The running run ends at the head as the history grows.
+    store
+        .append(request(
+            &wf("counter"),
+            6,
+            at(1),
+            vec![Event::ActivityCancelled { command: 0 }],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_run(&wf("counter"), run(3))
+            .await
+            .unwrap()
+            .map(|run| run.last_seq),
+        Some(7)
+    );
 }
 
 fn timer_entry(id: &str, run_id: u128, command: u32, fire_at: aion::time::Timestamp) -> TimerEntry {

@@ -27,13 +27,14 @@ defmodule Aion.Client.Query do
     end
   end
 
-  @doc "The query's timeout from its options."
-  def timeout(opts, entry) do
+  @doc "The query's options: `{:ok, timeout, run_id}` (`run_id` nil for the latest run)."
+  def options(opts, entry) do
     with :ok <- keyword(opts, entry),
-         :ok <- known(opts, entry) do
+         :ok <- known(opts, entry),
+         {:ok, run_id} <- Aion.Client.Runs.run_id_option(opts, entry) do
       case Keyword.get(opts, :timeout, 5_000) do
         timeout when timeout == :infinity or (is_integer(timeout) and timeout >= 0) ->
-          {:ok, timeout}
+          {:ok, timeout, run_id}
 
         other ->
           invalid("#{entry}: expected :timeout to be a non-negative integer (milliseconds) or :infinity, got: #{inspect(other)}")
@@ -46,26 +47,31 @@ defmodule Aion.Client.Query do
   end
 
   defp known(opts, entry) do
-    case Keyword.keys(opts) -- [:timeout] do
+    case Keyword.keys(opts) -- [:timeout, :run_id] do
       [] -> :ok
-      [unknown | _] -> invalid("#{entry}: unknown option #{inspect(unknown)} (known options: :timeout)")
+      [unknown | _] -> invalid("#{entry}: unknown option #{inspect(unknown)} (known options: :timeout, :run_id)")
     end
   end
 
   defp invalid(message), do: {:error, Aion.Error.new(:invalid_option, message)}
 
-  @doc "Asks `workflow_id` the query `query_name` (a string) with `args`."
-  def query(name, %Instance{} = instance, workflow_id, query_name, args, timeout) do
+  @doc """
+  Asks `workflow_id` the query `query_name` (a string) with `args`: its
+  latest run, or run `run_id`, which is answered by a replay of that run
+  (a workflow's process runs its latest run only).
+  """
+  def query(name, %Instance{} = instance, workflow_id, query_name, args, timeout, run_id \\ nil) do
     ask = %{
       workflow_id: workflow_id,
+      run_id: run_id,
       name: query_name,
       args: args,
       timeout: timeout,
       deadline: if(timeout == :infinity, do: :infinity, else: now() + timeout)
     }
 
-    case Ownership.run_owner(name, workflow_id) do
-      nil ->
+    case run_id == nil && Ownership.run_owner(name, workflow_id) do
+      owner when owner in [nil, false] ->
         replay(instance, ask)
 
       pid ->
@@ -87,7 +93,7 @@ defmodule Aion.Client.Query do
 
   defp replay(instance, ask) do
     result =
-      exchange(fn reply_to -> Replay.start(instance, ask.workflow_id, reply_to, ask.name, ask.args) end, ask, &stop/2)
+      exchange(fn reply_to -> Replay.start(instance, ask.workflow_id, ask.run_id, reply_to, ask.name, ask.args) end, ask, &stop/2)
 
     case result do
       {:gone, reason} ->

@@ -8,6 +8,9 @@ defmodule Aion.Run.Monitor do
   #   - an outcome (completed, failed): has the engine record it (never
   #     overwriting an ending the history already has), then wakes every
   #     process awaiting the workflow;
+  #   - continued as new: has the engine record the ending and the
+  #     successor's start (one append), then spawns the successor's process;
+  #     awaiters wait on, for the successor's ending;
   #   - evicted, blocked, already ended, ended from outside: nothing more; a history that cannot
   #     be read: the reconciler leaves the run alone;
   #   - anything else (killed from outside, a crash, an engine error, the run
@@ -18,7 +21,7 @@ defmodule Aion.Run.Monitor do
   require Logger
 
   alias Aion.{Engine, Instance, Ownership}
-  alias Aion.Client.Await
+  alias Aion.Client.{Await, Start}
   alias Aion.Run.Reconciler
 
   def start_link({config, index}) do
@@ -40,9 +43,9 @@ defmodule Aion.Run.Monitor do
   end
 
   @doc false
-  # Called by a run process once its run is loaded.
-  def loaded(instance, workflow_id, run_id, generation) do
-    send(GenServer.whereis(Instance.monitor(instance, workflow_id)), {:loaded, self(), run_id, generation})
+  # Called by a run process once its run is loaded (of workflow type `type`).
+  def loaded(instance, workflow_id, run_id, generation, type) do
+    send(GenServer.whereis(Instance.monitor(instance, workflow_id)), {:loaded, self(), run_id, generation, type})
     :ok
   end
 
@@ -59,9 +62,9 @@ defmodule Aion.Run.Monitor do
     {:noreply, put_in(state.runs[pid], %{workflow_id: workflow_id, type: type, run_id: nil, generation: nil})}
   end
 
-  def handle_info({:loaded, pid, run_id, generation}, state) do
+  def handle_info({:loaded, pid, run_id, generation, type}, state) do
     case state.runs do
-      %{^pid => run} -> {:noreply, put_in(state.runs[pid], %{run | run_id: run_id, generation: generation})}
+      %{^pid => run} -> {:noreply, put_in(state.runs[pid], %{run | run_id: run_id, generation: generation, type: type})}
       _ -> {:noreply, state}
     end
   end
@@ -82,11 +85,15 @@ defmodule Aion.Run.Monitor do
     {run, replies} = Map.pop(state.replies, reply_ref)
     state = %{state | replies: replies}
 
-    case reply do
-      {:ok, terminal} ->
+    case {run, reply} do
+      # Continued as new: the successor gets a process; nobody awaits the ending.
+      {%{successor: _}, {:ok, continued}} ->
+        successor(run, continued, state)
+
+      {_run, {:ok, terminal}} ->
         Await.notify(state.name, run.workflow_id, terminal)
 
-      {:error, error} ->
+      {_run, {:error, error}} ->
         Logger.error("Aion: could not record the end of workflow #{run.workflow_id}, will retry: #{inspect(error)}")
         Reconciler.respawn(state.name, run.workflow_id, run.type)
     end
@@ -99,6 +106,12 @@ defmodule Aion.Run.Monitor do
   defp exited(run, {:shutdown, {:aion_completed, payload}}, state), do: complete(run, {:completed, payload}, state)
   defp exited(run, {:shutdown, {:aion_failed, payload}}, state), do: complete(run, {:failed, payload}, state)
   defp exited(run, {:shutdown, {:aion_cancelled, payload}}, state), do: complete(run, {:cancelled, payload}, state)
+  defp exited(run, {:shutdown, {:aion_continued, type, payload}}, state) do
+    ref = make_ref()
+    :ok = Engine.continue_as_new_async(state.instance.engine, run.workflow_id, run.run_id, type, payload, ref)
+    put_in(state.replies[ref], Map.put(run, :successor, type))
+  end
+
   # Ended from outside (terminated, timed out): the engine recorded it and told the awaiters.
   defp exited(_run, {:shutdown, reason}, state) when reason in [:aion_evicted, :aion_not_running, :aion_ended], do: state
 
@@ -124,6 +137,22 @@ defmodule Aion.Run.Monitor do
   defp log_exit(run, reason) do
     Logger.warning("Aion: the process of workflow #{run.workflow_id} exited (#{inspect(reason)}); it will be respawned")
   end
+
+  # The ending and the successor's start are durable (one append): the
+  # successor's process starts like a fresh start's. If it cannot start here,
+  # the reconciler gives it one (as it would after a crash right here).
+  defp successor(run, {:started, successor, _new_run_id}, state) do
+    case Instance.workflow_module(state.instance, run.successor) do
+      {:ok, module} -> Start.spawn_run(state.name, module, run.successor, run.workflow_id, successor)
+      {:error, _} -> Reconciler.respawn(state.name, run.workflow_id, run.successor)
+    end
+  end
+
+  # A retry: the successor was recorded before; make sure it runs.
+  defp successor(run, {:already, _new_run_id, type}, state), do: Reconciler.wake(state.name, run.workflow_id, type)
+
+  # The run had ended another way first (terminated, timed out).
+  defp successor(run, {:ended, terminal}, state), do: Await.notify(state.name, run.workflow_id, terminal)
 
   defp complete(run, outcome, state) do
     ref = make_ref()

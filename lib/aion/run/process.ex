@@ -12,6 +12,9 @@ defmodule Aion.Run.Process do
   #                                             exit or throw out of run/1, or
   #                                             non-determinism with on_nondeterminism: :fail)
   #   {:shutdown, {:aion_cancelled, payload}}   the code let a cancellation end it
+  #   {:shutdown, {:aion_continued, type, payload}}  the code continued as new
+  #                                             (continue_as_new/2): a successor
+  #                                             of `type` with input `payload`
   #   {:shutdown, :aion_evicted}                idle, waiting on a timer or a message, evicted
   #   {:shutdown, :aion_blocked}                non-determinism, suspended
   #   {:shutdown, :aion_not_running}            the run had ended already
@@ -110,7 +113,8 @@ defmodule Aion.Run.Process do
     :ok = Monitor.track(instance, workflow_id, Aion.Workflow.type(module))
     tag = System.unique_integer([:positive])
     {run, info} = open(mode, instance, workflow_id, run, tag)
-    Monitor.loaded(instance, workflow_id, info.run_id, info.generation)
+    module = module_of(instance, module, info)
+    Monitor.loaded(instance, workflow_id, info.run_id, info.generation, Aion.Workflow.type(module))
 
     context = %{
       instance: name,
@@ -128,6 +132,25 @@ defmodule Aion.Run.Process do
 
     Process.put(@context, context)
     exit(execute(context, Payload.decode(info.input)))
+  end
+
+  # The run loaded is the workflow's latest, whose type may not be the one
+  # this process was spawned for: a run continued as new into another type
+  # between the decision to spawn (a sweep, a wake-up) and the load.
+  defp module_of(instance, module, %{workflow_type: type} = info) do
+    if Aion.Workflow.type(module) == type do
+      module
+    else
+      case Instance.workflow_module(instance, type) do
+        {:ok, module} ->
+          module
+
+        {:error, _} ->
+          # Respawned for its own type, which the reconciler reports as unknown.
+          Monitor.loaded(instance, info.workflow_id, info.run_id, info.generation, type)
+          exit({:shutdown, {:aion_retry, Aion.Error.new(:unknown_workflow, "workflow type #{inspect(type)} is not run by this instance")}})
+      end
+    end
   end
 
   defp parent do

@@ -1,6 +1,9 @@
 //! Fault injection for crash tests, from the environment of the VM; never
 //! set these in production:
 //!
+//! - `AION_FAULT=<point>[:<n>]` (the core's, see `aion::faults`): the engine
+//!   aborts the OS process at a named point of a crash window; here it is
+//!   made a SIGKILL, as the variables below do.
 //! - `AION_FAULT_KILL_AFTER=<event_kind>:<n>` makes the engine SIGKILL its own
 //!   OS process right after the commit that makes `n` events of that kind
 //!   durable, before any caller is answered: the window between "recorded"
@@ -16,6 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aion::store::{AppendRequest, Result};
 use aion::writer::CommitHook;
+
+/// Makes `AION_FAULT` end the OS process with SIGKILL, exactly what
+/// `kill -9` does (no core dump, no handler), instead of the core's default
+/// `abort()`.
+pub fn install() {
+    aion::faults::set_abort(kill_self);
+}
 
 /// The hook asked for by the environment, if any.
 pub fn from_env() -> Option<CommitHook> {

@@ -15,9 +15,9 @@ mod terms;
 use std::sync::{Arc, OnceLock};
 
 use aion::engine::{
-    Blocked, ChildStart, Engine, EngineConfig, EngineError, EngineListener, IdReuse, Notice,
-    RecordCommand, Recorded, RunHandle, RunOutcome, RunOwner, SignalSend, StartRequest,
-    StoreConfig, Terminal, Timeouts,
+    Blocked, ChildStart, ContinueAsNew, Continued, Engine, EngineConfig, EngineError,
+    EngineListener, IdReuse, Notice, RecordCommand, Recorded, RunHandle, RunOutcome, RunOwner,
+    SignalSend, StartRequest, StoreConfig, Terminal, Timeouts,
 };
 use aion::event::ParentClose;
 use aion::ids::{RunId, WorkflowId};
@@ -181,6 +181,7 @@ fn engine_open<'a>(env: Env<'a>, config: OpenConfig, listener: LocalPid) -> Term
         },
     };
     let mut engine_config = EngineConfig::new(store);
+    faults::install();
     engine_config.writer.after_commit = faults::from_env();
     let opened = runtime().block_on(Engine::open(
         engine_config,
@@ -878,8 +879,30 @@ fn history<'a>(
     )
 }
 
+/// Describes run `run` of a workflow (the latest when nil).
 #[rustler::nif]
 fn describe<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    run: Option<String>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            let run = run.as_deref().map(run_id).transpose()?;
+            engine.describe(&workflow_id(&id)?, run).await
+        },
+        |env, description| (atoms::ok(), encode_description(env, &description)).encode(env),
+    )
+}
+
+/// Answers `{:ok, [run]}`, oldest first (see [`terms::encode_run_summary`]).
+#[rustler::nif]
+fn runs<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
     id: String,
@@ -889,9 +912,76 @@ fn describe<'a>(
     spawn_reply(
         env,
         reference,
-        async move { engine.describe(&workflow_id(&id)?).await },
-        |env, description| (atoms::ok(), encode_description(env, &description)).encode(env),
+        async move { engine.runs_with_origins(&workflow_id(&id)?).await },
+        |env, runs| {
+            let runs: Vec<Term> = runs
+                .iter()
+                .map(|(run, origin)| terms::encode_run_summary(env, run, origin.as_ref()))
+                .collect();
+            (atoms::ok(), runs).encode(env)
+        },
     )
+}
+
+/// Ends run `run` with continue-as-new and starts its successor of
+/// `workflow_type` with `input`. Answers `{:ok, {:started, successor,
+/// new_run_id}}` (a handle to give a process), `{:ok, {:already,
+/// new_run_id, workflow_type}}` (a retry: the successor was recorded
+/// before), or `{:ok, {:ended, terminal}}` (the run ended another way first).
+#[rustler::nif]
+fn continue_as_new<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    id: String,
+    run: String,
+    workflow_type: String,
+    input: Binary<'a>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let engine = engine.engine.clone();
+    let request = ContinueAsNew {
+        workflow_type,
+        input: payload(input),
+    };
+    spawn_reply(
+        env,
+        reference,
+        async move {
+            engine
+                .continue_as_new(&workflow_id(&id)?, run_id(&run)?, request)
+                .await
+        },
+        |env, continued| {
+            let answer = match continued {
+                Continued::Started(run) => {
+                    let new_run_id = run.info().run_id.to_string();
+                    (
+                        atoms::started(),
+                        ResourceArc::new(RunResource { run }),
+                        new_run_id,
+                    )
+                        .encode(env)
+                }
+                Continued::Already {
+                    new_run_id,
+                    workflow_type,
+                } => (atoms::already(), new_run_id.to_string(), workflow_type).encode(env),
+                Continued::Ended(terminal) => {
+                    (atoms::ended(), encode_terminal(env, &terminal)).encode(env)
+                }
+            };
+            (atoms::ok(), answer).encode(env)
+        },
+    )
+}
+
+/// The size of the run's history as its code has seen it:
+/// `%{events: n, bytes: b}`.
+#[rustler::nif]
+fn history_size<'a>(env: Env<'a>, run: AnyRun) -> Term<'a> {
+    sync_reply(env, run.history_size(), |size| {
+        terms::encode_history_size(env, size)
+    })
 }
 
 /// Answers `{:ok, %{workflows: [...], next: cursor | nil}}`; `after` is a

@@ -10,12 +10,13 @@ use aion::engine::{
 use aion::ids::WorkflowId;
 use aion::payload::Payload;
 use aion::replay::{ChildStarted, CommandSpec, Inbox, PatchResolution, Resolution, Scope, Settled};
+use aion::status::HistorySize;
 use rustler::types::atom::Atom;
 use rustler::{Decoder, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::reply::spawn_reply;
 use crate::terms::{atoms, encode_run_info};
-use crate::{EngineResource, RunResource, workflow_id};
+use crate::{EngineResource, RunResource, run_id, workflow_id};
 
 /// A run loaded read-only, owned by the process answering a query.
 pub struct ReadOnlyRunResource {
@@ -59,6 +60,13 @@ impl AnyRun {
         match self {
             AnyRun::Live(run) => run.run.settle(ordinals, scope),
             AnyRun::ReadOnly(run) => run.run.settle(ordinals, scope),
+        }
+    }
+
+    pub fn history_size(&self) -> Result<HistorySize, EngineError> {
+        match self {
+            AnyRun::Live(run) => run.run.history_size(),
+            AnyRun::ReadOnly(run) => Ok(run.run.history_size()),
         }
     }
 
@@ -165,20 +173,24 @@ impl AnyRun {
     }
 }
 
-/// Loads the latest run of a workflow read-only; answers
-/// `{:ok, run, info, status}`.
+/// Loads a run of a workflow read-only (run `run`, or the latest when
+/// nil); answers `{:ok, run, info, status}`.
 #[rustler::nif]
 fn load_readonly<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
     id: String,
+    run: Option<String>,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let engine = engine.engine.clone();
     spawn_reply(
         env,
         reference,
-        async move { engine.load_readonly(&workflow_id(&id)?).await },
+        async move {
+            let run = run.as_deref().map(run_id).transpose()?;
+            engine.load_readonly(&workflow_id(&id)?, run).await
+        },
         |env, run| {
             let info = encode_run_info(env, run.info(), 0);
             let status = Atom::from_str(env, run.status().as_str())

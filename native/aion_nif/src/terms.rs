@@ -5,11 +5,12 @@ use aion::engine::{
     Terminal, UpdateState,
 };
 use aion::event::{Field, RecordedEvent, SearchAttribute};
+use aion::ids::RunId;
 use aion::payload::Payload;
 use aion::replay::{
     CommandKind, Inbox, Interrupt, Outcome, PendingWork, Resolution, Scope, Settled,
 };
-use aion::status::WorkflowStatus;
+use aion::status::{HistorySize, RunSummary, WorkflowStatus};
 use aion::store::AttemptState;
 use aion::time::Timestamp;
 use aion::visibility::{
@@ -64,6 +65,7 @@ pub mod atoms {
         sent,
         aion_error,
         undecodable,
+        already,
         // map keys
         seq,
         recorded_at,
@@ -729,56 +731,68 @@ fn maybe_time<'a>(env: Env<'a>, at: Option<Timestamp>) -> Term<'a> {
 }
 
 /// What `describe` answers.
+/// One run of a workflow: `%{run_id, parent_run_id, workflow_type, status,
+/// started_at, closed_at, first_seq, last_seq, reset_from}` (`reset_from`: nil, or
+/// `%{run_id, seq}` for a run a reset started).
+pub fn encode_run_summary<'a>(
+    env: Env<'a>,
+    run: &RunSummary,
+    reset_from: Option<&aion::event::ResetPoint>,
+) -> Term<'a> {
+    map(
+        env,
+        vec![
+            (
+                atoms::run_id().encode(env),
+                run.run_id.to_string().encode(env),
+            ),
+            (
+                atoms::parent_run_id().encode(env),
+                maybe_run(env, run.parent_run_id),
+            ),
+            (
+                atoms::workflow_type().encode(env),
+                run.workflow_type.encode(env),
+            ),
+            (atoms::status().encode(env), status(env, run.status)),
+            (
+                atoms::started_at().encode(env),
+                time(run.started_at).encode(env),
+            ),
+            (
+                atoms::closed_at().encode(env),
+                maybe_time(env, run.closed_at),
+            ),
+            (atoms::first_seq().encode(env), run.first_seq.encode(env)),
+            (atoms::last_seq().encode(env), run.last_seq.encode(env)),
+            (
+                atoms::reset_from().encode(env),
+                encode_reset_point(env, reset_from),
+            ),
+        ],
+    )
+}
+
+/// `%{events: n, bytes: b}`.
+pub fn encode_history_size<'a>(env: Env<'a>, size: HistorySize) -> Term<'a> {
+    map(
+        env,
+        vec![
+            (atom(env, "events"), size.events.encode(env)),
+            (atom(env, "bytes"), size.bytes.encode(env)),
+        ],
+    )
+}
+
+fn maybe_run<'a>(env: Env<'a>, run: Option<RunId>) -> Term<'a> {
+    run.map_or_else(
+        || atoms::nil().encode(env),
+        |run| run.to_string().encode(env),
+    )
+}
+
 pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'a> {
     let summary = &description.summary;
-    let runs: Vec<Term> = description
-        .runs
-        .iter()
-        .map(|run| {
-            map(
-                env,
-                vec![
-                    (
-                        atoms::run_id().encode(env),
-                        run.run_id.to_string().encode(env),
-                    ),
-                    (
-                        atoms::parent_run_id().encode(env),
-                        run.parent_run_id.map_or_else(
-                            || atoms::nil().encode(env),
-                            |r| r.to_string().encode(env),
-                        ),
-                    ),
-                    (
-                        atoms::workflow_type().encode(env),
-                        run.workflow_type.encode(env),
-                    ),
-                    (atoms::status().encode(env), status(env, run.status)),
-                    (
-                        atoms::started_at().encode(env),
-                        time(run.started_at).encode(env),
-                    ),
-                    (
-                        atoms::closed_at().encode(env),
-                        maybe_time(env, run.closed_at),
-                    ),
-                    (atoms::first_seq().encode(env), run.first_seq.encode(env)),
-                    (atoms::last_seq().encode(env), run.last_seq.encode(env)),
-                    (
-                        atoms::reset_from().encode(env),
-                        encode_reset_point(
-                            env,
-                            description
-                                .resets
-                                .iter()
-                                .find(|(run_id, _)| *run_id == run.run_id)
-                                .map(|(_, point)| point),
-                        ),
-                    ),
-                ],
-            )
-        })
-        .collect();
     let pending: Vec<Term> = description
         .pending
         .iter()
@@ -863,10 +877,21 @@ pub fn encode_description<'a>(env: Env<'a>, description: &Description) -> Term<'
                 atoms::history_length().encode(env),
                 summary.head_seq.encode(env),
             ),
-            (atoms::runs().encode(env), runs.encode(env)),
             (
                 atoms::reset_from().encode(env),
                 encode_reset_point(env, description.reset_from.as_ref()),
+            ),
+            (
+                atoms::parent_run_id().encode(env),
+                maybe_run(env, description.run.parent_run_id),
+            ),
+            (
+                atoms::first_seq().encode(env),
+                description.run.first_seq.encode(env),
+            ),
+            (
+                atom(env, "history_size"),
+                encode_history_size(env, description.history_size),
             ),
             (atoms::pending().encode(env), pending.encode(env)),
             (

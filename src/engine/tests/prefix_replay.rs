@@ -1002,7 +1002,7 @@ async fn replay_prefix(
     write_prefix(engine, &workflow_id, history, len).await;
     let complete = len == history.len();
     let (run, world) = if complete {
-        let run = engine.load_readonly(&workflow_id).await.unwrap();
+        let run = engine.load_readonly(&workflow_id, None).await.unwrap();
         (Run::ReadOnly(Box::new(run)), World::Still)
     } else {
         let run = engine

@@ -11,7 +11,8 @@ use super::{
     start, start_timer, timer,
 };
 use crate::engine::{
-    EngineError, Notice, RecordCommand, ResetRequest, ResetTo, RunHandle, RunOutcome, Taken,
+    ContinueAsNew, EngineError, Notice, RecordCommand, ResetRequest, ResetTo, RunHandle,
+    RunOutcome, Taken,
 };
 use crate::event::{Event, ResetPoint};
 use crate::ids::{TimerId, WorkflowId};
@@ -83,10 +84,19 @@ async fn a_failed_run_resets_to_its_last_completed_activity() {
             if *run_id == done.run_id && *from == done.from && workflow_type == "Shop.Order"
     ));
     assert_eq!(new_run[2].1, &history[2].event);
-    let described = engine.describe(&id).await.unwrap();
+    let described = engine.describe(&id, None).await.unwrap();
     assert_eq!(described.summary.status, WorkflowStatus::Running);
     assert_eq!(described.reset_from, Some(done.from));
-    assert_eq!(described.resets, vec![(done.run_id, done.from)]);
+    let old = engine.describe(&id, Some(old_run)).await.unwrap();
+    assert_eq!(old.reset_from, None);
+    let origins: Vec<_> = engine
+        .runs_with_origins(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(run, origin)| (run.run_id, origin))
+        .collect();
+    assert_eq!(origins, [(old_run, None), (done.run_id, Some(done.from))]);
 
     // The new run replays the completed activity, then goes live.
     let again = engine.load_run(&id, None).await.unwrap();
@@ -106,6 +116,24 @@ async fn a_failed_run_resets_to_its_last_completed_activity() {
             .unwrap(),
         Resolution::Live { ordinal: 1 }
     );
+
+    // Its successor by continue-as-new was not started by a reset.
+    engine
+        .continue_as_new(
+            &id,
+            done.run_id,
+            ContinueAsNew {
+                workflow_type: "Shop.Order".into(),
+                input: payload(2),
+            },
+        )
+        .await
+        .unwrap();
+    let history = engine.history(&id).await.unwrap();
+    assert!(matches!(
+        &history.last().unwrap().event,
+        Event::WorkflowStarted { reset_from: None, parent_run_id: Some(parent), .. } if *parent == done.run_id
+    ));
 }
 
 #[tokio::test]
@@ -355,7 +383,7 @@ async fn an_older_run_may_be_the_source_and_a_running_latest_run_is_terminated()
     let unknown = crate::ids::RunId::generate();
     assert!(matches!(
         engine.reset(&id, older(unknown, true)).await,
-        Err(EngineError::InvalidResetPoint { .. })
+        Err(EngineError::RunNotFound { .. })
     ));
 
     let third = engine.reset(&id, older(first, true)).await.unwrap();
@@ -367,7 +395,7 @@ async fn an_older_run_may_be_the_source_and_a_running_latest_run_is_terminated()
         }
     );
     assert!(third.terminated);
-    let runs = engine.describe(&id).await.unwrap().runs;
+    let runs = engine.runs(&id).await.unwrap();
     let statuses: Vec<_> = runs.iter().map(|run| (run.run_id, run.status)).collect();
     assert_eq!(
         statuses,

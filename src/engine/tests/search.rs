@@ -122,7 +122,7 @@ async fn upserts_are_commands_checked_by_kind_and_listed() {
         0
     );
     assert_eq!(
-        engine.describe(&id).await.unwrap().search_attributes,
+        engine.describe(&id, None).await.unwrap().search_attributes,
         expected
     );
 

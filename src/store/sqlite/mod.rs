@@ -62,8 +62,9 @@ use super::{
 };
 use crate::codec;
 use crate::event::{AttributeKind, RecordedEvent};
-use crate::ids::{TimerId, WorkflowId};
-use crate::status::{RunSummary, WorkflowSummary, run_chain};
+use crate::faults::{self, Point};
+use crate::ids::{RunId, TimerId, WorkflowId};
+use crate::status::{RunSummary, WorkflowStatus, WorkflowSummary, run_chain};
 use crate::time::Timestamp;
 use crate::visibility::{ListCursor, ListFilter, ListPage, SearchAttributes, project_attributes};
 
@@ -874,6 +875,7 @@ impl EventLog for SqliteStore {
             let events = encoded.pop().unwrap_or_else(|| Ok(Vec::new()));
             return match try_request(&mut tx, request, events).await {
                 Ok(()) => {
+                    faults::hit(Point::CommitBeforeFsync);
                     tx.commit().await.map_err(backend)?;
                     Ok(vec![Ok(())])
                 }
@@ -894,6 +896,7 @@ impl EventLog for SqliteStore {
         for (request, events) in batch.iter().zip(encoded) {
             results.push(apply_request(&mut tx, request, events).await?);
         }
+        faults::hit(Point::CommitBeforeFsync);
         tx.commit().await.map_err(backend)?;
         Ok(results)
     }
@@ -909,6 +912,35 @@ impl EventLog for SqliteStore {
         };
         let mut conn = self.readers.acquire().await.map_err(backend)?;
         read_events(&mut conn, workflow_id, from_seq).await
+    }
+
+    async fn read_range(
+        &self,
+        workflow_id: &WorkflowId,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        let (Ok(from_seq), to_seq) = (
+            i64::try_from(from_seq),
+            i64::try_from(to_seq).unwrap_or(i64::MAX),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.readers.acquire().await.map_err(backend)?;
+        let rows = sqlx::query(
+            "SELECT seq, recorded_at, format, body FROM events
+             WHERE workflow_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+        )
+        .bind(workflow_id.as_str())
+        .bind(from_seq)
+        .bind(to_seq)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| event_from_row(workflow_id, row))
+            .collect()
     }
 
     async fn head(&self, workflow_id: &WorkflowId) -> Result<u64> {
@@ -938,6 +970,55 @@ impl EventLog for SqliteStore {
         // the store's back): the history is the truth. Reconciliation
         // rewrites the index.
         Ok(run_chain(&read_events(&mut tx, workflow_id, 1).await?))
+    }
+
+    async fn read_run(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<Option<RunSummary>> {
+        self.ensure_open()?;
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let sql = format!(
+            "SELECT {} FROM runs WHERE workflow_id = ?1 AND run_id = ?2",
+            runs::RUN_COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(workflow_id.as_str())
+            .bind(run_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let run = match row.map(|row| run_from_row(workflow_id, &row)).transpose() {
+            Ok(run) => run,
+            // A row that does not decode: the chain (rebuilt from history if
+            // need be) says.
+            Err(_) => {
+                drop(tx);
+                return Ok(self
+                    .read_run_chain(workflow_id)
+                    .await?
+                    .into_iter()
+                    .find(|run| run.run_id == run_id));
+            }
+        };
+        match run {
+            // A running run's row may lag the head (see `at_head`).
+            Some(run) if run.status == WorkflowStatus::Running => {
+                let head_seq = stored_head(&mut tx, workflow_id).await?;
+                Ok(Some(runs::at_head(run, head_seq)))
+            }
+            Some(run) => Ok(Some(run)),
+            // Not in the index: maybe an index that lags history.
+            None => {
+                drop(tx);
+                Ok(self
+                    .read_run_chain(workflow_id)
+                    .await?
+                    .into_iter()
+                    .find(|run| run.run_id == run_id))
+            }
+        }
     }
 
     async fn history_head(&self, workflow_id: &WorkflowId) -> Result<HistoryHead> {

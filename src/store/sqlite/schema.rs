@@ -10,7 +10,9 @@ use crate::store::{Result, StoreError};
 /// Schema migrations, oldest first: applying `MIGRATIONS[i]` brings the schema
 /// from version `i` to `i + 1`. Released entries are never edited; a change is
 /// a new entry.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+pub(super) const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+];
 
 /// The newest schema version this build can read and write.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -153,6 +155,12 @@ BEGIN
 END;
 
 CREATE INDEX workflows_by_type_status ON workflows (workflow_type, status, started_at, workflow_id);
+"#;
+
+/// Version 6: runs found by id (a describe or a query of one run of a
+/// workflow that continued as new many times reads one row, not the chain).
+const SCHEMA_V6: &str = r#"
+CREATE INDEX runs_by_run_id ON runs (workflow_id, run_id);
 "#;
 
 /// The visibility rows that may be running: every row whose status is not a

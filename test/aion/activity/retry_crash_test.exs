@@ -35,10 +35,11 @@ defmodule Aion.Activity.RetryCrashTest do
     [first, second] = log |> File.read!() |> String.split("\n", trim: true) |> Enum.map(&String.to_integer/1)
     # The retry came when the backoff ended: not at once after the restart
     # (which came before the end), not a fresh 3 s after it.
+    # (Bounds with room for a slow, loaded machine: a fresh backoff would
+    # come 3 s after the resume at the earliest.)
     assert second >= retry_at - 50, "retried #{retry_at - second} ms early"
     assert second - first >= 2_900
-    assert second - max(resumed_at, retry_at) < 700, "retried #{second - retry_at} ms after the backoff ended"
-    assert second - first < 4_000, "retried #{second - first} ms after the first attempt"
+    assert second < resumed_at + 3_000, "retried #{second - resumed_at} ms after the resume: a fresh backoff"
 
     {:ok, events} = read_history(dir, "retry-1")
     assert %{attempts: 2, last_failure: :first_fails} = Enum.find(events, &(&1.type == :activity_completed))

@@ -199,12 +199,14 @@ defmodule Aion.Activity.RetryTest do
 
     test "heartbeats extend the heartbeat deadline; silence times out", %{tmp_dir: dir} do
       aion = instance(dir)
-      assert {_, {:ok, {:ok, :done}}} = run(aion, :heartbeating, [20, 600], heartbeat_timeout: 150)
+      # Heartbeats every 20 ms for 1.5 s keep a 1 s deadline from expiring
+      # (room for a loaded machine); 3 s of silence does not.
+      assert {_, {:ok, {:ok, :done}}} = run(aion, :heartbeating, [20, 1_500], heartbeat_timeout: 1_000)
 
       assert {_, {:ok, {:error, %Aion.Error{reason: :activity_timeout, details: %{timeout: :heartbeat}, message: message}}}} =
-               run(aion, :silent, [2_000], heartbeat_timeout: 150)
+               run(aion, :silent, [3_000], heartbeat_timeout: 1_000)
 
-      assert message =~ "sent no heartbeat for 150 ms"
+      assert message =~ "sent no heartbeat for 1000 ms"
     end
 
     test "last_heartbeat gives the next attempt the previous attempt's details", %{tmp_dir: dir} do

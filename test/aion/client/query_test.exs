@@ -78,7 +78,7 @@ defmodule Aion.Client.QueryTest do
 
     # The path a query takes when the run has no process, taken here while it has one.
     reply_to = :erlang.alias()
-    {replay, monitor} = Aion.Workflow.Query.Replay.start(instance, id, reply_to, "state", nil)
+    {replay, monitor} = Aion.Workflow.Query.Replay.start(instance, id, nil, reply_to, "state", nil)
     assert_receive {^reply_to, {:ok, :started}}, 5_000
     assert_receive {:DOWN, ^monitor, :process, ^replay, :normal}
     refute_received {:gate, _, _}

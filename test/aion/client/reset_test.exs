@@ -68,10 +68,10 @@ defmodule Aion.Client.ResetTest do
              [:activity_scheduled, :activity_completed, :activity_scheduled, :activity_completed] ++
                [:activity_scheduled, :activity_completed, :workflow_completed]
 
-    assert {:ok, %{status: :completed, run_id: ^new_run, reset_from: %{run_id: ^old_run, seq: ^seq}, runs: runs}} =
-             Aion.describe(aion, "flow")
-
-    assert [%{run_id: ^old_run, status: :failed, reset_from: nil}, %{run_id: ^new_run, reset_from: %{run_id: ^old_run}}] = runs
+    assert {:ok, %{status: :completed, run_id: ^new_run, reset_from: %{run_id: ^old_run, seq: ^seq}}} = Aion.describe(aion, "flow")
+    assert {:ok, %{status: :failed, reset_from: nil}} = Aion.describe(aion, "flow", run_id: old_run)
+    assert {:ok, runs} = Aion.runs(aion, "flow")
+    assert [%{run_id: ^old_run, status: :failed, reset_from: nil}, %{run_id: ^new_run, reset_from: %{run_id: ^old_run, seq: ^seq}}] = runs
   end
 
   test "to: :start runs everything again; to: seq keeps what came before the seq", %{tmp_dir: dir} do
@@ -104,14 +104,14 @@ defmodule Aion.Client.ResetTest do
     File.rm!(flag)
     assert {:ok, third} = Aion.reset(aion, "older", run_id: first, to: :last_completed_activity)
     assert {:ok, ["a", "b", "c"]} = Aion.await(aion, "older")
-    assert {:ok, %{run_id: ^third, reset_from: %{run_id: ^first}, runs: runs}} = Aion.describe(aion, "older")
-    assert [%{run_id: ^first}, %{run_id: ^second, reset_from: %{run_id: ^first}}, %{run_id: ^third}] = runs
+    assert {:ok, %{run_id: ^third, reset_from: %{run_id: ^first}}} = Aion.describe(aion, "older")
+    assert {:ok, runs} = Aion.runs(aion, "older")
+    assert [%{run_id: ^first, reset_from: nil}, %{run_id: ^second, reset_from: %{run_id: ^first}}, %{run_id: ^third, reset_from: %{run_id: ^first}}] = runs
     # "a" and "b" ran twice (the first run, the reset to the start), not in the third run; "c" in each.
     assert Enum.frequencies(ResetActivities.ran(log)) == %{"a" => 2, "b" => 2, "c" => 3}
 
-    assert {:error, %Aion.Error{reason: :invalid_option, message: message}} =
+    assert {:error, %Aion.Error{reason: :not_found}} =
              Aion.reset(aion, "older", run_id: "00000000-0000-4000-8000-000000000000", to: :start)
-    assert message =~ "no run"
   end
 
   test "cancelled and terminated runs are reset and finish", %{tmp_dir: dir} do
@@ -276,7 +276,7 @@ defmodule Aion.Client.ResetTest do
 
     # The child fails the flow, resets it with the third step holding, and
     # prints RESET once the new run's third step is running.
-    vm = ChildVM.start(script, [db, log, flag])
+    vm = ChildVM.start(script, [db, log, flag, "held"])
     [reset_line] = ChildVM.await_lines(vm, "RESET", 1)
     ChildVM.await_lines(vm, "HELD", 1)
     assert ChildVM.kill(vm) == 128 + 9
@@ -288,6 +288,30 @@ defmodule Aion.Client.ResetTest do
     # "a" and "b" ran once; "c" failed, was held when the VM died, then ran.
     assert ResetActivities.ran(log) == ["a", "b", "c", "c", "c"]
     assert {:ok, %{run_id: ^new_run, status: :completed, reset_from: %{seq: _}}} = Aion.describe(aion, "crashed")
+  end
+
+  test "AION_FAULT=reset: killed once a running run's reset is durable, before anyone heard of it; after restart the new run finishes once",
+       %{tmp_dir: dir} do
+    db = Path.join(dir, "aion.db")
+    {log, flag} = setup_files(dir)
+    script = Path.expand("../../support/reset_child.exs", __DIR__)
+
+    vm = ChildVM.start(script, [db, log, flag, "running"], [{"AION_FAULT", "reset"}])
+    assert {status, lines} = ChildVM.await_exit(vm)
+    assert status == 128 + 9
+    assert "READY" in lines
+    refute Enum.any?(lines, &String.starts_with?(&1, "NOT KILLED"))
+
+    aion = instance(dir)
+    # The reset is durable: the old run ended, the new run (with the signal
+    # the old one took after the point) is resumed by recovery.
+    types = event_types(aion, "waiter")
+    assert :workflow_terminated in types
+    assert Enum.count(types, &(&1 == :workflow_started)) == 2
+    :ok = Aion.signal(aion, "waiter", :go, 2)
+    assert {:ok, ["a", 1, 2]} = Aion.await(aion, "waiter", 30_000)
+    assert ResetActivities.ran(log) == ["a"]
+    assert {:ok, [%{status: :terminated}, %{status: :completed, reset_from: %{seq: _}}]} = Aion.runs(aion, "waiter")
   end
 
   test "bad input is refused and records nothing", %{tmp_dir: dir} do

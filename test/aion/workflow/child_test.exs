@@ -133,6 +133,17 @@ defmodule Aion.Workflow.ChildTest do
     end
   end
 
+  describe "signal_workflow/3 and eviction" do
+    test "wakes an evicted target", %{tmp_dir: dir} do
+      aion = instance(dir, evict_idle_after: 50)
+      {:ok, target} = Aion.start_workflow(aion, Collector, %{n: 1}, id: "sleepy")
+      assert_eventually(fn -> Ownership.run_owner(aion, target) == nil end)
+      {:ok, id} = Aion.start_workflow(aion, Signaller, %{sends: [{target, :item, :wake_up}]})
+      assert {:ok, [:ok]} = Aion.await(aion, id, 10_000)
+      assert {:ok, [:wake_up]} = Aion.await(aion, target, 10_000)
+    end
+  end
+
   describe "bad input" do
     for {misuse, message} <- [
           unknown_module: "is not a workflow of instance",

@@ -22,15 +22,16 @@ defmodule Aion.Workflow.Query.Replay do
   alias Aion.Workflow.Query
 
   @doc """
-  Starts the replay answering `name` with `args` to `reply_to`; returns
+  Starts the replay of run `run_id` (the latest when nil) answering `name`
+  with `args` to `reply_to`; returns
   `{pid, monitor}`. The caller kills it if it gives up waiting.
   """
-  def start(%Instance{} = instance, workflow_id, reply_to, name, args) do
-    spawn_monitor(fn -> replay(instance, workflow_id, {reply_to, name, args}) end)
+  def start(%Instance{} = instance, workflow_id, run_id, reply_to, name, args) do
+    spawn_monitor(fn -> replay(instance, workflow_id, run_id, {reply_to, name, args}) end)
   end
 
-  defp replay(instance, workflow_id, {reply_to, _name, _args} = query) do
-    with {:ok, run, info, _status} <- Engine.load_readonly(instance.engine, workflow_id),
+  defp replay(instance, workflow_id, run_id, {reply_to, _name, _args} = query) do
+    with {:ok, run, info, _status} <- Engine.load_readonly(instance.engine, workflow_id, run_id),
          {:ok, module} <- module(instance, info) do
       RunProcess.put_context(%{
         instance: instance.config.name,
@@ -93,6 +94,18 @@ defmodule Aion.Workflow.Query.Replay do
 
   def stopped(%{query: {reply_to, _name, _args}}, error) do
     Query.reply(reply_to, {:error, error})
+    RunProcess.exit_now(:normal)
+  end
+
+  @doc false
+  # Called when the replayed code continues as new: it is over, as if it
+  # returned. Never returns.
+  def returned(%{query: query, run: run}) do
+    case Engine.finish(run) do
+      :ok -> answer(query)
+      {:error, error} -> Query.reply(elem(query, 0), {:error, error})
+    end
+
     RunProcess.exit_now(:normal)
   end
 
