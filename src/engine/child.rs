@@ -456,14 +456,18 @@ impl Engine {
         }
     }
 
-    /// The policy that closes the run of a child (`parent` names its
-    /// parent's command) now, if its parent's run ended without closing it
-    /// (a crash between the parent's ending and its closing of its
+    /// The policy that closes run `run_id` of child `child` (`parent` names
+    /// its parent's command) now, if its parent's run ended without closing
+    /// it (a crash between the parent's ending and its closing of its
     /// children): terminate, or request cancellation (unless
-    /// `cancel_requested` already).
+    /// `cancel_requested` already). A parent run that a reset replaced by a
+    /// run that kept the child (the command is pending there with this
+    /// child's lineage) has not ended for the child.
     pub(super) async fn orphaned(
         &self,
         parent: &ParentRef,
+        child: &WorkflowId,
+        run_id: RunId,
         cancel_requested: bool,
     ) -> Result<Option<ParentClose>> {
         let policy = match parent.parent_close {
@@ -471,13 +475,50 @@ impl Engine {
             Some(ParentClose::RequestCancel) if cancel_requested => return Ok(None),
             Some(policy) => policy,
         };
-        let parent_runs = self
-            .latest_run(&parent.workflow_id)
+        let Some(latest) = self.latest_run(&parent.workflow_id).await? else {
+            return Ok(Some(policy));
+        };
+        if latest.status != WorkflowStatus::Running {
+            return Ok(Some(policy));
+        }
+        if latest.run_id == parent.run_id || self.kept_by_reset(parent, child, run_id).await? {
+            return Ok(None);
+        }
+        Ok(Some(policy))
+    }
+
+    /// Whether the parent's latest run (not `parent.run_id`) is a reset that
+    /// kept child `child`, whose run `run_id` ends its lineage: command
+    /// `parent.command` is pending there with the same child.
+    async fn kept_by_reset(
+        &self,
+        parent: &ParentRef,
+        child: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<bool> {
+        let Some((run, segment)) = self
+            .inner
+            .store
+            .read_current_run(&parent.workflow_id)
             .await?
-            .is_some_and(|run| {
-                run.run_id == parent.run_id && run.status == WorkflowStatus::Running
-            });
-        Ok((!parent_runs).then_some(policy))
+        else {
+            return Ok(false);
+        };
+        if segment
+            .first()
+            .and_then(|started| started.event.reset_from())
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let pending = match Resolver::from_segment(run.run_id, &segment)?.pending_at(parent.command)
+        {
+            Some(PendingWork::ChildWorkflow(pending)) if pending.workflow_id == *child => pending,
+            _ => return Ok(false),
+        };
+        let chain = self.inner.store.read_run_chain(child).await?;
+        let end = self.lineage_end(child, &chain, pending.run_id).await?;
+        Ok(end.is_some_and(|end| end.run_id == run_id))
     }
 
     /// Closes the running run of `child` by `policy` (see [`Engine::orphaned`]).

@@ -170,7 +170,9 @@ impl Engine {
         // A child left running by a crash of its parent's ending is closed
         // now, by its policy, and loaded again (if it still runs).
         if let Some(parent) = resolver.parent()
-            && let Some(policy) = self.orphaned(parent, resolver.cancel_requested()).await?
+            && let Some(policy) = self
+                .orphaned(parent, workflow_id, run_id, resolver.cancel_requested())
+                .await?
         {
             drop(recorder);
             self.close_orphan(workflow_id, policy).await?;

@@ -203,20 +203,34 @@ defmodule Aion.Client.ResetTest do
     assert Enum.any?(new_segment, &match?(%{type: :signal_consumed, received_seq: seq} when seq == received.seq, &1))
   end
 
-  test "a running parent reset after it started a child keeps the child, whose ending reaches the new run", %{tmp_dir: dir} do
+  test "a running parent reset after it started a child keeps the child (also across a restart); a child started after the point is closed by its policy",
+       %{tmp_dir: dir} do
     aion = instance(dir)
-    {:ok, id} = Aion.start_workflow(aion, Parent, %{children: [{%{n: 3, wait: true}, [id: "kept-kid"]}]}, id: "parent")
-    wait_for(aion, id, :child_workflow_started)
-    eventually(fn -> match?({:ok, %{status: :running}}, Aion.describe(aion, "kept-kid")) end)
+    children = [{%{n: 3, wait: true}, [id: "kept-kid"]}, {%{n: 4, wait: true}, [id: "late-kid"]}]
+    {:ok, id} = Aion.start_workflow(aion, Parent, %{children: children}, id: "parent")
+    wait_for(aion, id, :child_workflow_started, 2)
+    eventually(fn -> match?({:ok, [%{status: :running}]}, Aion.runs(aion, "late-kid")) end)
     started = events(aion, id) |> Enum.find(&(&1.type == :child_workflow_started))
 
     assert {:ok, new_run} = Aion.reset(aion, id, to: started.seq, terminate_running: true)
-    # The parent close policy (terminate) did not apply: the new run has the child.
+    # The parent close policy (terminate) applied to the child started after
+    # the point only; the new run starts that one again.
     assert {:ok, %{status: :running}} = Aion.describe(aion, "kept-kid")
+    eventually(fn -> match?({:ok, [%{status: :terminated}, %{status: :running}]}, Aion.runs(aion, "late-kid")) end)
+
+    # A restart loads the kept child again: its parent's run that started it
+    # has ended, but the reset run keeps it.
+    stop_instance(aion)
+    aion = instance(dir)
+    await_recovery(aion)
+    assert {:ok, [%{status: :running}]} = Aion.runs(aion, "kept-kid")
     :ok = Aion.signal(aion, "kept-kid", :go, 1)
-    assert {:ok, [{:ok, 7}]} = Aion.await(aion, id, 10_000)
-    new_segment = events(aion, id) |> Enum.drop_while(&(&1[:run_id] != new_run))
-    assert [:workflow_started, :child_workflow_started, :child_workflow_completed, :workflow_completed] = Enum.map(new_segment, & &1.type)
+    :ok = Aion.signal(aion, "late-kid", :go, 1)
+    assert {:ok, [{:ok, 7}, {:ok, 9}]} = Aion.await(aion, id, 10_000)
+    new_segment = events(aion, id) |> Enum.drop_while(&(&1[:run_id] != new_run)) |> Enum.map(& &1.type)
+    assert Enum.take(new_segment, 3) == [:workflow_started, :child_workflow_started, :child_workflow_started]
+    assert Enum.sort(Enum.drop(new_segment, 3)) == Enum.sort([:child_workflow_completed, :child_workflow_completed, :workflow_completed])
+    assert {:ok, [%{status: :completed}]} = Aion.runs(aion, "kept-kid")
   end
 
   test "a running child that is reset keeps its parent, which gets the new run's result", %{tmp_dir: dir} do
