@@ -463,7 +463,7 @@ impl Engine {
     /// `cancel_requested` already). A parent run that a reset replaced by a
     /// run that kept the child (the command is pending there with this
     /// child's lineage) has not ended for the child.
-    pub(super) async fn orphaned(
+    pub(in crate::engine) async fn orphaned(
         &self,
         parent: &ParentRef,
         child: &WorkflowId,

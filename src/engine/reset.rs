@@ -31,11 +31,13 @@
 //! children were closed then: the new run finds them ended (by default
 //! terminated).
 //!
-//! **A child workflow that is reset** keeps its parent: its new run's
-//! ending is recorded in the parent's command if that command still waits
-//! (a reset of a running child), and the reset does not tell the parent
-//! that the old run was terminated. A parent that recorded the child's
-//! ending already keeps it.
+//! **A child workflow that is reset** keeps its parent while the parent's
+//! run runs: its new run's ending is recorded in the parent's command if
+//! that command still waits (a reset of a running child), and the reset
+//! does not tell the parent that the old run was terminated. A parent that
+//! recorded the child's ending already keeps it. When the parent's run has
+//! ended, the new run has no parent (its close policy would end it at once)
+//! and runs on alone.
 
 use crate::event::{Event, RecordedEvent, ResetPoint};
 use crate::faults::{self, Point};
@@ -177,7 +179,20 @@ impl Engine {
             seq: point,
         };
         let mut events: Vec<Event> = ending.into_iter().collect();
-        events.extend(new_run_events(&segment, new_run_id, from, first_new_seq)?);
+        let mut copied = new_run_events(&segment, new_run_id, from, first_new_seq)?;
+        // A child whose parent's run has ended runs on alone: the parent
+        // has no one to tell, and its close policy would end the new run
+        // at its first load.
+        if let Event::WorkflowStarted { parent, .. } = &mut copied[0]
+            && let Some(of) = parent.as_ref()
+            && self
+                .orphaned(of, workflow_id, latest.run_id, false)
+                .await?
+                .is_some()
+        {
+            *parent = None;
+        }
+        events.extend(copied);
         // The new run's replay state, from its events as they will be
         // numbered: a copy that does not replay is refused before anything
         // is written.

@@ -265,6 +265,24 @@ defmodule Aion.Client.ResetTest do
     assert Enum.count(events(aion, target), &(&1.type == :signal_received)) == 2
   end
 
+  test "a child whose parent has finished is reset and runs on alone", %{tmp_dir: dir} do
+    aion = instance(dir)
+    {:ok, id} = Aion.start_workflow(aion, Parent, %{children: [{%{n: 3, wait: true}, [id: "lone-kid"]}]}, id: "done-parent")
+    eventually(fn -> match?({:ok, %{status: :running}}, Aion.describe(aion, "lone-kid")) end)
+    :ok = Aion.terminate(aion, "lone-kid", :stop)
+    assert {:ok, [{:error, %Aion.Error{reason: :terminated}}]} = Aion.await(aion, id)
+
+    assert {:ok, new_run} = Aion.reset(aion, "lone-kid", to: :start)
+    [_, started] = for %{type: :workflow_started} = event <- events(aion, "lone-kid"), do: event
+    assert %{run_id: ^new_run} = started
+    refute Map.has_key?(started, :parent_workflow_id)
+    # Not closed by its finished parent's policy: it waits, and completes.
+    assert {:ok, %{status: :running}} = Aion.describe(aion, "lone-kid")
+    :ok = Aion.signal(aion, "lone-kid", :go, 2)
+    assert {:ok, 8} = Aion.await(aion, "lone-kid")
+    assert {:ok, [{:error, %Aion.Error{reason: :terminated}}]} = Aion.await(aion, id)
+  end
+
   test "the new run sleeps, is evicted and woken by its timer", %{tmp_dir: dir} do
     aion = instance(dir, evict_idle_after: 50)
     {log, flag} = setup_files(dir)
