@@ -17,7 +17,7 @@ dir = Path.join(System.tmp_dir!(), "aion-soak-#{System.os_time(:millisecond)}")
 File.mkdir_p!(dir)
 # The engine's lives run a copy of the compiled code (ebin and the NIF), so
 # that a build during a long soak does not change it under them.
-File.cp_r!(:code.lib_dir(:aion), Path.join(dir, "aion"))
+{_, 0} = System.cmd("cp", ["-rL", to_string(:code.lib_dir(:aion)), Path.join(dir, "aion")])
 ebin = Path.join([dir, "aion", "ebin"])
 db = Path.join(dir, "soak.db")
 here = Path.dirname(__ENV__.file)
