@@ -13,9 +13,12 @@ seed = String.to_integer(System.get_env("SOAK_SEED", "#{System.os_time(:second)}
 :rand.seed(:exsss, {seed, seed, seed})
 
 elixir = System.find_executable("elixir") || raise "elixir not found"
-ebin = :code.lib_dir(:aion) |> Path.join("ebin")
 dir = Path.join(System.tmp_dir!(), "aion-soak-#{System.os_time(:millisecond)}")
 File.mkdir_p!(dir)
+# The engine's lives run a copy of the compiled code (ebin and the NIF), so
+# that a build during a long soak does not change it under them.
+{_, 0} = System.cmd("cp", ["-rL", to_string(:code.lib_dir(:aion)), Path.join(dir, "aion")])
+ebin = Path.join([dir, "aion", "ebin"])
 db = Path.join(dir, "soak.db")
 here = Path.dirname(__ENV__.file)
 

@@ -23,6 +23,7 @@ defmodule Aion.Engine do
   def start_child(run, ordinal, child, scope), do: call(&Native.start_child(run, ordinal, child, scope, &1))
   # `send` is {target_id, name, payload} to send it, or nil to deliver a replayed one again if lost.
   def signal_workflow(run, ordinal, send, scope), do: call(&Native.signal_workflow(run, ordinal, send, scope, &1))
+  def cancel_child(run, ordinal), do: call(&Native.cancel_child(run, ordinal, &1))
   def cancel_pending(run, from, to), do: call(&Native.cancel_pending(run, from, to, &1))
   def activity_attempt(run, ordinal), do: call(&Native.activity_attempt(run, ordinal, &1))
   def save_activity_attempt(run, ordinal, attempt), do: call(&Native.save_activity_attempt(run, ordinal, attempt, &1))

@@ -27,6 +27,7 @@ defmodule Aion.Native do
   def settle(_run, _ordinals, _scope), do: :erlang.nif_error(:nif_not_loaded)
   def start_child(_run, _ordinal, _child, _scope, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def signal_workflow(_run, _ordinal, _send, _scope, _ref), do: :erlang.nif_error(:nif_not_loaded)
+  def cancel_child(_run, _ordinal, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def take_message(_run, _inbox, _name, _scope, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def cancel_pending(_run, _from, _to, _ref), do: :erlang.nif_error(:nif_not_loaded)
   def activity_attempt(_run, _ordinal, _ref), do: :erlang.nif_error(:nif_not_loaded)

@@ -720,8 +720,9 @@ defmodule Aion.Workflow do
   Asks the child workflow of `future` to cancel, as `Aion.cancel/3` does: its
   code meets `Aion.CancelledError` at its next command. Awaiting the future
   then returns how the child ended (`{:error, %Aion.Error{reason: :cancelled}}`
-  if it let the cancellation end it). A child that has ended is left alone.
-  Returns `:ok`.
+  if it let the cancellation end it). Only the child this command started is
+  asked (not another workflow that took its id later), only while its ending
+  is not recorded, and only once (a replay asks nothing again). Returns `:ok`.
 
       payment = start_child(MyApp.Payment, order)
       case await_any([payment, start_timer(:timer.minutes(10))]) do
@@ -735,15 +736,19 @@ defmodule Aion.Workflow do
   @doc """
   Sends signal `signal_name` (an atom or a string) with `payload` to the
   running workflow `workflow_id`, as `Aion.signal/4` does from outside.
-  Returns `:ok` once the signal is in the target's history, or
+  Returns `:ok` once the signal is delivered, or
   `{:error, %Aion.Error{reason: :not_found | :not_running}}` when the target
-  has no running run (nothing is delivered; the result is recorded, so a
-  replay returns the same).
+  has no running run when it is sent (nothing is delivered; the result is
+  recorded, so a replay returns the same). A target that stops running
+  between the two gets nothing, as for a signal a workflow ends without
+  taking.
 
   The send is recorded in this workflow's history before it is delivered,
   and delivered exactly once, also when this workflow's process or the VM
-  dies in between: the replay finds the send recorded and delivers it if
-  the target does not have it.
+  dies in between: the replay finds the send recorded and delivers it
+  unless a run of the target has it (also one it continued as new to). A
+  sender terminated in between does not replay, and its signal is not
+  delivered.
 
       :ok = signal_workflow(order_id, :payment_received, %{amount: 42_00})
   """

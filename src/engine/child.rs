@@ -36,7 +36,9 @@ use crate::payload::Payload;
 use crate::replay::{ChildStarted, Interrupt, PendingWork, Resolver, Scope};
 use crate::status::{RunSummary, WorkflowStatus};
 use crate::store::StoreError;
+use crate::time::Timestamp;
 
+use super::complete::release_if;
 use super::start::Lineage;
 use super::{
     Engine, EngineError, IdReuse, Notice, RecordCommand, Recorded, Result, RunHandle, StartRequest,
@@ -159,6 +161,20 @@ impl RunHandle {
         }
     }
 
+    /// Asks the child of command `ordinal` to cancel: only while the command
+    /// has no outcome, only the run its parent started (or one continuing
+    /// it), and only once (a replay asking again records nothing).
+    pub async fn cancel_child(&self, ordinal: u32) -> Result<()> {
+        let child = self.with_live(|run| match run.resolver.pending_at(ordinal) {
+            Some(PendingWork::ChildWorkflow(child)) => Ok(Some(child)),
+            _ => Ok(None),
+        })?;
+        match child {
+            Some(child) => self.engine.cancel_child_run(&child).await,
+            None => Ok(()),
+        }
+    }
+
     /// Records live command `ordinal` sending signal `name` to `target`
     /// under `scope`, then delivers it. A target without a running run is
     /// recorded as a failed send, and nothing is delivered.
@@ -191,14 +207,14 @@ impl RunHandle {
         // Recorded as sent; the target holds nothing yet.
         faults::hit(Point::SignalSent);
         self.engine
-            .deliver_sent(&target, &name, payload, &self.sender(ordinal))
+            .deliver_sent(&target, &name, payload, &self.sender(ordinal), None)
             .await?;
         Ok(SignalSend::Sent)
     }
 
     /// Delivers the signal replayed command `ordinal` sent, if a crash may
     /// have come between its record and its delivery (it is the last command
-    /// the run recorded) and the target's running run does not hold it.
+    /// the run recorded) and no run of the target that ran since holds it.
     pub async fn ensure_signal(&self, ordinal: u32) -> Result<()> {
         let last = self.with_live(|run| Ok(ordinal + 1 == run.resolver.recorded()))?;
         if !last {
@@ -210,7 +226,6 @@ impl RunHandle {
             // from, under that run's sender key.
             return Ok(());
         }
-        let sender = self.sender(ordinal);
         let sent = segment.iter().find_map(|recorded| match &recorded.event {
             Event::SignalSent {
                 command,
@@ -222,24 +237,21 @@ impl RunHandle {
                 target_workflow_id.clone(),
                 signal_name.clone(),
                 payload.clone(),
+                recorded.envelope.recorded_at,
             )),
             _ => None,
         });
-        let Some((target, name, payload)) = sent else {
+        let Some((target, name, payload, sent_at)) = sent else {
             return Ok(());
         };
-        let key = sender.key();
-        let Some((_, target_run)) = self.engine.inner.store.read_current_run(&target).await? else {
-            return Ok(());
-        };
-        let delivered = target_run.iter().any(|recorded| {
-            matches!(&recorded.event, Event::SignalReceived { sent_by: Some(by), .. } if *by == key)
-        });
-        if delivered {
-            return Ok(());
-        }
         self.engine
-            .deliver_sent(&target, &name, payload, &sender)
+            .deliver_sent(
+                &target,
+                &name,
+                payload,
+                &self.sender(ordinal),
+                Some(sent_at),
+            )
             .await
     }
 
@@ -290,7 +302,8 @@ impl RunHandle {
 }
 
 impl Engine {
-    /// Delivers a signal sent by workflow command `sender`. A target that
+    /// Delivers a signal sent by workflow command `sender` (again, if
+    /// `again_since` is the send's instant: unless it arrived). A target that
     /// stopped running since the send was recorded gets nothing (like a
     /// signal a run ends without taking).
     async fn deliver_sent(
@@ -299,9 +312,10 @@ impl Engine {
         name: &str,
         payload: Payload,
         sender: &ParentRef,
+        again_since: Option<Timestamp>,
     ) -> Result<()> {
         match self
-            .signal_from(target, name, payload, Some(sender.key()))
+            .signal_from(target, name, payload, Some(sender.key()), again_since)
             .await
         {
             Err(EngineError::NotRunning { .. } | EngineError::NotFound { .. }) => {
@@ -318,7 +332,7 @@ impl Engine {
     /// Starts the first run of `child`, recorded by `parent`. A child whose
     /// id is taken (a running workflow, or an id reuse policy that refuses)
     /// never runs: the parent's command fails with `already_started`.
-    async fn start_recorded_child(
+    pub(super) async fn start_recorded_child(
         &self,
         parent: ParentRef,
         child: &ChildStarted,
@@ -339,15 +353,36 @@ impl Engine {
             id_reuse,
             search_attributes: child.search_attributes.clone(),
         };
+        let parent_ref = ParentRef {
+            parent_close: Some(child.parent_close),
+            ..parent.clone()
+        };
         let lineage = Lineage {
             run_id: child.run_id,
-            parent: Some(ParentRef {
-                parent_close: Some(child.parent_close),
-                ..parent.clone()
-            }),
+            parent: Some(parent_ref.clone()),
         };
         let refused = match self.start_as(request, Vec::new(), lineage).await {
-            Ok(run) => return Ok(ChildStart::Started(run)),
+            Ok(run) => {
+                // The parent's run may have ended between its record and this
+                // start, closing no child (there was none yet): the child
+                // wrote its start before reading the parent, the parent its
+                // ending before reading the child, so one of them sees the
+                // other.
+                let started = run.info().run_id;
+                return match self
+                    .orphaned(&parent_ref, &child.workflow_id, started, false)
+                    .await?
+                {
+                    None => Ok(ChildStart::Started(run)),
+                    Some(policy) => {
+                        self.close_orphan(&child.workflow_id, policy).await?;
+                        Ok(match policy {
+                            ParentClose::RequestCancel => ChildStart::Started(run),
+                            _ => ChildStart::Running,
+                        })
+                    }
+                };
+            }
             Err(EngineError::AlreadyStarted { run_id, .. }) if Some(run_id) == child.run_id => {
                 return Ok(ChildStart::Running);
             }
@@ -408,15 +443,8 @@ impl Engine {
         {
             // The child's ending is durable; its parent holds nothing yet.
             faults::hit(Point::ChildEnded);
-            if let Err(error) = self
-                .record_in_parent(parent, event, Some(terminal.run_id))
-                .await
-            {
-                self.inner.listener.warning(&format!(
-                    "the ending of child workflow {workflow_id} could not be recorded in its parent {} yet: {error}",
-                    parent.workflow_id
-                ));
-            }
+            self.tell_parent(parent, workflow_id, event, terminal.run_id)
+                .await;
         }
         for child in family.children {
             if let Err(error) = Box::pin(self.close_child(&child)).await {
@@ -426,6 +454,49 @@ impl Engine {
                     child.parent_close.as_str()
                 ));
             }
+        }
+    }
+
+    /// Records `event`, a child's ending, in its parent, trying again a few
+    /// times; if it still fails, makes the parent replay, which records it
+    /// (see [`RunHandle::ensure_child`]): a resident parent's replay state
+    /// is dropped (its process stops at its next look and is respawned), an
+    /// evicted one is woken. `ended` is the child's run that ended (see
+    /// `record_in_parent`).
+    async fn tell_parent(
+        &self,
+        parent: &ParentRef,
+        child: &WorkflowId,
+        event: Event,
+        ended: RunId,
+    ) {
+        let mut error = None;
+        for pause_ms in [0, 100, 1_000] {
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            match self
+                .record_in_parent(parent, event.clone(), Some(ended))
+                .await
+            {
+                Ok(()) => return,
+                Err(failed) => error = Some(failed),
+            }
+        }
+        self.inner.listener.warning(&format!(
+            "the ending of child workflow {child} could not be recorded in its parent {}: {}; the parent replays to record it",
+            parent.workflow_id,
+            error.map(|error| error.to_string()).unwrap_or_default()
+        ));
+        if let Some(cell) = self.existing_cell(&parent.workflow_id)
+            && let Some(run) = release_if(&cell, |run| run.resolver.run_id() == parent.run_id)
+            && let Some(owner) = run.owner
+        {
+            owner.notify(Notice::Inbox);
+        }
+        if let Ok(Some(run)) = self.latest_run(&parent.workflow_id).await {
+            self.unpark(&parent.workflow_id);
+            self.inner
+                .listener
+                .wake(&parent.workflow_id, &run.workflow_type);
         }
     }
 
@@ -533,6 +604,43 @@ impl Engine {
             Err(EngineError::NotRunning { .. }) => Ok(()),
             other => other,
         }
+    }
+
+    /// Records a cancellation request for the running run of `child`'s
+    /// lineage, unless one is recorded already.
+    async fn cancel_child_run(&self, child: &ChildStarted) -> Result<()> {
+        let cell = self.cell(&child.workflow_id);
+        let mut recorder = cell.recorder.lock().await;
+        let chain = self.inner.store.read_run_chain(&child.workflow_id).await?;
+        let Some(run) = lineage_end(&chain, child.run_id)
+            .filter(|run| run.status == WorkflowStatus::Running && Some(*run) == chain.last())
+        else {
+            return Ok(());
+        };
+        let live = lock(&cell.live)
+            .as_ref()
+            .filter(|live| live.resolver.run_id() == run.run_id)
+            .map(|live| live.resolver.cancel_requested());
+        let requested = match live {
+            Some(requested) => requested,
+            None => self
+                .inner
+                .store
+                .read_from(&child.workflow_id, run.first_seq)
+                .await?
+                .iter()
+                .any(|recorded| matches!(recorded.event, Event::CancelRequested { .. })),
+        };
+        if requested {
+            return Ok(());
+        }
+        recorder.set_head(run.last_seq);
+        let reason = Payload::etf_atom("cancelled_by_parent");
+        cell.append(&mut recorder, vec![Event::CancelRequested { reason }])
+            .await?;
+        drop(recorder);
+        self.tell(&cell, run, Notice::CancelRequested);
+        Ok(())
     }
 
     /// Appends `event` (the outcome of a child command) to the parent's

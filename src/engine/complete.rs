@@ -56,6 +56,12 @@ impl Engine {
             drop(recorder);
             return self.run_terminal(workflow_id, run_id).await;
         }
+        // Read before the ending is durable: after it, a failed read would
+        // leave the parent untold and the children open, with no retry.
+        let family = match &released {
+            Some(run) => Family::of(&run.resolver),
+            None => self.family_from_store(workflow_id, &latest).await?,
+        };
         recorder.set_head(latest.last_seq);
         let (status, value, event) = match outcome {
             RunOutcome::Completed(result) => (
@@ -89,10 +95,6 @@ impl Engine {
             run_id,
             status,
             value: Some(value),
-        };
-        let family = match released {
-            Some(run) => Family::of(&run.resolver),
-            None => self.family_from_store(workflow_id, &latest).await?,
         };
         self.after_ending(workflow_id, &terminal, family).await;
         Ok(terminal)

@@ -14,6 +14,7 @@ use crate::payload::Payload;
 use crate::recorder::RecorderGuard;
 use crate::replay::{CommandKind, CommandSpec, Inbox, Interrupt, Resolution, Resolver, Scope};
 use crate::status::{RunSummary, WorkflowStatus};
+use crate::time::Timestamp;
 
 use super::{
     Engine, EngineError, LiveRun, Notice, Result, RunHandle, StartRequest, WorkflowCell, lock,
@@ -158,21 +159,59 @@ impl Engine {
         name: &str,
         payload: Payload,
     ) -> Result<()> {
-        self.signal_from(workflow_id, name, payload, None).await
+        self.signal_from(workflow_id, name, payload, None, None)
+            .await
+    }
+
+    /// Whether a run of `workflow_id` that ran at or after `since` holds a
+    /// `signal_received` sent by `key` (taken or not, carried over by a
+    /// continue-as-new or not).
+    async fn holds_signal_from(
+        &self,
+        workflow_id: &WorkflowId,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<bool> {
+        let chain = self.inner.store.read_run_chain(workflow_id).await?;
+        let Some(first) = chain
+            .iter()
+            .find(|run| run.closed_at.is_none_or(|closed| closed >= since))
+        else {
+            return Ok(false);
+        };
+        let events = self
+            .inner
+            .store
+            .read_from(workflow_id, first.first_seq)
+            .await?;
+        Ok(events.iter().any(|recorded| {
+            matches!(&recorded.event, Event::SignalReceived { sent_by: Some(by), .. } if by == key)
+        }))
     }
 
     /// [`Engine::signal`], naming the workflow command that sent it
     /// (`sent_by`, see [`crate::event::ParentRef::key`]).
+    ///
+    /// With `unless_since`, a delivery repeated after a crash: nothing is
+    /// recorded if a run of the workflow that ran at or after that instant
+    /// (the send's) already holds a `signal_received` from `sent_by`,
+    /// checked under the workflow's recorder lock.
     pub(super) async fn signal_from(
         &self,
         workflow_id: &WorkflowId,
         name: &str,
         payload: Payload,
         sent_by: Option<String>,
+        unless_since: Option<Timestamp>,
     ) -> Result<()> {
         self.ensure_open()?;
         let cell = self.cell(workflow_id);
         let mut recorder = cell.recorder.lock().await;
+        if let (Some(key), Some(since)) = (&sent_by, unless_since)
+            && self.holds_signal_from(workflow_id, key, since).await?
+        {
+            return Ok(());
+        }
         let latest = self.running_run(workflow_id).await?;
         recorder.set_head(latest.last_seq);
         let received = Event::SignalReceived {

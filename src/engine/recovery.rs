@@ -138,7 +138,8 @@ impl Engine {
     /// if the last thing it recorded is the start of a timer (so nothing
     /// came after that it has not seen), and it has no activity in flight
     /// (to dispatch again), no child without an outcome (whose ending may
-    /// have been lost with the VM), no message waiting to be taken, and no
+    /// have been lost with the VM), no parent that ended without closing it
+    /// (its policy closes it when it loads), no message waiting to be taken, and no
     /// cancellation request (which interrupts the wait). Otherwise it needs
     /// its process now; if it turns out idle it is evicted again.
     ///
@@ -164,7 +165,16 @@ impl Engine {
             segment.last().map(|recorded| &recorded.event),
             Some(Event::TimerStarted { .. })
         );
+        // A child whose parent ended without closing it must be closed now.
+        let orphaned = match resolver.parent() {
+            Some(parent) => self
+                .orphaned(parent, workflow_id, run.run_id, resolver.cancel_requested())
+                .await?
+                .is_some(),
+            None => false,
+        };
         let asleep = last_started_a_timer
+            && !orphaned
             && !resolver.has_work_in_flight()
             && !resolver.has_messages()
             && !resolver.cancel_requested();

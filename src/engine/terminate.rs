@@ -13,7 +13,7 @@ use crate::store::TimerEntry;
 
 use super::child::Family;
 use super::complete::{ending_value, release_if};
-use super::{Engine, EngineError, Notice, Result, Terminal, WorkflowCell};
+use super::{Engine, EngineError, Notice, Result, Terminal, WorkflowCell, lock};
 
 impl Engine {
     /// Ends the running run of `workflow_id` now with `workflow_terminated`:
@@ -74,6 +74,16 @@ impl Engine {
         ending: Event,
     ) -> Result<Terminal> {
         let workflow_id = &cell.workflow_id;
+        // Read before the ending is durable: after it, a failed read would
+        // leave the parent untold and the children open, with no retry.
+        let live_family = lock(&cell.live)
+            .as_ref()
+            .filter(|run| run.resolver.run_id() == latest.run_id)
+            .map(|run| Family::of(&run.resolver));
+        let family = match live_family {
+            Some(family) => family,
+            None => self.family_from_store(workflow_id, latest).await?,
+        };
         recorder.set_head(latest.last_seq);
         let recorded = cell.append(&mut recorder, vec![ending]).await?;
         // Durable with its visibility row; owner and listener not told.
@@ -83,7 +93,6 @@ impl Engine {
         let value = ending_value(ended);
         // The run's code may not record anything after its ending.
         let released = release_if(cell, |run| run.resolver.run_id() == latest.run_id);
-        let released_family = released.as_ref().map(|run| Family::of(&run.resolver));
         drop(recorder);
         self.unpark(workflow_id);
         self.inner.wheel.disarm_workflow(workflow_id);
@@ -96,10 +105,6 @@ impl Engine {
             value,
         };
         self.inner.listener.ended(workflow_id, &terminal);
-        let family = match released_family {
-            Some(family) => family,
-            None => self.family_from_store(workflow_id, latest).await?,
-        };
         self.after_ending(workflow_id, &terminal, family).await;
         Ok(terminal)
     }

@@ -91,6 +91,7 @@ defmodule Aion.Test.BadChildren do
           :unstorable_input -> start_child(Aion.Test.Doubler, %{n: self()})
           :bad_policy -> start_child(Aion.Test.Doubler, %{n: 1}, parent_close: :explode)
           :bad_id -> start_child(Aion.Test.Doubler, %{n: 1}, id: String.duplicate("x", 300))
+          :unknown_option -> start_child(Aion.Test.Doubler, %{n: 1}, parent_close_policy: :abandon)
           :bad_target -> signal_workflow(42, :go, 1)
         end
 
@@ -101,5 +102,18 @@ defmodule Aion.Test.BadChildren do
 
     # Nothing was recorded by the misuse: this child is command #0.
     {:ok, {raised, execute_child(Aion.Test.Doubler, %{n: 5})}}
+  end
+end
+
+defmodule Aion.Test.SignalThenWait do
+  @moduledoc false
+  # Sends a signal (matching :ok), then answers :state and waits forever.
+  use Aion.Workflow
+
+  @impl true
+  def run(%{target: target}) do
+    :ok = signal_workflow(target, :item, :hello)
+    on_query(:state, fn _ -> :sent end)
+    await_signal(:never)
   end
 end

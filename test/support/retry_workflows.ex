@@ -131,13 +131,13 @@ defmodule Aion.Test.CancelsHeartbeater do
 
   @impl true
   def run(%{listener: listener, how: :cancel}) do
-    activity(Aion.Test.Flaky, :until_cancelled, [listener], cancel_grace: 2_000)
+    activity(Aion.Test.Flaky, :until_cancelled, [listener], cancel_grace: 20_000)
   rescue
     Aion.CancelledError -> {:ok, :cleaned_up}
   end
 
   def run(%{listener: listener, how: :race}) do
-    result = with_timeout(100, fn -> activity(Aion.Test.Flaky, :until_cancelled, [listener], cancel_grace: 2_000) end)
+    result = with_timeout(100, fn -> activity(Aion.Test.Flaky, :until_cancelled, [listener], cancel_grace: 20_000) end)
     sleep(300)
     {:ok, result}
   end

@@ -51,19 +51,12 @@ defmodule Aion.Workflow.Child do
   defp future(ordinal, type, child_id), do: %Aion.Future{ordinal: ordinal, kind: :child, name: type, workflow_id: child_id}
 
   @doc "Asks a child to cancel (its ending reaches the parent's future)."
-  def cancel(%Aion.Future{kind: :child, workflow_id: child_id}) do
+  def cancel(%Aion.Future{kind: :child, ordinal: ordinal}) do
     context = RunProcess.context()
 
-    # A query's replay only reads.
-    if Map.has_key?(context, :query) do
-      :ok
-    else
-      case Engine.cancel(context.engine, child_id, Payload.encode!(:cancelled_by_parent)) do
-        :ok -> :ok
-        # It ended already (or never started): its outcome is in history.
-        {:error, %Aion.Error{reason: reason}} when reason in [:not_running, :not_found] -> :ok
-        {:error, error} -> Command.engine_error(context, error)
-      end
+    case Engine.cancel_child(context.run, ordinal) do
+      :ok -> :ok
+      {:error, error} -> Command.engine_error(context, error)
     end
   end
 
@@ -76,7 +69,7 @@ defmodule Aion.Workflow.Child do
 
     case Command.resolve(context, :signal_send, name) do
       {:replayed, ordinal, {:recorded, _payload}} ->
-        unless Map.has_key?(context, :query), do: sent(context, target, Engine.signal_workflow(context.run, ordinal, nil, Command.scope()))
+        sent(context, target, Engine.signal_workflow(context.run, ordinal, nil, Command.scope()))
 
       {:replayed, _ordinal, {:aion_error, reason, _value}} ->
         {:error, not_delivered(reason, target)}
@@ -131,7 +124,14 @@ defmodule Aion.Workflow.Child do
     end
   end
 
+  @options [:id, :parent_close, :execution_timeout, :run_timeout, :id_reuse, :search_attributes]
+
   defp options!(opts) do
+    case Keyword.keys(opts) -- @options do
+      [] -> :ok
+      unknown -> raise ArgumentError, "start_child: unknown options #{inspect(unknown)} (known: #{inspect(@options)})"
+    end
+
     id =
       case Start.id_option(opts, "start_child") do
         {:ok, id} -> id

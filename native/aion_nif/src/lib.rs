@@ -442,6 +442,23 @@ fn start_child<'a>(
     )
 }
 
+/// Asks the child of command `ordinal` to cancel (see
+/// `RunHandle::cancel_child`); answers `:ok`.
+#[rustler::nif]
+fn cancel_child<'a>(
+    env: Env<'a>,
+    run: AnyRun,
+    ordinal: u32,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    spawn_reply(
+        env,
+        reference,
+        async move { run.cancel_child(ordinal).await },
+        |env, ()| atoms::ok().encode(env),
+    )
+}
+
 /// Sends signal `{target, name, payload}` for live command `ordinal`, or,
 /// with `nil`, delivers the replayed command `ordinal`'s signal again if a
 /// crash may have lost it. Answers `{:ok, :sent}`, `{:ok, {:failed,

@@ -143,6 +143,14 @@ impl AnyRun {
         }
     }
 
+    pub async fn cancel_child(&self, ordinal: u32) -> Result<(), EngineError> {
+        match self {
+            AnyRun::Live(run) => run.run.cancel_child(ordinal).await,
+            // A query's replay only reads.
+            AnyRun::ReadOnly(_) => Ok(()),
+        }
+    }
+
     pub async fn signal_workflow(
         &self,
         ordinal: u32,

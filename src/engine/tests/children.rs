@@ -271,3 +271,134 @@ async fn a_sent_signal_is_delivered_again_only_if_lost() {
         .unwrap();
     assert_eq!(sent, SignalSend::Failed("not_found".into()));
 }
+
+#[tokio::test]
+async fn a_signal_taken_by_a_target_that_continued_as_new_is_not_delivered_again() {
+    use crate::engine::ContinueAsNew;
+    use crate::replay::Inbox;
+
+    let engine = memory_engine().await;
+    let target = engine.start_workflow(start(Some("target"))).await.unwrap();
+    let sender = engine.start_workflow(start(Some("sender"))).await.unwrap();
+    let spec = CommandSpec::new(CommandKind::SignalSend, "go");
+    sender.resolve(&spec, &Scope::default()).unwrap();
+    let target_id = target.info().workflow_id.clone();
+    let sent = sender
+        .signal_workflow(
+            0,
+            target_id.clone(),
+            "go".into(),
+            payload(5),
+            &Scope::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent, SignalSend::Sent);
+    // The target takes it, and continues as new.
+    let taken = target
+        .take_message(Inbox::Signal, "go", &Scope::default())
+        .await
+        .unwrap();
+    assert!(matches!(taken, crate::engine::Taken::Message { .. }));
+    engine
+        .continue_as_new(
+            &target_id,
+            target.info().run_id,
+            ContinueAsNew {
+                workflow_type: "Shop.Order".into(),
+                input: payload(1),
+            },
+        )
+        .await
+        .unwrap();
+    // The sender replays with the send as its last command: nothing again.
+    let replayed = engine
+        .load_run(&sender.info().workflow_id, None)
+        .await
+        .unwrap();
+    replayed.resolve(&spec, &Scope::default()).unwrap();
+    replayed.ensure_signal(0).await.unwrap();
+    let received = history(&engine, "target")
+        .await
+        .into_iter()
+        .filter(|event| matches!(event, Event::SignalReceived { .. }))
+        .count();
+    assert_eq!(received, 1);
+}
+
+#[tokio::test]
+async fn a_child_started_after_its_parent_ended_is_closed_by_its_policy() {
+    let engine = memory_engine().await;
+    let parent = engine.start_workflow(start(Some("parent"))).await.unwrap();
+    parent.resolve(&child_spec(), &Scope::default()).unwrap();
+    let mut recorded = child("late", ParentClose::Terminate);
+    recorded.run_id = Some(crate::ids::RunId::generate());
+    parent
+        .record(
+            crate::engine::RecordCommand::ChildWorkflowStarted {
+                ordinal: 0,
+                child: recorded.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // The parent ends between its record and the child's start.
+    engine
+        .terminate(&parent.info().workflow_id, payload(0))
+        .await
+        .unwrap();
+    let sender = crate::event::ParentRef {
+        workflow_id: parent.info().workflow_id.clone(),
+        run_id: parent.info().run_id,
+        command: 0,
+        parent_close: None,
+    };
+    let started = engine
+        .start_recorded_child(sender, &recorded)
+        .await
+        .unwrap();
+    assert!(matches!(started, ChildStart::Running));
+    let late = engine
+        .latest_run(&WorkflowId::new("late").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(late.status, WorkflowStatus::Terminated);
+}
+
+#[tokio::test]
+async fn cancel_child_asks_only_the_child_it_started_and_only_once() {
+    let engine = memory_engine().await;
+    let (parent, child) = parent_with_child(&engine, "kid", ParentClose::Abandon).await;
+    parent.cancel_child(0).await.unwrap();
+    parent.cancel_child(0).await.unwrap();
+    let requests = |events: Vec<Event>| {
+        events
+            .iter()
+            .filter(|event| matches!(event, Event::CancelRequested { .. }))
+            .count()
+    };
+    assert_eq!(requests(history(&engine, "kid").await), 1);
+    // Once the child ended and its id runs another workflow, that one is
+    // left alone.
+    engine
+        .complete_run(
+            &child.info().workflow_id,
+            child.info().run_id,
+            RunOutcome::Cancelled(payload(0)),
+        )
+        .await
+        .unwrap();
+    let other = engine.start_workflow(start(Some("kid"))).await.unwrap();
+    parent.cancel_child(0).await.unwrap();
+    let other_run: Vec<Event> = engine
+        .store()
+        .read_from(&other.info().workflow_id, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|recorded| recorded.event)
+        .collect();
+    assert_eq!(requests(other_run), 1, "only the first run's request");
+}

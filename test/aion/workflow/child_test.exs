@@ -5,12 +5,12 @@ defmodule Aion.Workflow.ChildTest do
   use Aion.Case, async: true
 
   alias Aion.Ownership
-  alias Aion.Test.{BadChildren, ChildCanceller, Collector, Doubler, Grandparent, Parent, Signaller}
+  alias Aion.Test.{BadChildren, ChildCanceller, Collector, Doubler, Grandparent, Parent, SignalThenWait, Signaller}
 
   @moduletag :tmp_dir
   @moduletag timeout: 180_000
 
-  @workflows [Doubler, Parent, Grandparent, ChildCanceller, Signaller, BadChildren, Collector]
+  @workflows [Doubler, Parent, Grandparent, ChildCanceller, Signaller, BadChildren, Collector, SignalThenWait]
 
   defp instance(dir, opts \\ []) do
     start_instance(Keyword.merge([store: {:sqlite, Path.join(dir, "aion.db")}, workflows: @workflows], opts))
@@ -134,6 +134,15 @@ defmodule Aion.Workflow.ChildTest do
   end
 
   describe "signal_workflow/3 and eviction" do
+    test "replays as it ran when a query replays an evicted sender, delivering nothing again", %{tmp_dir: dir} do
+      aion = instance(dir, evict_idle_after: 50)
+      {:ok, target} = Aion.start_workflow(aion, Collector, %{n: 2}, id: "queried-target")
+      {:ok, id} = Aion.start_workflow(aion, SignalThenWait, %{target: target})
+      assert_eventually(fn -> Ownership.run_owner(aion, id) == nil end)
+      assert {:ok, :sent} = Aion.query(aion, id, :state)
+      assert count(aion, target, :signal_received) == 1
+    end
+
     test "wakes an evicted target", %{tmp_dir: dir} do
       aion = instance(dir, evict_idle_after: 50)
       {:ok, target} = Aion.start_workflow(aion, Collector, %{n: 1}, id: "sleepy")
@@ -151,6 +160,7 @@ defmodule Aion.Workflow.ChildTest do
           unstorable_input: "the input of child workflow",
           bad_policy: ":parent_close",
           bad_id: "at most 255 bytes",
+          unknown_option: "unknown options [:parent_close_policy]",
           bad_target: "expected a workflow id"
         ] do
       test "#{misuse} raises ArgumentError before anything is recorded", %{tmp_dir: dir} do

@@ -23,8 +23,8 @@ defmodule Aion.Workflow.ContinueAsNewCrashTest do
 
   test "SIGKILL mid-chain: after restart the chain finishes with the same result, each run once", %{tmp_dir: dir} do
     {vm, db, file} = child(dir, "chain")
-    # Killed once 30 runs exist, while the chain goes on.
-    ChildVM.read_until(vm, "RUNS 30")
+    # Killed once 30 runs exist, while the chain goes on (it waits halfway).
+    ChildVM.read_until(vm, "PAST 30")
     {status, lines} = ChildVM.kill_collecting(vm)
     assert status == @killed
     # The chain was still going.
@@ -32,6 +32,7 @@ defmodule Aion.Workflow.ContinueAsNewCrashTest do
     assert last < 300
 
     aion = recover(db)
+    :ok = Aion.signal(aion, "chain", :go, :go)
     assert {:ok, total} = Aion.await(aion, "chain", 170_000)
     assert total == div(299 * 300, 2)
 
