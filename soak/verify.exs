@@ -49,6 +49,12 @@ report = fn message -> :counters.add(anomalies, 1, 1) && IO.puts("ANOMALY #{mess
 for %{workflow_id: id} <- Verify.all(Updatable), do: Aion.Soak.drive_updates(:soak, id, 4)
 for %{workflow_id: id, status: :running} <- Verify.all(Cancellable), do: Aion.cancel(:soak, id, :soak)
 
+# A life killed between a collector's start and its pinger's left the
+# pinger unstarted: start it, as a client retrying would (once).
+for %{workflow_id: "collector-" <> n = id} <- Verify.all(Collector) do
+  Aion.start_workflow(:soak, Pinger, %{target: id, k: 5}, id: "pinger-#{n}", id_reuse: :reject_duplicate)
+end
+
 roots = [Tree, Chain, Collector, Pinger, Updatable]
 deadline = System.monotonic_time(:millisecond) + 300_000
 
@@ -84,7 +90,8 @@ verified =
           count + 1
 
         other ->
-          report.("#{id}: did not complete: #{inspect(other)}")
+          received = Enum.count(Verify.history(id), &(&1.type == :signal_received))
+          report.("#{id}: did not complete: #{inspect(other)} (#{received} signals received)")
           count + 1
       end
   end
