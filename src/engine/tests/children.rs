@@ -50,6 +50,24 @@ async fn parent_with_child(
     (parent, child)
 }
 
+/// Records child command #0 of `parent` without starting the child, as a
+/// crash between the two leaves it; returns the child as recorded.
+async fn record_unstarted_child(parent: &RunHandle, id: &str) -> ChildStarted {
+    let mut recorded = child(id, ParentClose::Terminate);
+    recorded.run_id = Some(crate::ids::RunId::generate());
+    parent
+        .record(
+            crate::engine::RecordCommand::ChildWorkflowStarted {
+                ordinal: 0,
+                child: recorded.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    recorded
+}
+
 async fn history(engine: &Engine, id: &str) -> Vec<Event> {
     engine
         .store()
@@ -114,18 +132,7 @@ async fn a_child_that_never_started_is_started_by_the_replay_once() {
     let engine = memory_engine().await;
     let parent = engine.start_workflow(start(Some("parent"))).await.unwrap();
     // Recorded, then "crashed" before the start: record the command alone.
-    let mut recorded = child("late", ParentClose::Terminate);
-    recorded.run_id = Some(crate::ids::RunId::generate());
-    parent
-        .record(
-            crate::engine::RecordCommand::ChildWorkflowStarted {
-                ordinal: 0,
-                child: recorded.clone(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let recorded = record_unstarted_child(&parent, "late").await;
     let late = WorkflowId::new("late").unwrap();
     assert!(engine.latest_run(&late).await.unwrap().is_none());
 
@@ -331,18 +338,7 @@ async fn a_child_started_after_its_parent_ended_is_closed_by_its_policy() {
     let engine = memory_engine().await;
     let parent = engine.start_workflow(start(Some("parent"))).await.unwrap();
     parent.resolve(&child_spec(), &Scope::default()).unwrap();
-    let mut recorded = child("late", ParentClose::Terminate);
-    recorded.run_id = Some(crate::ids::RunId::generate());
-    parent
-        .record(
-            crate::engine::RecordCommand::ChildWorkflowStarted {
-                ordinal: 0,
-                child: recorded.clone(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let recorded = record_unstarted_child(&parent, "late").await;
     // The parent ends between its record and the child's start.
     engine
         .terminate(&parent.info().workflow_id, payload(0))
